@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv when missing:
+# the CPU build of torch first (so that nothing pulls a CUDA build), then the project with its dev extra.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rsc-installed
+TORCH := torch==2.13.0
+
+.PHONY: demo test test-fast lint compile clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rsc run
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check platform pipelines tests benchmarks
+	$(BIN)/ruff format --check platform pipelines tests benchmarks
+
+compile: $(STAMP)
+	$(BIN)/rsc compile -o pipeline.yaml
+
+clean:
+	rm -rf artifacts pipeline.yaml .pytest_cache

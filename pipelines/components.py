@@ -1,0 +1,148 @@
+"""One thin KFP component per DAG step: parse settings, call one ``rsc.stages`` function, pass URIs on.
+
+Artifacts carry the storage URI of what the stage wrote in ``metadata["uri"]`` (and small facts such
+as row counts and hashes); the data itself never travels through KFP. Imports sit inside each
+function because KFP ships the function's source to the step's container.
+"""
+
+import os
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+# The project image (see Dockerfile); every component runs in it.
+IMAGE = os.environ.get("RSC_IMAGE", "ghcr.io/rsc-platform/rsc:0.1.0")
+
+
+@dsl.component(base_image=IMAGE)
+def ingest_op(settings_json: str, bars: Output[Dataset]):
+    from rsc.stages import ingest
+    from rsc.stages.entry import settings_from_json
+
+    result = ingest.run(settings_from_json(settings_json))
+    bars.metadata.update({"uri": result.bars_uri, "rows": result.rows, "sha256": result.sha256})
+
+
+@dsl.component(base_image=IMAGE)
+def features_op(settings_json: str, bars: Input[Dataset], features: Output[Dataset]):
+    from rsc.stages import features as stage
+    from rsc.stages.entry import settings_from_json
+
+    result = stage.run(settings_from_json(settings_json), bars.metadata["uri"])
+    features.metadata.update(
+        {"uri": result.features_uri, "rows": result.rows, "sha256": result.sha256, "columns": result.columns}
+    )
+
+
+@dsl.component(base_image=IMAGE)
+def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset], scaler: Output[Artifact]):
+    from rsc.stages import split as stage
+    from rsc.stages.entry import settings_from_json
+
+    result = stage.run(settings_from_json(settings_json), features.metadata["uri"])
+    split.metadata.update({"uri": result.split_uri, "rows": result.rows})
+    scaler.metadata.update({"uri": result.scaler_uri})
+
+
+@dsl.component(base_image=IMAGE)
+def tune_op(
+    settings_json: str, split: Input[Dataset], scaler: Input[Artifact], best_params: Output[Artifact]
+):
+    from rsc.stages import tune
+    from rsc.stages.entry import settings_from_json
+
+    result = tune.run(settings_from_json(settings_json), split.metadata["uri"], scaler.metadata["uri"])
+    best_params.metadata.update(
+        {
+            "uri": result.best_params_uri,
+            "params": result.best_params,
+            "best_metric": result.best_metric,
+            "trials_uri": result.trials_uri,
+        }
+    )
+
+
+@dsl.component(base_image=IMAGE)
+def train_op(
+    settings_json: str,
+    split: Input[Dataset],
+    scaler: Input[Artifact],
+    best_params: Input[Artifact],
+    model: Output[Model],
+):
+    from rsc.stages import train
+    from rsc.stages.entry import settings_from_json
+
+    result = train.run(
+        settings_from_json(settings_json),
+        split.metadata["uri"],
+        scaler.metadata["uri"],
+        best_params.metadata["uri"],
+    )
+    model.metadata.update(
+        {
+            "uri": result.model_uri,
+            "checkpoint_uri": result.checkpoint_uri,
+            "best_iteration": result.best_iteration,
+            **result.metrics,
+        }
+    )
+
+
+@dsl.component(base_image=IMAGE)
+def evaluate_op(
+    settings_json: str,
+    split: Input[Dataset],
+    scaler: Input[Artifact],
+    model: Input[Model],
+    metrics: Output[Metrics],
+    report: Output[Artifact],
+):
+    from rsc.stages import evaluate
+    from rsc.stages.entry import settings_from_json
+
+    result = evaluate.run(
+        settings_from_json(settings_json),
+        split.metadata["uri"],
+        scaler.metadata["uri"],
+        model.metadata["uri"],
+    )
+    for strategy, values in result.metrics.items():
+        for name, value in values.items():
+            metrics.log_metric(f"{strategy}/{name}", value)
+    metrics.metadata["uri"] = result.metrics_uri
+    report.metadata["uri"] = result.report_uri
+
+
+@dsl.component(base_image=IMAGE)
+def register_op(
+    settings_json: str,
+    split: Input[Dataset],
+    model: Input[Model],
+    metrics: Input[Metrics],
+    report: Input[Artifact],
+) -> str:
+    from rsc.stages import register
+    from rsc.stages.entry import settings_from_json
+
+    result = register.run(
+        settings_from_json(settings_json),
+        split.metadata["uri"],
+        model.metadata["uri"],
+        metrics.metadata["uri"],
+        report.metadata["uri"],
+    )
+    return result.model_name
+
+
+@dsl.component(base_image=IMAGE)
+def deploy_op(settings_json: str, model_name: str) -> str:
+    import json
+
+    from rsc.stages import deploy
+    from rsc.stages.entry import settings_from_json
+
+    result = deploy.run(settings_from_json(settings_json), model_name)
+    return json.dumps(
+        {"url": result.url, "model_name": result.model_name, "model_version": result.model_version}
+    )

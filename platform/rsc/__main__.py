@@ -1,0 +1,5 @@
+"""``python -m rsc`` is the ``rsc`` command."""
+
+from rsc.cli.main import main
+
+raise SystemExit(main())

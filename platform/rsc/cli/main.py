@@ -1,0 +1,75 @@
+"""The ``rsc`` command line: ``rsc run``, ``rsc compile``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rsc.config import ConfigError, load_settings
+from rsc.config.loader import default_config_paths
+
+
+def _split_args(items: list[str]) -> tuple[list[str], list[str]]:
+    """Positional arguments: YAML files, then ``key=value`` overrides (in any order)."""
+    overrides = [item for item in items if "=" in item]
+    files = [item for item in items if "=" not in item]
+    return files, overrides
+
+
+def _settings(args: argparse.Namespace):
+    files, overrides = _split_args(args.config)
+    paths = files or default_config_paths(args.env)
+    return load_settings(paths, overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rsc.cli.run import execute
+
+    execute(_settings(args), keep_serving=args.keep_serving)
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pipelines.pipeline import compile_pipeline
+
+    path = compile_pipeline(args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rsc", description="Reinforcement-learning trading policies on Ray."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the whole DAG locally (KFP local runner), then paper-trade")
+    run.add_argument(
+        "config",
+        nargs="*",
+        help="YAML files (default configs/base.yaml + configs/<env>.yaml) and key=value overrides",
+    )
+    run.add_argument("--env", default="local", help="environment overlay under configs/ (default: local)")
+    run.add_argument("--keep-serving", action="store_true", help="keep Ray and the endpoint up after the run")
+    run.set_defaults(func=cmd_run)
+
+    compile_ = commands.add_parser("compile", help="write the KFP pipeline YAML")
+    compile_.add_argument("-o", "--output", default="pipeline.yaml", type=Path, help="output path")
+    compile_.set_defaults(func=cmd_compile)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        print(f"rsc: config error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,27 @@
+"""Canonical column names and dtypes: the only place these names are spelled."""
+
+from __future__ import annotations
+
+TIMESTAMP = "timestamp"
+SYMBOL = "symbol"
+OPEN = "open"
+HIGH = "high"
+LOW = "low"
+CLOSE = "close"
+VOLUME = "volume"
+
+PRICE_COLUMNS: tuple[str, ...] = (OPEN, HIGH, LOW, CLOSE)
+OHLCV_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, VOLUME)
+BAR_COLUMNS: tuple[str, ...] = (TIMESTAMP, *OHLCV_COLUMNS)
+
+# Name of the split part a row belongs to, and its values.
+PART = "part"
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
+PARTS: tuple[str, ...] = (TRAIN, VALIDATION, TEST)
+
+FLOAT_DTYPE = "float64"
+
+# Layout of an exported policy folder (written by train, read by evaluate, registry and serve).
+NETWORK_FILE = "network.pt"  # TorchScript: observation [B, D] -> action scores [B, A]
+POLICY_FILE = "policy.json"  # indicators, window, positions, scaler, observation size
+CHECKPOINT_DIR = "checkpoint"  # RLlib checkpoint of the best iteration

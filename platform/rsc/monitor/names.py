@@ -1,0 +1,8 @@
+"""Metric names: constants with a bounded set of tags (never run or order ids)."""
+
+PAPER_EQUITY = "rsc.paper.equity"
+PAPER_PNL = "rsc.paper.pnl"
+PAPER_POSITION = "rsc.paper.position"
+PAPER_ORDERS = "rsc.paper.orders"
+PAPER_DECISION_LATENCY = "rsc.paper.decision_latency_ms"
+PAPER_ERRORS = "rsc.paper.errors"

@@ -1,0 +1,72 @@
+"""A trained policy as served: the exported network, the feature spec and the fitted scaler.
+
+Pure torch + numpy (no RLlib, no MLflow): the evaluation stage, the MLflow pyfunc model and the
+Ray Serve replicas all act through this class, so they see exactly what training saw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rsc.core import observation
+from rsc.core.features import Bars, IndicatorRef, compute_features, feature_names, warmup_bars
+from rsc.core.schema import NETWORK_FILE, POLICY_FILE
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: int
+    target_position: float
+
+
+class Policy:
+    """Acts on observations, on feature windows, or on raw bars."""
+
+    def __init__(self, network: torch.jit.ScriptModule, spec: dict[str, Any]):
+        self.network = network.eval()
+        self.spec = spec
+        self.indicators = [IndicatorRef(i["name"], int(i["window"])) for i in spec["indicators"]]
+        self.feature_names = feature_names(self.indicators)
+        self.window = int(spec["window"])
+        self.positions = [float(p) for p in spec["positions"]]
+        self._mean = np.asarray(spec["scaler"]["mean"], dtype=np.float64)
+        self._std = np.asarray(spec["scaler"]["std"], dtype=np.float64)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Policy:
+        directory = Path(directory)
+        spec = json.loads((directory / POLICY_FILE).read_text())
+        return cls(torch.jit.load(str(directory / NETWORK_FILE), map_location="cpu"), spec)
+
+    @property
+    def min_bars(self) -> int:
+        """Bars a request must carry: the indicator warm-up plus the observation window."""
+        return warmup_bars(self.indicators) + self.window
+
+    def act(self, obs: np.ndarray) -> int:
+        return int(self.act_batch(np.asarray(obs, dtype=np.float32)[None])[0])
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """``[B, D]`` observations -> ``[B]`` greedy action indices."""
+        with torch.no_grad():
+            scores = self.network(torch.as_tensor(obs, dtype=torch.float32))
+        return scores.argmax(dim=-1).numpy()
+
+    def observe_features(self, features: np.ndarray, position: float) -> np.ndarray:
+        """``[W, F]`` raw (unscaled) features, oldest first -> observation."""
+        scaled = observation.scale(features, self._mean, self._std)
+        return observation.observe(scaled, len(scaled) - 1, self.window, position)
+
+    def features_from_bars(self, bars: Bars) -> np.ndarray:
+        """``[T]`` bars -> the last ``window`` rows of raw features ``[W, F]``."""
+        return compute_features(bars, self.indicators)[-self.window :]
+
+    def decide(self, features: np.ndarray, position: float) -> Decision:
+        action = self.act(self.observe_features(features, position))
+        return Decision(action, self.positions[action])

@@ -1,0 +1,54 @@
+"""The one function that turns an AlgorithmSpec into RLlib's ``AlgorithmConfig`` (new API stack)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.appo import APPOConfig
+from ray.rllib.algorithms.dqn import DQNConfig
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.algorithms.sac import SACConfig
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+from rsc.rl.callbacks import ValidationCallback
+from rsc.rl.envs import register_envs
+from rsc.rl.spec import AlgorithmSpec
+
+ALGORITHMS: dict[str, type[AlgorithmConfig]] = {
+    "PPO": PPOConfig,
+    "DQN": DQNConfig,
+    "APPO": APPOConfig,
+    "SAC": SACConfig,
+}
+
+
+def build_algorithm_config(
+    spec: AlgorithmSpec,
+    env_config: Mapping[str, Any],
+    seed: int,
+    training: Mapping[str, Any] | None = None,
+) -> AlgorithmConfig:
+    """RLlib config for ``spec`` on the env described by ``env_config`` (see :func:`rsc.rl.envs.env_config`).
+
+    Args:
+        training: overrides of ``spec.training`` (a Tune trial's sample, the tuned best).
+    """
+    register_envs()
+    resources = spec.resources
+    return (
+        ALGORITHMS[spec.algorithm]()
+        .environment(spec.env, env_config=dict(env_config))
+        .env_runners(
+            num_env_runners=resources.num_env_runners,
+            num_envs_per_env_runner=resources.num_envs_per_env_runner,
+            num_cpus_per_env_runner=resources.num_cpus_per_env_runner,
+        )
+        .learners(num_learners=resources.num_learners, num_gpus_per_learner=resources.num_gpus_per_learner)
+        .rl_module(model_config=DefaultModelConfig(**spec.model))
+        .training(**{**spec.training, **(training or {})})
+        .callbacks(ValidationCallback)
+        .fault_tolerance(restart_failed_env_runners=True)
+        .debugging(seed=seed, log_level="WARN")
+    )

@@ -1,0 +1,41 @@
+"""Validation with the platform's own backtest metric, inside RLlib's training loop.
+
+Every ``eval_every`` iterations (and on the first) the current module trades the validation window
+greedily through the same env and cost model. ``eval/sharpe`` and friends land in every result dict
+(the latest values carried between validations) for Tune's schedulers and ``rsc train`` to read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+from rsc.core import metrics
+from rsc.core.schema import VALIDATION
+from rsc.env import greedy_rollout
+
+EVAL_KEY = "eval"
+
+
+def validation_metrics(algorithm: Any) -> dict[str, float]:
+    """Backtest the algorithm's current module over the validation part."""
+    from rsc.rl.envs import make_env
+    from rsc.rl.policy import greedy_actor
+
+    env = make_env({**algorithm.config.env_config, "part": VALIDATION, "mode": "eval"})
+    rollout = greedy_rollout(env, greedy_actor(algorithm.get_module()))
+    return metrics.summary(rollout.equity)
+
+
+class ValidationCallback(RLlibCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self._latest: dict[str, float] | None = None
+
+    def on_train_result(self, *, algorithm, metrics_logger=None, result: dict, **kwargs) -> None:
+        every = int(algorithm.config.env_config.get("eval_every", 1))
+        iteration = result["training_iteration"]
+        if self._latest is None or iteration % every == 0:
+            self._latest = validation_metrics(algorithm)
+        result[EVAL_KEY] = dict(self._latest)

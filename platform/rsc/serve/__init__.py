@@ -1,0 +1,1 @@
+"""L3: the Ray Serve application that answers with the champion policy's action."""

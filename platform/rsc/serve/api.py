@@ -1,0 +1,52 @@
+"""Request and response models of the policy endpoint (validated by FastAPI/pydantic)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Bar(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    timestamp: str | None = Field(None, description="ISO timestamp (informational).")
+    open: float = Field(gt=0)
+    high: float = Field(gt=0)
+    low: float = Field(gt=0)
+    close: float = Field(gt=0)
+    volume: float = Field(ge=0)
+
+
+class ActRequest(BaseModel):
+    """Either ``bars`` (oldest first, at least the model's ``min_bars``) or a ``features`` window."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    bars: list[Bar] | None = Field(None, description="Window of OHLCV bars, oldest first.")
+    features: list[list[float]] | None = Field(
+        None, description="Window [W][F] of raw features, oldest first."
+    )
+    feature_names: list[str] | None = Field(None, description="Names of the feature columns, in order.")
+    position: float = Field(0.0, ge=-10, le=10, description="Current position weight.")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ActRequest:
+        if (self.bars is None) == (self.features is None):
+            raise ValueError("give exactly one of 'bars' or 'features'")
+        return self
+
+
+class ActResponse(BaseModel):
+    action: int
+    target_position: float
+    model_name: str
+    model_version: int
+
+
+class ModelInfo(BaseModel):
+    model_name: str
+    model_version: int
+    alias: str
+    window: int
+    min_bars: int
+    feature_names: list[str]
+    positions: list[float]

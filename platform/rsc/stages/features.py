@@ -1,0 +1,34 @@
+"""features: causal indicators per symbol -> feature dataset (warm-up rows dropped)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from rsc.config import Settings
+from rsc.core.features import feature_names
+from rsc.data.features import add_features, indicator_refs
+from rsc.storage import Storage, join
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FeaturesResult:
+    features_uri: str
+    columns: list[str]
+    rows: int
+    sha256: str
+
+
+def run(cfg: Settings, bars_uri: str) -> FeaturesResult:
+    storage = Storage.from_settings(cfg.storage)
+    bars = storage.read_dataset(bars_uri)
+    frame = add_features(bars, cfg.features)
+    columns = feature_names(indicator_refs(cfg.features))
+    features_uri = join(cfg.run_root, "features")
+    manifest = storage.write_dataset(
+        features_uri, frame, inputs={"bars": storage.read_manifest(bars_uri)["sha256"]}
+    )
+    log.info("features: %d rows x %d features %s", len(frame), len(columns), columns)
+    return FeaturesResult(features_uri, columns, manifest["rows"], manifest["sha256"])

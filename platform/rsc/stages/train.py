@@ -1,0 +1,81 @@
+"""train: RLlib on the training part, validated on the validation part -> checkpoint + policy folder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from rsc.config import Settings
+from rsc.core.features import feature_names
+from rsc.core.observation import observation_size
+from rsc.core.schema import POLICY_FILE, TRAIN
+from rsc.data.features import indicator_refs
+from rsc.rl.algorithm import build_algorithm_config
+from rsc.rl.envs import env_config
+from rsc.rl.runtime import connect
+from rsc.rl.spec import load_algorithm_spec, resolve_spec_path
+from rsc.rl.train import train_algorithm
+from rsc.storage import Storage, join
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_uri: str
+    checkpoint_uri: str
+    best_iteration: int
+    metrics: dict[str, float]
+
+
+def _log_iteration(row: dict) -> None:
+    log.info(
+        "train: iteration %d  episode_return_mean=%s  eval/sharpe=%.3f",
+        row["iteration"],
+        f"{row['episode_return_mean']:.4f}" if row["episode_return_mean"] is not None else "-",
+        row.get("eval/sharpe", float("nan")),
+    )
+
+
+def run(cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | None = None) -> TrainResult:
+    storage = Storage.from_settings(cfg.storage)
+    spec_path = resolve_spec_path(cfg.train.algorithm_config)
+    spec = load_algorithm_spec(spec_path)
+    tuned = storage.read_json(best_params_uri)["best_params"] if best_params_uri else {}
+    environment = env_config(split_uri, scaler_uri, TRAIN, cfg.env, cfg.storage.s3_endpoint_url)
+    config = build_algorithm_config(
+        spec, {**environment, "eval_every": cfg.train.eval_every}, cfg.run.seed, tuned
+    )
+    scaler = storage.read_json(scaler_uri)
+    obs_size = observation_size(cfg.env.window, len(scaler["columns"]))
+
+    connect(cfg.ray.address)
+    model_uri = join(cfg.run_root, "model")
+    result = train_algorithm(
+        config,
+        cfg.train.iterations or spec.stop.training_iteration,
+        model_uri,
+        storage,
+        obs_size,
+        on_iteration=_log_iteration,
+    )
+    storage.write_json(
+        join(model_uri, POLICY_FILE),
+        {
+            "algorithm": spec.algorithm,
+            "algorithm_config": str(spec_path.name),
+            "hyperparameters": {**spec.training, **tuned},
+            "indicators": [{"name": s.name, "window": s.window} for s in cfg.features.indicators],
+            "feature_names": feature_names(indicator_refs(cfg.features)),
+            "window": cfg.env.window,
+            "positions": list(cfg.env.positions),
+            "observation_size": obs_size,
+            "scaler": scaler,
+            "env": cfg.env.model_dump(mode="json"),
+            "best_iteration": result.best_iteration,
+            "validation": result.best_metrics,
+            "inputs": {"split": storage.read_manifest(split_uri)["sha256"]},
+        },
+    )
+    log.info("train: best iteration %d %s", result.best_iteration, result.best_metrics)
+    return TrainResult(model_uri, result.checkpoint_uri, result.best_iteration, result.best_metrics)

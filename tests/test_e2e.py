@@ -1,0 +1,100 @@
+"""The whole DAG through the real KFP local runner, real Ray, MLflow on SQLite and Ray Serve over HTTP."""
+
+import json
+
+import pytest
+import requests
+
+from rsc.cli.run import execute
+from rsc.cluster.local import free_port
+from rsc.registry.tracking import CHAMPION, resolve_alias
+from rsc.storage import Storage, join
+from tests.conftest import smoke_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, ray_head):
+    root = tmp_path_factory.mktemp("e2e")
+    cfg = smoke_settings(root, f"ray.address={ray_head.address}", f"serve.port={free_port()}")
+    return cfg, execute(cfg)
+
+
+def test_bars_were_ingested(demo_run):
+    cfg, _ = demo_run
+    manifest = Storage().read_manifest(join(cfg.run_root, "bars"))
+    expected = 1258  # S&P 500 trading days 2014-01-02 .. 2018-12-31 in the bundled sample
+    assert manifest["rows"] == expected
+    assert len(Storage().read_dataset(join(cfg.run_root, "bars"))) == expected
+
+
+def test_model_version_is_champion(demo_run):
+    cfg, summary = demo_run
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_registry_uri(cfg.tracking_uri)
+    assert resolve_alias(cfg.registry.model_name, CHAMPION) == summary.deployment["model_version"] == 1
+
+
+def test_artifacts_left_behind(demo_run):
+    cfg, _ = demo_run
+    root = Storage().local_path(cfg.run_root)
+    assert (root / "model" / "checkpoint").is_dir()
+    assert (root / "evaluation" / "report.html").read_text().count("data:image/png;base64,") >= 1
+    assert (root.parent / "mlflow.db").is_file()
+
+
+def test_served_action_for_valid_request(demo_run):
+    _, summary = demo_run
+    url = summary.deployment["url"]
+    model = requests.get(f"{url}/v1/model", timeout=10).json()
+    window = [[0.0] * len(model["feature_names"])] * model["window"]
+    response = requests.post(f"{url}/v1/act", json={"features": window, "position": 0.0}, timeout=30)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["action"] in range(len(model["positions"]))
+    assert body["target_position"] == model["positions"][body["action"]]
+    assert summary.served_action["model_version"] == body["model_version"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"features": [[0.0]]}, "must have shape"),
+        ({}, "exactly one of 'bars' or 'features'"),
+        ({"bars": [{"open": 1, "high": 1, "low": 1, "close": 1}]}, "volume"),
+    ],
+)
+def test_malformed_request_is_a_clear_4xx(demo_run, payload, message):
+    _, summary = demo_run
+    response = requests.post(f"{summary.deployment['url']}/v1/act", json=payload, timeout=30)
+    assert response.status_code == 422
+    assert message in response.text
+
+
+def test_nan_is_rejected_not_a_500(demo_run):
+    _, summary = demo_run
+    response = requests.post(
+        f"{summary.deployment['url']}/v1/act",
+        data='{"features": [[NaN]]}',
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 422
+
+
+def test_paper_ledger_adds_up(demo_run):
+    cfg, summary = demo_run
+    assert summary.paper.decisions == cfg.paper.bars
+    events = [
+        json.loads(line) for line in Storage().read_bytes(summary.paper.ledger_uri).decode().splitlines()
+    ]
+    marks = [e for e in events if e["type"] == "mark"]
+    assert len(marks) == cfg.paper.bars
+    for mark in marks:
+        assert mark["cash"] + mark["units"] * mark["price"] == pytest.approx(mark["equity"], rel=1e-12)
+    fills = [e for e in events if e["type"] == "fill"]
+    cash = cfg.env.initial_cash - sum(f["units"] * f["price"] + f["cost"] for f in fills)
+    assert cash == pytest.approx(marks[-1]["cash"], rel=1e-9)
