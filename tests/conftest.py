@@ -20,6 +20,9 @@ def ray_head() -> Iterator[LocalHead]:
     """A real ``ray start --head`` on 127.0.0.1 that every Ray-using test (and pipeline step) joins."""
     with local_head(num_cpus=2, dashboard_port=free_port()) as head:
         yield head
+        import ray
+
+        ray.shutdown()  # a driver whose cluster disappears under it exits the whole process
 
 
 @pytest.fixture(scope="session")

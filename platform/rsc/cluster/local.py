@@ -55,7 +55,6 @@ def local_head(
     num_cpus: int | None = None, dashboard_port: int = 8265, timeout_s: float = 60.0
 ) -> Iterator[LocalHead]:
     """Start ``ray start --head --block`` as a child process; stop it (and everything on it) on exit."""
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "ray"),

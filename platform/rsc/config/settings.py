@@ -87,17 +87,52 @@ class SplitSettings(Section):
 
 class EnvSettings(Section):
     window: int = Field(30, ge=1, description="Bars of features in one observation.")
+    action: Literal["discrete", "continuous"] = Field(
+        "discrete", description="discrete: index into `positions`; continuous: target weight in [-1, 1]."
+    )
     positions: tuple[float, ...] = Field(
         (0.0, 1.0), description="Discrete target positions (fraction of equity; negative = short)."
     )
     initial_cash: float = Field(100_000.0, gt=0, description="Starting capital.")
+    fill: Literal["next_open", "next_close"] = Field(
+        "next_open", description="A decision on bar t fills at bar t+1's open or close."
+    )
     commission_bps: float = Field(5.0, ge=0, description="Commission on traded notional, basis points.")
     slippage_bps: float = Field(2.0, ge=0, description="Slippage on traded notional, basis points.")
+    spread_factor: float = Field(
+        0.0, ge=0, description="Spread estimate as a fraction of the last bar's range (0 = off)."
+    )
+    borrow_bps_per_year: float = Field(0.0, ge=0, description="Borrow fee on short notional, bps per year.")
+    periods_per_year: float = Field(252.0, gt=0, description="Bars per year (borrow fee accrual).")
+    max_position: float = Field(1.0, gt=0, le=10, description="Limit on |weight| of any one asset.")
+    max_leverage: float = Field(1.0, gt=0, le=10, description="Limit on gross exposure (sum of |weights|).")
+    stop_loss: float | None = Field(
+        None, gt=0, lt=1, description="Exit when price moves this fraction against."
+    )
+    take_profit: float | None = Field(
+        None, gt=0, description="Exit when price moves this fraction in favour."
+    )
+    max_drawdown: float | None = Field(
+        None, gt=0, lt=1, description="Flatten and end the episode beyond this drawdown from the peak."
+    )
     episode_length: int = Field(252, ge=2, description="Bars per training episode (random start).")
     reward: str = Field("log_return", description="Reward name from rsc.core.rewards.REWARDS.")
+    drawdown_penalty: float = Field(
+        1.0, ge=0, description="Weight of new drawdown (drawdown_penalty reward)."
+    )
+    sharpe_eta: float = Field(0.01, gt=0, lt=1, description="Moment adaptation rate (diff_sharpe reward).")
     ruin_fraction: float = Field(
         0.5, gt=0, lt=1, description="Episode terminates below this equity fraction."
     )
+
+    @model_validator(mode="after")
+    def _positions_within_limits(self) -> EnvSettings:
+        if not self.positions:
+            raise ValueError("positions must not be empty")
+        worst = max(abs(p) for p in self.positions)
+        if worst > min(self.max_position, self.max_leverage):
+            raise ValueError(f"position {worst} exceeds max_position/max_leverage")
+        return self
 
 
 class TrainSettings(Section):

@@ -1,7 +1,15 @@
 """Execution, costs and portfolio accounting: the one money path of the platform.
 
-A decision taken on bar ``t`` (having seen its close) fills at bar ``t + 1``'s open; the portfolio is
-marked at each bar's close. The env, the backtester and the paper broker all call these functions.
+A decision taken on bar ``t`` (having seen its close) fills at bar ``t + 1``'s open (or close); the
+portfolio is marked at each bar's close. The env, the backtester and the paper broker all call these
+functions. The scalar kernels (:func:`fill`, :func:`protective_exit`, :func:`borrow_cost`) take and
+return plain floats so that the env's step stays cheap; :func:`rebalance` and :func:`simulate` are the
+same arithmetic behind friendlier types.
+
+Cost model, charged on traded notional ``|units traded| * price``:
+commission + slippage (basis points) + half of an optional spread estimated from the last complete
+bar's range (``spread_factor * (high - low) / close``). Shorts optionally pay a borrow fee per bar on
+their notional (annual basis points / periods per year).
 """
 
 from __future__ import annotations
@@ -14,14 +22,22 @@ BPS = 1e-4
 
 
 class Costs(NamedTuple):
-    """Costs charged on traded notional, in basis points."""
+    """Trading costs. Basis points are of traded notional; ``spread_factor`` scales the bar's range."""
 
     commission_bps: float = 0.0
     slippage_bps: float = 0.0
+    spread_factor: float = 0.0
+    borrow_bps_per_year: float = 0.0
+    periods_per_year: float = 252.0
 
     @property
     def rate(self) -> float:
+        """Cost per unit of traded notional, without the spread part."""
         return (self.commission_bps + self.slippage_bps) * BPS
+
+    @property
+    def borrow_rate_per_bar(self) -> float:
+        return self.borrow_bps_per_year * BPS / self.periods_per_year
 
 
 class Portfolio(NamedTuple):
@@ -41,18 +57,87 @@ def position_weight(portfolio: Portfolio, price: float) -> float:
     return portfolio.units * price / value if value > 0 else 0.0
 
 
+def spread_rate(high: float, low: float, close: float, spread_factor: float) -> float:
+    """Half-spread per unit of notional, estimated from a bar's range (0 when the factor is 0)."""
+    return 0.5 * spread_factor * (high - low) / close if spread_factor else 0.0
+
+
+def fill(
+    cash: float, units: float, target_weight: float, price: float, cost_rate: float
+) -> tuple[float, float, float]:
+    """Trade to ``target_weight`` of equity at ``price``.
+
+    The target is sized on pre-trade equity; the cost (``cost_rate`` per unit of traded notional) is
+    taken from cash, so the realised weight is a hair below target when costs are on.
+
+    Returns:
+        ``(cash, units, cost)`` after the trade.
+    """
+    target_units = target_weight * (cash + units * price) / price
+    traded = target_units - units
+    cost = abs(traded) * price * cost_rate
+    return cash - traded * price - cost, target_units, cost
+
+
+def borrow_cost(units: float, price: float, rate_per_bar: float) -> float:
+    """Fee for holding a short position over one bar (0 for longs)."""
+    return -units * price * rate_per_bar if units < 0 else 0.0
+
+
+def protective_exit(
+    units: float,
+    entry_price: float,
+    open_: float,
+    high: float,
+    low: float,
+    stop_loss: float | None,
+    take_profit: float | None,
+) -> float | None:
+    """Price at which a stop-loss or take-profit closes the position during a bar, or None.
+
+    Levels are fractions of the entry price. A gap through a level fills at the bar's open; when
+    both levels lie inside one bar's range the stop is assumed to trigger first (conservative).
+    """
+    if units == 0 or entry_price <= 0:
+        return None
+    direction = 1.0 if units > 0 else -1.0
+    if stop_loss is not None:
+        stop = entry_price * (1.0 - direction * stop_loss)
+        if direction * (open_ - stop) <= 0:
+            return open_
+        if (low if direction > 0 else high) * direction <= stop * direction:
+            return stop
+    if take_profit is not None:
+        target = entry_price * (1.0 + direction * take_profit)
+        if direction * (open_ - target) >= 0:
+            return open_
+        if (high if direction > 0 else low) * direction >= target * direction:
+            return target
+    return None
+
+
+def entry_price_after(units_before: float, entry_before: float, units_after: float, price: float) -> float:
+    """Average entry price after a trade: weighted on additions, kept on reductions, reset on flips."""
+    if units_after == 0:
+        return 0.0
+    if units_before == 0 or (units_before > 0) != (units_after > 0):
+        return price
+    if abs(units_after) > abs(units_before):
+        added = units_after - units_before
+        return (entry_before * units_before + price * added) / units_after
+    return entry_before
+
+
+def clip_weight(target: float, max_position: float) -> float:
+    return max(-max_position, min(max_position, target))
+
+
 def rebalance(
     portfolio: Portfolio, target_weight: float, price: float, costs: Costs
 ) -> tuple[Portfolio, float]:
-    """Trade to ``target_weight`` of equity at ``price``; returns the new portfolio and the cost paid.
-
-    The target is sized on pre-trade equity; the cost is taken from cash, so the realised weight is
-    a hair below target when costs are on.
-    """
-    target_units = target_weight * equity(portfolio, price) / price
-    traded = target_units - portfolio.units
-    cost = abs(traded) * price * costs.rate
-    return Portfolio(portfolio.cash - traded * price - cost, target_units), cost
+    """Trade to ``target_weight`` of equity at ``price``; returns the new portfolio and the cost paid."""
+    cash, units, cost = fill(portfolio.cash, portfolio.units, target_weight, price, costs.rate)
+    return Portfolio(cash, units), cost
 
 
 class Trajectory(NamedTuple):
@@ -83,3 +168,35 @@ def simulate(
         out.units[t], out.cash[t] = portfolio.units, portfolio.cash
         out.equity[t] = equity(portfolio, float(close[t]))
     return out
+
+
+# -- several assets ---------------------------------------------------------------------------------
+
+
+def normalise_weights(raw: np.ndarray, max_position: float, max_leverage: float) -> np.ndarray:
+    """``[N + 1]`` non-negative scores (last = cash) -> ``[N]`` asset weights within the limits.
+
+    Scores are normalised to sum to one (all cash when they sum to zero); each asset weight is
+    capped at ``max_position`` and the gross exposure scaled down to ``max_leverage``.
+    """
+    raw = np.maximum(np.asarray(raw, dtype=np.float64), 0.0)
+    total = raw.sum()
+    weights = raw[:-1] / total if total > 0 else np.zeros(len(raw) - 1)
+    weights = np.minimum(weights, max_position)
+    gross = weights.sum()
+    return weights * (max_leverage / gross) if gross > max_leverage else weights
+
+
+def fill_weights(
+    cash: float, units: np.ndarray, target_weights: np.ndarray, prices: np.ndarray, cost_rates: np.ndarray
+) -> tuple[float, np.ndarray, float]:
+    """Multi-asset :func:`fill`: ``[N]`` units, targets, prices and per-asset cost rates.
+
+    Returns:
+        ``(cash, units [N], total cost)`` after the trades.
+    """
+    value = cash + float(units @ prices)
+    target_units = target_weights * value / prices
+    traded = target_units - units
+    cost = float(np.abs(traded) @ (prices * cost_rates))
+    return cash - float(traded @ prices) - cost, target_units, cost

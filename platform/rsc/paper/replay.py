@@ -15,7 +15,7 @@ import pandas as pd
 import requests
 
 from rsc.config import Settings
-from rsc.core.execution import Costs, Portfolio, equity, position_weight, rebalance
+from rsc.core.execution import Costs, Portfolio, entry_price_after, equity, position_weight, rebalance
 from rsc.core.schema import CLOSE, OHLCV_COLUMNS, OPEN, SYMBOL, TIMESTAMP
 from rsc.monitor import Metric, MetricsSink, names
 from rsc.storage import Storage, join
@@ -59,13 +59,17 @@ def replay(
     lookback = int(info["min_bars"]) + INDICATOR_LOOKBACK
     bars = bars.sort_values(TIMESTAMP).reset_index(drop=True)
     first = max(lookback - 1, len(bars) - 1 - n_bars)
-    portfolio, events, trades = Portfolio(initial_cash), [], 0
+    portfolio, entry, events, trades = Portfolio(initial_cash), 0.0, [], 0
     for t in range(first, len(bars) - 1):
         window = bars.iloc[max(0, t - lookback + 1) : t + 1]
-        weight = position_weight(portfolio, float(bars[CLOSE].iloc[t]))
+        price = float(bars[CLOSE].iloc[t])
+        weight = position_weight(portfolio, price)
+        unrealised = (price / entry - 1.0) * (1 if portfolio.units > 0 else -1) if portfolio.units else 0.0
         started = time.perf_counter()
         response = requests.post(
-            f"{endpoint}/v1/act", json={"bars": _bars_payload(window), "position": weight}, timeout=30
+            f"{endpoint}/v1/act",
+            json={"bars": _bars_payload(window), "position": weight, "unrealised_return": unrealised},
+            timeout=30,
         )
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status_code != 200:
@@ -76,6 +80,7 @@ def replay(
         before = portfolio
         portfolio, cost = rebalance(portfolio, decision["target_position"], fill_price, costs)
         traded = portfolio.units - before.units
+        entry = entry_price_after(before.units, entry, portfolio.units, fill_price)
         if abs(traded) > 1e-12:
             trades += 1
         stamp = str(bars[TIMESTAMP].iloc[t + 1])

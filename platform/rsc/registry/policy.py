@@ -58,15 +58,15 @@ class Policy:
             scores = self.network(torch.as_tensor(obs, dtype=torch.float32))
         return scores.argmax(dim=-1).numpy()
 
-    def observe_features(self, features: np.ndarray, position: float) -> np.ndarray:
+    def observe_features(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> np.ndarray:
         """``[W, F]`` raw (unscaled) features, oldest first -> observation."""
-        scaled = observation.scale(features, self._mean, self._std)
-        return observation.observe(scaled, len(scaled) - 1, self.window, position)
+        scaled = observation.scale(features, self._mean, self._std).astype(np.float32)
+        return observation.observe(scaled, len(scaled) - 1, self.window, position, unrealised)
 
     def features_from_bars(self, bars: Bars) -> np.ndarray:
         """``[T]`` bars -> the last ``window`` rows of raw features ``[W, F]``."""
         return compute_features(bars, self.indicators)[-self.window :]
 
-    def decide(self, features: np.ndarray, position: float) -> Decision:
-        action = self.act(self.observe_features(features, position))
+    def decide(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> Decision:
+        action = self.act(self.observe_features(features, position, unrealised))
         return Decision(action, self.positions[action])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import ray
 
@@ -15,7 +14,6 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # the cluster's token is in ~/.ray/auth_token
         ray.init(address=address, log_to_driver=False)
         log.info("connected to Ray at %s", address)
     else:

@@ -27,6 +27,9 @@ class ActRequest(BaseModel):
     )
     feature_names: list[str] | None = Field(None, description="Names of the feature columns, in order.")
     position: float = Field(0.0, ge=-10, le=10, description="Current position weight.")
+    unrealised_return: float = Field(
+        0.0, description="Return of the open position since entry (0 when flat)."
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> ActRequest:

@@ -68,7 +68,7 @@ class PolicyServer:
 
     @api.post("/v1/act", response_model=ActResponse)
     def act(self, request: ActRequest) -> ActResponse:
-        decision = self.policy.decide(self._features(request), request.position)
+        decision = self.policy.decide(self._features(request), request.position, request.unrealised_return)
         return ActResponse(
             action=decision.action,
             target_position=decision.target_position,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import ray
@@ -30,7 +29,6 @@ def deploy(
 ) -> str:
     """Run the app on the cluster at ``ray_address`` (it outlives this process) and return its URL."""
     if not ray.is_initialized():
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(address=ray_address, log_to_driver=False)
     serve.start(http_options={"host": settings.host, "port": settings.port})
     app = PolicyServer.options(num_replicas=settings.num_replicas).bind(tracking_uri, model_name, CHAMPION)
