@@ -62,7 +62,11 @@ class DataSettings(Section):
 
 class IndicatorSpec(Section):
     name: str = Field(description="Indicator name from rsc.core.features.INDICATORS.")
-    window: int = Field(14, ge=1, description="Trailing window (bars).")
+    window: int = Field(14, ge=1, description="Trailing window (bars); MACD: the slow span.")
+    params: dict[str, float] = Field(
+        default_factory=dict,
+        description="Extra parameters (MACD fast/signal, Bollinger k); missing ones take the defaults.",
+    )
 
 
 class FeatureSettings(Section):

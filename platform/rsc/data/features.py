@@ -10,7 +10,8 @@ from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TIMESTAMP
 
 
 def indicator_refs(settings: FeatureSettings) -> list[IndicatorRef]:
-    return [IndicatorRef(spec.name, spec.window) for spec in settings.indicators]
+    """Checked refs (unknown names or parameters fail here, before any bar is read)."""
+    return [IndicatorRef.of(spec.name, spec.window, spec.params) for spec in settings.indicators]
 
 
 def add_features(bars: pd.DataFrame, settings: FeatureSettings) -> pd.DataFrame:
