@@ -136,11 +136,36 @@ class FeatureSettings(Section):
     )
 
 
+class WalkForwardSettings(Section):
+    """Walk-forward folds on the time axis: train | validation | test, test windows at the end of the data."""
+
+    folds: int = Field(3, ge=0, description="Number of folds (0 = none); the last one ends at the last bar.")
+    mode: Literal["expanding", "rolling"] = Field(
+        "expanding", description="expanding: train from the first bar; rolling: the last train_bars only."
+    )
+    train_bars: int = Field(
+        504,
+        ge=2,
+        description="Training bars before purging: the minimum (expanding) or the length (rolling).",
+    )
+    validation_bars: int = Field(126, ge=1, description="Validation bars per fold, before purging.")
+    test_bars: int = Field(126, ge=1, description="Test bars per fold.")
+    label_horizon: int = Field(
+        1,
+        ge=0,
+        description="Bars a row's label looks ahead; rows whose label reaches a later window are purged.",
+    )
+    embargo_bars: int = Field(
+        5, ge=0, description="Gap after each test window: no training row and no other test window in it."
+    )
+
+
 class SplitSettings(Section):
     train_end: date = Field(date(2016, 12, 31), description="Last date of the training part.")
     validation_end: date = Field(
         date(2017, 12, 31), description="Last date of the validation part; the rest is test."
     )
+    walk_forward: WalkForwardSettings = WalkForwardSettings()
 
 
 class EnvSettings(Section):
