@@ -63,7 +63,9 @@ class ValidationSettings(Section):
     duplicates: CheckPolicy = Field("fail", description="Repeated timestamp; repair: keep the first.")
     numeric: CheckPolicy = Field("fail", description="Non-numeric OHLCV value; repair: drop the row.")
     finite: CheckPolicy = Field(
-        "fail", description="NaN, empty or inf OHLCV value; repair: forward-fill (leading rows dropped)."
+        "fail",
+        description="NaN, empty or inf OHLCV value; repair: forward-fill (a bar missing a price becomes "
+        "a flat bar at the last close; leading rows are dropped).",
     )
     positive: CheckPolicy = Field("fail", description="Price <= 0; repair: drop the row.")
     high: CheckPolicy = Field("fail", description="high < max(open, close); repair: drop the row.")

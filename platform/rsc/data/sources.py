@@ -124,7 +124,13 @@ class FileSource:
         parquet = uri.endswith(".parquet") or (not uri.endswith(".csv") and self.default_format == "parquet")
         try:
             frame = pd.read_parquet(io.BytesIO(data)) if parquet else pd.read_csv(io.BytesIO(data))
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+            ValueError,
+            OSError,
+        ) as error:
             kind = "Parquet" if parquet else "CSV"
             raise SourceError(f"{uri}: not a readable {kind} file: {error}") from error
         return frame, sha256_bytes(data)

@@ -233,22 +233,31 @@ class _Checker:
             shown = original.to_numpy()
             self.work[column] = values.astype(np.float64)
             self.rows_check("numeric", bad, lambda i, c=column, v=shown: f"non-numeric {c} {v[i]!r}")
-        for column in OHLCV_COLUMNS:
-            values = self.work[column].to_numpy(dtype=np.float64)
-            self.rows_check(
-                "finite",
-                ~np.isfinite(values),
-                lambda i, c=column, v=values: f"{c} is {v[i]} (NaN, empty or inf)",
-                self._forward_fill(column),
-            )
-
-    def _forward_fill(self, column: str) -> Callable[[np.ndarray], None]:
-        def repair(bad: np.ndarray) -> None:
-            filled = self.work[column].where(~bad).ffill()
-            self.work[column] = filled
-            self.keep(filled.notna().to_numpy())  # nothing before them to carry forward
-
-        return repair
+        bad = {c: ~np.isfinite(self.work[c].to_numpy(dtype=np.float64)) for c in OHLCV_COLUMNS}
+        repair = self.policy.finite == "repair"
+        for column, mask in bad.items():
+            if mask.any():
+                values = self.work[column].to_numpy()
+                self.note(
+                    "finite",
+                    f"{column} is {values[np.flatnonzero(mask)[0]]} (NaN, empty or inf)",
+                    mask,
+                    repair,
+                )
+        any_bad = np.logical_or.reduce(list(bad.values()))
+        if not any_bad.any():
+            return
+        if not repair:
+            self.keep(~any_bad)
+            return
+        # A bar with a missing price becomes a flat bar at the last close (so the bar stays a valid
+        # bar); a missing volume takes the last volume. Rows with nothing before them are dropped.
+        price_bad = np.logical_or.reduce([bad[c] for c in PRICE_COLUMNS])
+        last_close = self.work[CLOSE].where(~price_bad).ffill()
+        for column in PRICE_COLUMNS:
+            self.work[column] = self.work[column].where(~price_bad, last_close)
+        self.work[VOLUME] = self.work[VOLUME].where(~bad[VOLUME]).ffill()
+        self.keep(self.work[[*PRICE_COLUMNS, VOLUME]].notna().all(axis=1).to_numpy())
 
     def bar_shape(self) -> None:
         prices = self.work[list(PRICE_COLUMNS)].to_numpy()
