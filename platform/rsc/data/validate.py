@@ -93,14 +93,10 @@ class _Checker:
     def __init__(self, frame: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings):
         self.source, self.symbol, self.policy = source, symbol, policy
         index = frame.index
-        rows = index.to_numpy() if pd.api.types.is_integer_dtype(index) else np.arange(len(frame))
+        self.source_rows = index.to_numpy() if pd.api.types.is_integer_dtype(index) else np.arange(len(frame))
+        self.source_stamps = frame[TIMESTAMP] if TIMESTAMP in frame.columns else None
         self.work = frame.reset_index(drop=True)
-        self.rows = np.asarray(rows, dtype=np.int64)
-        self.raw_stamps = (
-            self.work[TIMESTAMP].astype(str).to_numpy()
-            if TIMESTAMP in self.work.columns
-            else np.full(len(frame), "?")
-        )
+        self.pos = np.arange(len(frame))  # each working row's position in the input
         self.report = ValidationReport(source, symbol, rows_in=len(frame))
 
     def note(
@@ -111,6 +107,8 @@ class _Checker:
             self.report.findings.append(Finding(check, self.source, self.symbol, str(message)))
             return
         first = int(np.flatnonzero(bad)[0])
+        source_pos = self.pos[first]
+        stamp = "?" if self.source_stamps is None else str(self.source_stamps.iloc[source_pos])
         self.report.findings.append(
             Finding(
                 check,
@@ -118,15 +116,15 @@ class _Checker:
                 self.symbol,
                 message(first) if callable(message) else message,
                 rows=int(bad.sum()),
-                row=int(self.rows[first]),
-                timestamp=str(self.raw_stamps[first]),
+                row=int(self.source_rows[source_pos]),
+                timestamp=stamp,
                 repaired=repaired,
             )
         )
 
     def keep(self, mask: np.ndarray) -> None:
         self.work = self.work.loc[mask].reset_index(drop=True)
-        self.rows, self.raw_stamps = self.rows[mask], self.raw_stamps[mask]
+        self.pos = self.pos[mask]
 
     def rows_check(
         self,
@@ -168,31 +166,33 @@ class _Checker:
     def timestamps(self) -> bool:
         """Parse the timestamps; False when a zone problem makes every later check meaningless."""
         raw = self.work[TIMESTAMP]
+        parsed = None
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
-            aware = np.ones(len(raw), dtype=bool)
-            text = None
+            aware, text = np.ones(len(raw), dtype=bool), None
         elif pd.api.types.is_datetime64_dtype(raw.dtype):
-            aware = np.zeros(len(raw), dtype=bool)
-            text = None
+            aware, text = np.zeros(len(raw), dtype=bool), None
         else:
             text = raw.astype("string").str.strip()
-            aware = text.str.contains(_ZONE, regex=True).fillna(False).to_numpy(dtype=bool)
+            aware, parsed = _zone_flags(text)
         if aware.any() and not aware.all():
             differs = aware != aware[0]
             kind = "zone-aware" if aware[np.flatnonzero(differs)[0]] else "naive"
             first = "zone-aware" if aware[0] else "naive"
             self.note(
                 "timezone",
-                f"mixed time zones: this stamp is {kind} while row {self.rows[0]} is {first}; "
+                f"mixed time zones: this stamp is {kind} while row {self.source_rows[0]} is {first}; "
                 "a file's timestamps must all carry a zone or all be naive",
                 differs,
             )
             return False
-        stamps, local = _parse(raw if text is None else text, bool(aware.all()))
+        if parsed is not None and not aware.any():
+            stamps = local = parsed  # naive ISO stamps: the first parse is the answer
+        else:
+            stamps, local = _parse(raw if text is None else text, bool(aware.all()))
         bad = stamps.isna().to_numpy()
         self.rows_check("timestamps", bad, "missing or unparseable timestamp")
-        stamps, local = stamps[~bad].reset_index(drop=True), local[~bad].reset_index(drop=True)
-        midnight = (local - local.dt.normalize()).to_numpy() == np.timedelta64(0)
+        stamps, local = stamps.to_numpy()[~bad], local.to_numpy()[~bad]
+        midnight = local.astype("datetime64[ns]").view(np.int64) % (86_400 * 10**9) == 0
         if aware.all() and midnight.all():
             stamps = local  # daily bars: keep the exchange's calendar date
         elif not aware.all() and not midnight.all():
@@ -203,7 +203,7 @@ class _Checker:
                 ~midnight,
             )
             return False
-        self.work[TIMESTAMP] = stamps.to_numpy().astype("datetime64[ns]")
+        self.work[TIMESTAMP] = stamps.astype("datetime64[ns]")
         return True
 
     def order_and_duplicates(self) -> None:
@@ -214,7 +214,7 @@ class _Checker:
         def sort(_: np.ndarray) -> None:
             order = np.argsort(self.work[TIMESTAMP].to_numpy(), kind="stable")
             self.work = self.work.iloc[order].reset_index(drop=True)
-            self.rows, self.raw_stamps = self.rows[order], self.raw_stamps[order]
+            self.pos = self.pos[order]
 
         if earlier.any():
             self.rows_check(
@@ -227,6 +227,11 @@ class _Checker:
     def values(self) -> None:
         for column in OHLCV_COLUMNS:
             original = self.work[column]
+            if pd.api.types.is_numeric_dtype(original.dtype) and not pd.api.types.is_bool_dtype(
+                original.dtype
+            ):
+                self.work[column] = original.astype(np.float64)
+                continue
             values = pd.to_numeric(original, errors="coerce")
             text = original.astype("string").str.strip()
             bad = (values.isna() & original.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)
@@ -260,17 +265,33 @@ class _Checker:
         self.keep(self.work[[*PRICE_COLUMNS, VOLUME]].notna().all(axis=1).to_numpy())
 
     def bar_shape(self) -> None:
-        prices = self.work[list(PRICE_COLUMNS)].to_numpy()
-        self.rows_check("positive", (prices <= 0).any(axis=1), "non-positive price")
-        w = self.work
+        def arrays() -> dict[str, np.ndarray]:
+            return {c: self.work[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS}
+
+        a = arrays()
         self.rows_check(
-            "high", (w[HIGH] < np.maximum(w[OPEN], w[CLOSE])).to_numpy(), "high below max(open, close)"
+            "positive", np.logical_or.reduce([a[c] <= 0 for c in PRICE_COLUMNS]), "non-positive price"
         )
-        w = self.work
-        self.rows_check(
-            "low", (w[LOW] > np.minimum(w[OPEN], w[CLOSE])).to_numpy(), "low above min(open, close)"
-        )
-        self.rows_check("volume", (self.work[VOLUME] < 0).to_numpy(), "negative volume")
+        a = arrays()
+        self.rows_check("high", a[HIGH] < np.maximum(a[OPEN], a[CLOSE]), "high below max(open, close)")
+        a = arrays()
+        self.rows_check("low", a[LOW] > np.minimum(a[OPEN], a[CLOSE]), "low above min(open, close)")
+        self.rows_check("volume", arrays()[VOLUME] < 0, "negative volume")
+
+
+def _zone_flags(text: pd.Series) -> tuple[np.ndarray, pd.Series | None]:
+    """Which stamps carry a zone, and the parsed stamps when that one parse settles it.
+
+    One ISO 8601 parse decides for a uniform column; mixed zones or offsets (or another format)
+    fall back to a regex per stamp.
+    """
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        if parsed.notna().any():
+            return np.full(len(text), parsed.dt.tz is not None), parsed
+    except ValueError:  # mixed zones or offsets: look at each stamp
+        pass
+    return text.str.contains(_ZONE, regex=True).fillna(False).to_numpy(dtype=bool), None
 
 
 def _parse(values: pd.Series, aware: bool) -> tuple[pd.Series, pd.Series]:
