@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pandas as pd
 
 from rsc.config.settings import FeatureSettings
@@ -22,12 +25,15 @@ def add_features(bars: pd.DataFrame, settings: FeatureSettings, track: Track = u
     """
     refs = indicator_refs(settings)
     names = feature_names(refs)
-    ordered = bars.sort_values([SYMBOL, TIMESTAMP], kind="stable")
-    groups = ordered.groupby(SYMBOL, sort=True)
-    parts = []
-    for _, group in track(groups, "features", groups.ngroups):
-        values = compute_features(Bars.from_columns({c: group[c].to_numpy() for c in OHLCV_COLUMNS}), refs)
-        part = group.reset_index(drop=True)
-        part = pd.concat([part, pd.DataFrame(values, columns=names)], axis=1)
-        parts.append(part.dropna(subset=names))
-    return pd.concat(parts, ignore_index=True)
+    ordered = bars.sort_values([SYMBOL, TIMESTAMP], kind="stable", ignore_index=True)
+    columns = {c: ordered[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS}
+    symbols = ordered[SYMBOL].to_numpy()
+    starts = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1]]) if len(symbols) else np.array([], int)
+    bounds = [*starts.tolist(), len(symbols)]
+    values = np.empty((len(ordered), len(names)))
+    for start, stop in track(list(itertools.pairwise(bounds)), "features", len(starts)):
+        one = Bars.from_columns({c: x[start:stop] for c, x in columns.items()})
+        values[start:stop] = compute_features(one, refs)
+    keep = ~np.isnan(values).any(axis=1)
+    out = ordered.loc[keep].reset_index(drop=True)
+    return pd.concat([out, pd.DataFrame(values[keep], columns=names)], axis=1)

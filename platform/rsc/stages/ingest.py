@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from rsc.config import Settings
-from rsc.core.schema import SYMBOL, TIMESTAMP
+from rsc.core.schema import SYMBOL
 from rsc.data.progress import Track, untracked
 from rsc.data.sources import clip_dates, make_source
 from rsc.data.validate import validate_bars
@@ -37,20 +37,14 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     for raw in track(make_source(data, storage).fetch(data.symbols), "ingest + validate", symbols):
         bars = validate_bars(raw.frame, raw.origin, raw.symbol, data.validation)
         bars[SYMBOL] = raw.symbol
-        bars = clip_dates(bars, data.start, data.end)
-        if bars.empty:
-            raise ValueError(f"{raw.origin} [{raw.symbol}]: no bars between {data.start} and {data.end}")
         frames.append(bars)
         inputs[f"raw/{raw.symbol}"] = raw.sha256
-        log.debug(
-            "ingest: %s %d bars %s..%s",
-            raw.symbol,
-            len(bars),
-            bars[TIMESTAMP].iloc[0],
-            bars[TIMESTAMP].iloc[-1],
-        )
+    frame = clip_dates(pd.concat(frames, ignore_index=True), data.start, data.end)
+    empty = sorted({b[SYMBOL].iloc[0] for b in frames} - set(frame[SYMBOL].unique()))
+    if empty:
+        raise ValueError(f"no bars between {data.start} and {data.end} for symbol(s) {empty}")
     bars_uri = join(cfg.run_root, "bars")
-    manifest = storage.write_dataset(bars_uri, pd.concat(frames, ignore_index=True), inputs=inputs)
+    manifest = storage.write_dataset(bars_uri, frame, inputs=inputs)
     log.info(
         "ingest: %d symbols, %d bars -> %s (sha256 %s)",
         len(frames),

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import fsspec
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -140,16 +141,19 @@ class Storage:
         Returns:
             The manifest, written last: the commit point of the dataset.
         """
-        schema = pa.Schema.from_pandas(frame, preserve_index=False)
         partitions: dict[str, dict[str, Any]] = {}
-        for key, part in _partitions(frame):
-            data = _parquet_bytes(part, schema)
+        table = pa.Table.from_pandas(_by_symbol(frame), preserve_index=False)
+        schema = table.schema
+        for key, part in _partitions(table):
+            buffer = io.BytesIO()
+            pq.write_table(part, buffer, compression="zstd")
+            data = buffer.getvalue()
             digest = sha256_bytes(data)
             name = f"part-{digest[:16]}.parquet"
             if key is not None:
                 name = f"{SYMBOL}={quote(key, safe='')}/{name}"
             self.write_bytes(join(uri, name), data)
-            partitions[key or ""] = {"file": name, "sha256": digest, "rows": len(part)}
+            partitions[key or ""] = {"file": name, "sha256": digest, "rows": part.num_rows}
         listing = "".join(f"{key}\t{p['sha256']}\n" for key, p in partitions.items())
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -219,18 +223,22 @@ class Storage:
         return Path(uri.removeprefix("file://")) if not uri.startswith("s3://") else None
 
 
-def _partitions(frame: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
-    """One part per symbol, sorted by symbol (the whole frame when there is no symbol column)."""
-    if SYMBOL not in frame.columns or frame.empty:
-        return [(None, frame)]
-    return [(str(key), part) for key, part in frame.groupby(SYMBOL, sort=True)]
+def _by_symbol(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by symbol (stable: each symbol's rows keep their order)."""
+    if SYMBOL not in frame.columns or frame[SYMBOL].is_monotonic_increasing:
+        return frame
+    return frame.sort_values(SYMBOL, kind="stable")
 
 
-def _parquet_bytes(frame: pd.DataFrame, schema: pa.Schema) -> bytes:
-    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    return buffer.getvalue()
+def _partitions(table: pa.Table) -> list[tuple[str | None, pa.Table]]:
+    """One zero-copy slice per symbol of a table grouped by symbol (the whole table without one)."""
+    if SYMBOL not in table.column_names or table.num_rows == 0:
+        return [(None, table)]
+    symbols = table.column(SYMBOL).to_numpy(zero_copy_only=False).astype(str)
+    keys, starts = np.unique(symbols, return_index=True)
+    order = np.argsort(starts)
+    bounds = [*starts[order], len(symbols)]
+    return [(str(keys[i]), table.slice(bounds[j], bounds[j + 1] - bounds[j])) for j, i in enumerate(order)]
 
 
 def _time_range(frame: pd.DataFrame) -> list[str] | None:
