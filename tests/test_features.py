@@ -316,3 +316,15 @@ def test_served_policy_computes_the_same_features_as_the_features_stage():
     trained = add_features(bars, settings)[feature_names(refs)].to_numpy()
     assert policy.feature_names == feature_names(refs)
     np.testing.assert_array_equal(policy.features_from_bars(Bars.from_columns(bars)), trained[-5:])
+
+
+def test_seed_indicator_overlay_loads_and_computes():
+    from rsc.config import load_settings
+    from tests.conftest import CONFIGS
+
+    cfg = load_settings([CONFIGS / "base.yaml", CONFIGS / "features_seed.yaml"])
+    refs = indicator_refs(cfg.features)
+    assert {r.name for r in refs} == set(INDICATORS)
+    frame = add_features(synthetic_bars(200), cfg.features)
+    assert len(frame) == 200 - warmup_bars(refs) + 1
+    assert np.isfinite(frame[feature_names(refs)].to_numpy()).all()
