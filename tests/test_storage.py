@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import boto3
 import pandas as pd
@@ -195,3 +196,16 @@ def test_s3_credentials_and_endpoint_from_settings(s3_endpoint, monkeypatch, tmp
 def test_unsupported_scheme():
     with pytest.raises(ValueError, match="unsupported URI scheme"):
         Storage().read_bytes("gs://bucket/x")
+
+
+def test_file_source_reads_a_folder_of_csv_files(store):
+    """The csv/parquet sources go through Storage, so a folder on S3 works like a local one."""
+    from rsc.data.sources import FileSource
+
+    storage, root = store
+    for symbol in ("AAA", "^BBB"):
+        body = synthetic_bars(15, symbol=symbol).drop(columns="symbol").to_csv(index=False).encode()
+        storage.write_bytes(join(root, "raw", f"{quote(symbol, safe='')}.csv"), body)
+    fetched = {raw.symbol: raw for raw in FileSource(join(root, "raw"), storage).fetch(["*"])}
+    assert sorted(fetched) == ["AAA", "^BBB"]
+    assert len(fetched["^BBB"].frame) == 15 and fetched["^BBB"].origin.startswith(root)
