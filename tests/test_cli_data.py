@@ -78,3 +78,8 @@ def test_ingest_of_bad_input_is_one_line_and_writes_nothing(bar_files, tmp_path,
     err = capsys.readouterr().err
     assert f"rsc: data error: {bar_files}/AAA.csv [AAA] row 9 (2015-01-14): close is inf" in err
     assert not root.exists()
+
+
+def test_validate_of_a_missing_path_is_one_line(tmp_path, capsys):
+    assert main(["data", "validate", str(tmp_path / "nothing.csv")]) == 1
+    assert f"rsc: data error: {tmp_path}/nothing.csv: file not found" in capsys.readouterr().err

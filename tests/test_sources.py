@@ -260,3 +260,13 @@ def test_make_source_needs_a_path_for_files():
     with pytest.raises(SourceError, match=r"data.path is required for data.source='csv'"):
         make_source(DataSettings(source="csv"), Storage())
     assert isinstance(make_source(DataSettings(source="yfinance"), Storage()), YahooSource)
+
+
+def test_yahoo_intraday_bars_stay_utc_instants():
+    from rsc.data.yahoo import parse_chart
+
+    payload = json.loads((RECORDED / "GOOG.json").read_text())
+    frame = parse_chart(payload, YahooSettings(interval="1h", adjusted=False), "recorded")
+    bars = validate_bars(frame, "recorded", "GOOG")
+    assert bars["timestamp"].iloc[0] == pd.Timestamp("2012-02-01 14:30")  # 09:30 New York in UTC
+    assert bars["timestamp"].iloc[-1].hour == 13  # after the switch to daylight saving time
