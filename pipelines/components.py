@@ -40,7 +40,7 @@ def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset
     from rsc.stages.entry import settings_from_json
 
     result = stage.run(settings_from_json(settings_json), features.metadata["uri"])
-    split.metadata.update({"uri": result.split_uri, "rows": result.rows})
+    split.metadata.update({"uri": result.split_uri, "rows": result.rows, "folds_uri": result.folds_uri})
     scaler.metadata.update({"uri": result.scaler_uri})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import boto3
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from rsc.cluster.local import free_port
+from rsc.config.settings import StorageSettings
 from rsc.storage import Storage, join
 from tests.helpers import synthetic_bars
 
@@ -54,28 +56,99 @@ def test_dataset_round_trip_and_manifest(store):
     pd.testing.assert_frame_equal(storage.read_dataset(uri), frame)
 
 
+def many_symbols() -> pd.DataFrame:
+    return pd.concat(
+        [synthetic_bars(40, seed=i, symbol=name) for i, name in enumerate(["MSFT", "^GSPC", "BRK/B"])],
+        ignore_index=True,
+    )
+
+
 def test_same_input_same_hash_on_every_filesystem(store, tmp_path):
     storage, root = store
-    frame = synthetic_bars(80, seed=4)
-    first = storage.write_dataset(join(root, "a"), frame)["sha256"]
-    again = storage.write_dataset(join(root, "a"), frame)["sha256"]
-    local = Storage().write_dataset(f"file://{tmp_path}/reference", frame)["sha256"]
-    assert first == again == local
+    frame = many_symbols()
+    first = storage.write_dataset(join(root, "a"), frame, inputs={"raw": "abc"})
+    again = storage.write_dataset(join(root, "a"), frame, inputs={"raw": "abc"})
+    local = Storage().write_dataset(f"file://{tmp_path}/reference", frame, inputs={"raw": "abc"})
+    assert first["sha256"] == again["sha256"] == local["sha256"]
+    manifest_bytes = storage.read_bytes(join(root, "a", "manifest.json"))
+    assert manifest_bytes == Storage().read_bytes(f"file://{tmp_path}/reference/manifest.json")
+    changed = frame.copy()
+    changed.loc[5, "close"] *= 1.0001
+    assert storage.write_dataset(join(root, "b"), changed)["sha256"] != first["sha256"]
 
 
-def test_failed_write_keeps_previous_version(store, monkeypatch):
+def test_datasets_are_partitioned_by_symbol(store):
+    storage, root = store
+    frame = many_symbols()
+    uri = join(root, "bars")
+    manifest = storage.write_dataset(uri, frame)
+    assert manifest["partition_by"] == "symbol"
+    assert list(manifest["partitions"]) == ["BRK/B", "MSFT", "^GSPC"]
+    assert manifest["partitions"]["^GSPC"]["file"].startswith("symbol=%5EGSPC/part-")
+    assert manifest["partitions"]["BRK/B"]["file"].startswith("symbol=BRK%2FB/part-")
+    assert manifest["time_range"] == ["2015-01-01 00:00:00", "2015-02-25 00:00:00"]
+    fs, path = storage.filesystem(uri)
+    assert sorted(p.removeprefix(path.rstrip("/") + "/") for p in fs.find(path)) == sorted(
+        ["manifest.json", *manifest["files"]]
+    )
+    one = storage.read_dataset(uri, symbols=["^GSPC"])
+    pd.testing.assert_frame_equal(one, frame[frame.symbol == "^GSPC"].reset_index(drop=True))
+    everything = storage.read_dataset(uri).sort_values(["symbol", "timestamp"], ignore_index=True)
+    pd.testing.assert_frame_equal(everything, frame.sort_values(["symbol", "timestamp"], ignore_index=True))
+    with pytest.raises(KeyError, match=r"no symbol\(s\) \['AAPL'\]"):
+        storage.read_dataset(uri, symbols=["AAPL"])
+
+
+def test_rewrite_removes_files_of_the_old_version(store):
+    storage, root = store
+    uri = join(root, "ds")
+    storage.write_dataset(uri, many_symbols())
+    manifest = storage.write_dataset(uri, synthetic_bars(10, symbol="ONLY"))
+    fs, path = storage.filesystem(uri)
+    assert sorted(p.removeprefix(path.rstrip("/") + "/") for p in fs.find(path)) == sorted(
+        ["manifest.json", *manifest["files"]]
+    )
+
+
+def test_crash_between_partition_files_keeps_previous_version(store, monkeypatch):
     storage, root = store
     uri = join(root, "ds")
     storage.write_dataset(uri, synthetic_bars(20))
+    before = storage.read_bytes(join(uri, "manifest.json"))
+    written = []
+    real = Storage.write_bytes
+
+    def crash_on_second_file(self, target, data):
+        if target.endswith(".parquet") and len(written) == 1:
+            raise OSError("connection reset")
+        written.append(target)
+        real(self, target, data)
+
+    monkeypatch.setattr(Storage, "write_bytes", crash_on_second_file)
+    with pytest.raises(OSError, match="connection reset"):
+        storage.write_dataset(uri, many_symbols())
+    monkeypatch.undo()
+    assert len(written) == 1  # one new partition file landed, the manifest did not
+    assert storage.read_bytes(join(uri, "manifest.json")) == before
+    pd.testing.assert_frame_equal(storage.read_dataset(uri), synthetic_bars(20))
+    storage.write_dataset(uri, synthetic_bars(20))  # the next write sweeps the leftover away
+    fs, path = storage.filesystem(uri)
+    assert len(fs.find(path)) == 2
+
+
+def test_crash_before_the_first_manifest_leaves_no_dataset(store, monkeypatch):
+    storage, root = store
+    uri = join(root, "new")
 
     def crash(self, uri, payload):
         raise OSError("disk full")
 
-    monkeypatch.setattr(Storage, "write_json", crash)  # the manifest (the commit) never lands
+    monkeypatch.setattr(Storage, "write_json", crash)
     with pytest.raises(OSError):
-        storage.write_dataset(uri, synthetic_bars(30, seed=9))
+        storage.write_dataset(uri, many_symbols())
     monkeypatch.undo()
-    assert len(storage.read_dataset(uri)) == 20
+    with pytest.raises(FileNotFoundError, match="no dataset at"):
+        storage.read_dataset(uri)
 
 
 def test_missing_dataset_is_a_clear_error(store):
@@ -96,6 +169,43 @@ def test_folder_upload_and_download(store, tmp_path):
     assert (target / "sub" / "b.txt").read_text() == "b"
 
 
+def test_s3_credentials_and_endpoint_from_settings(s3_endpoint, monkeypatch, tmp_path):
+    """Settings win over the AWS_* variables; with none set, botocore's chain (the variables) is used."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "wrong")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    settings = StorageSettings(
+        root="s3://rsc-test",
+        s3_endpoint_url=s3_endpoint,
+        s3_region="us-east-1",
+        s3_access_key_id="configured",
+        s3_secret_access_key="configured-secret",
+    )
+    storage = Storage.from_settings(settings)
+    assert storage.s3_options() == {
+        "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+        "key": "configured",
+        "secret": "configured-secret",
+    }
+    fs, _ = storage.filesystem("s3://rsc-test/x")
+    assert (fs.key, fs.secret) == ("configured", "configured-secret")
+    storage.write_json(f"s3://rsc-test/{tmp_path.name}/c.json", {"ok": True})
+    assert storage.read_json(f"s3://rsc-test/{tmp_path.name}/c.json") == {"ok": True}
+    assert Storage().s3_options() == {}
+
+
 def test_unsupported_scheme():
     with pytest.raises(ValueError, match="unsupported URI scheme"):
         Storage().read_bytes("gs://bucket/x")
+
+
+def test_file_source_reads_a_folder_of_csv_files(store):
+    """The csv/parquet sources go through Storage, so a folder on S3 works like a local one."""
+    from rsc.data.sources import FileSource
+
+    storage, root = store
+    for symbol in ("AAA", "^BBB"):
+        body = synthetic_bars(15, symbol=symbol).drop(columns="symbol").to_csv(index=False).encode()
+        storage.write_bytes(join(root, "raw", f"{quote(symbol, safe='')}.csv"), body)
+    fetched = {raw.symbol: raw for raw in FileSource(join(root, "raw"), storage).fetch(["*"])}
+    assert sorted(fetched) == ["AAA", "^BBB"]
+    assert len(fetched["^BBB"].frame) == 15 and fetched["^BBB"].origin.startswith(root)

@@ -1,4 +1,4 @@
-"""The ``rsc`` command line: ``rsc run``, ``rsc compile``."""
+"""The ``rsc`` command line: ``rsc run``, ``rsc compile``, ``rsc data ...``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from rsc.cli import data as data_commands
 from rsc.config import ConfigError, load_settings
 from rsc.config.loader import default_config_paths
 
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="write the KFP pipeline YAML")
     compile_.add_argument("-o", "--output", default="pipeline.yaml", type=Path, help="output path")
     compile_.set_defaults(func=cmd_compile)
+
+    data_commands.register(commands, _settings)
     return parser
 
 

@@ -28,7 +28,14 @@ class RunSettings(Section):
 class StorageSettings(Section):
     root: str = Field("file://./artifacts", description="Storage root URI: file:// or s3://.")
     s3_endpoint_url: str | None = Field(
-        None, description="S3 endpoint (MinIO, a loopback server); None = AWS."
+        None, description="S3 endpoint (MinIO, a loopback server); None = AWS_ENDPOINT_URL(_S3) or AWS."
+    )
+    s3_region: str | None = Field(None, description="S3 region; None = AWS_DEFAULT_REGION / AWS_REGION.")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 key id; None = the usual AWS chain (AWS_ACCESS_KEY_ID, profile, IRSA)."
+    )
+    s3_secret_access_key: str | None = Field(
+        None, description="S3 secret; None = the usual AWS chain. Prefer the AWS_* variables for real keys."
     )
 
     @field_validator("root")
@@ -45,10 +52,59 @@ class StorageSettings(Section):
         return value.rstrip("/")
 
 
+CheckPolicy = Literal["fail", "repair"]
+
+
+class ValidationSettings(Section):
+    """What each repairable bar check does: ``fail`` (stop, nothing written) or ``repair`` (logged)."""
+
+    timestamps: CheckPolicy = Field("fail", description="Unparseable or missing timestamp; repair: drop.")
+    order: CheckPolicy = Field("fail", description="Timestamps not ascending; repair: sort.")
+    duplicates: CheckPolicy = Field("fail", description="Repeated timestamp; repair: keep the first.")
+    numeric: CheckPolicy = Field("fail", description="Non-numeric OHLCV value; repair: drop the row.")
+    finite: CheckPolicy = Field(
+        "fail",
+        description="NaN, empty or inf OHLCV value; repair: forward-fill (a bar missing a price becomes "
+        "a flat bar at the last close; leading rows are dropped).",
+    )
+    positive: CheckPolicy = Field("fail", description="Price <= 0; repair: drop the row.")
+    high: CheckPolicy = Field("fail", description="high < max(open, close); repair: drop the row.")
+    low: CheckPolicy = Field("fail", description="low > min(open, close); repair: drop the row.")
+    volume: CheckPolicy = Field("fail", description="Negative volume; repair: drop the row.")
+
+
+class YahooSettings(Section):
+    base_url: str = Field(
+        "https://query2.finance.yahoo.com", description="Yahoo Finance host serving /v8/finance/chart."
+    )
+    interval: Literal["1d", "1wk", "1mo", "1h", "30m", "15m", "5m", "1m"] = Field(
+        "1d", description="Bar interval."
+    )
+    adjusted: bool = Field(True, description="Scale OHLC by adjclose/close (splits and dividends).")
+    retries: int = Field(4, ge=0, description="Retries after a 429, a 5xx or a connection error.")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry.")
+    requests_per_second: float = Field(2.0, gt=0, description="Rate limit on requests to the host.")
+    timeout_s: float = Field(20.0, gt=0, description="Timeout of one HTTP request.")
+    cache_dir: str = Field("~/.cache/rsc/yahoo", description="On-disk cache of responses (local path).")
+    cache_ttl_s: float = Field(
+        86_400.0, ge=0, description="Age after which a cached response is fetched again; 0 = never reuse."
+    )
+
+
 class DataSettings(Section):
-    source: Literal["bundled", "csv", "parquet"] = Field("bundled", description="Where bars come from.")
-    symbols: tuple[str, ...] = Field(("SPX",), description="Symbols to load (bundled: SPX, GOOG).")
-    path: str | None = Field(None, description="File or folder URI for the csv and parquet sources.")
+    source: Literal["bundled", "csv", "parquet", "yfinance"] = Field(
+        "bundled", description="Where bars come from."
+    )
+    symbols: tuple[str, ...] = Field(
+        ("SPX",), description="Symbols to load (bundled: SPX, GOOG); ['*'] = every symbol the files hold."
+    )
+    path: str | None = Field(
+        None,
+        description="csv/parquet: a file (one symbol, or a 'symbol' column), a folder (one file per "
+        "symbol, named after it) or a template with {symbol}; file:// or s3://.",
+    )
+    validation: ValidationSettings = ValidationSettings()
+    yfinance: YahooSettings = YahooSettings()
     start: date = Field(date(2010, 1, 1), description="First bar date (inclusive).")
     end: date = Field(date(2018, 12, 31), description="Last bar date (inclusive).")
 
@@ -62,7 +118,11 @@ class DataSettings(Section):
 
 class IndicatorSpec(Section):
     name: str = Field(description="Indicator name from rsc.core.features.INDICATORS.")
-    window: int = Field(14, ge=1, description="Trailing window (bars).")
+    window: int = Field(14, ge=1, description="Trailing window (bars); MACD: the slow span.")
+    params: dict[str, float] = Field(
+        default_factory=dict,
+        description="Extra parameters (MACD fast/signal, Bollinger k); missing ones take the defaults.",
+    )
 
 
 class FeatureSettings(Section):
@@ -78,11 +138,36 @@ class FeatureSettings(Section):
     )
 
 
+class WalkForwardSettings(Section):
+    """Walk-forward folds on the time axis: train | validation | test, test windows at the end of the data."""
+
+    folds: int = Field(3, ge=0, description="Number of folds (0 = none); the last one ends at the last bar.")
+    mode: Literal["expanding", "rolling"] = Field(
+        "expanding", description="expanding: train from the first bar; rolling: the last train_bars only."
+    )
+    train_bars: int = Field(
+        504,
+        ge=2,
+        description="Training bars before purging: the minimum (expanding) or the length (rolling).",
+    )
+    validation_bars: int = Field(126, ge=1, description="Validation bars per fold, before purging.")
+    test_bars: int = Field(126, ge=1, description="Test bars per fold.")
+    label_horizon: int = Field(
+        1,
+        ge=0,
+        description="Bars a row's label looks ahead; rows whose label reaches a later window are purged.",
+    )
+    embargo_bars: int = Field(
+        5, ge=0, description="Gap after each test window: no training row and no other test window in it."
+    )
+
+
 class SplitSettings(Section):
     train_end: date = Field(date(2016, 12, 31), description="Last date of the training part.")
     validation_end: date = Field(
         date(2017, 12, 31), description="Last date of the validation part; the rest is test."
     )
+    walk_forward: WalkForwardSettings = WalkForwardSettings()
 
 
 class EnvSettings(Section):

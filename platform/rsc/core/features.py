@@ -1,15 +1,20 @@
 """Causal technical indicators over one symbol's bars.
 
 Every kernel uses trailing windows only, so the value at bar ``t`` depends on bars ``<= t``; the
-first ``warmup`` values are NaN. Inputs are ``[T]`` float arrays (time on axis 0).
+first values (the warm-up) are NaN. Inputs are ``[T]`` float arrays (time on axis 0). Price-level
+indicators (MACD, ATR) are divided by the close so that one scaler fits symbols of any price.
+
+References: Wilder, *New Concepts in Technical Trading Systems* (1978) for RSI, ATR, DMI/ADX;
+Appel (MACD), Bollinger (bands, %b), Chande (Aroon, 1995).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, VOLUME
@@ -25,10 +30,13 @@ class Bars(NamedTuple):
     volume: np.ndarray
 
     @classmethod
-    def from_columns(cls, columns: dict[str, np.ndarray]) -> Bars:
+    def from_columns(cls, columns: Mapping[str, np.ndarray]) -> Bars:
         return cls(
             *(np.asarray(columns[name], dtype=np.float64) for name in (OPEN, HIGH, LOW, CLOSE, VOLUME))
         )
+
+
+# -- trailing-window building blocks ---------------------------------------------------------------
 
 
 def _first_finite(x: np.ndarray) -> int:
@@ -54,16 +62,57 @@ def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
     return _rolling_sum(x, window) / window
 
 
-def rolling_std(x: np.ndarray, window: int) -> np.ndarray:
-    """Sample standard deviation (ddof=1) over a trailing window."""
-    if window < 2:
-        return np.full(x.shape, np.nan)
+def rolling_std(x: np.ndarray, window: int, ddof: int = 1) -> np.ndarray:
+    """Standard deviation over a trailing window (exact per window, so no drift on long series)."""
+    out = np.full(x.shape, np.nan)
     start = _first_finite(x)
-    centred = x - (x[start] if start < len(x) else 0.0)  # a causal shift keeps the sums small
-    mean = _rolling_sum(centred, window) / window
-    mean_sq = _rolling_sum(centred * centred, window) / window
-    var = np.maximum(mean_sq - mean * mean, 0.0) * window / (window - 1)
-    return np.sqrt(var)
+    if window <= ddof or len(x) - start < window:
+        return out
+    out[start + window - 1 :] = sliding_window_view(x[start:], window).std(axis=1, ddof=ddof)
+    return out
+
+
+def recursive_mean(x: np.ndarray, window: int, alpha: float) -> np.ndarray:
+    """Exponential smoothing seeded with the simple mean of the first ``window`` finite values.
+
+    ``y[s] = mean(x[s-window+1 .. s])``, then ``y[t] = y[t-1] + alpha * (x[t] - y[t-1])``. With
+    ``alpha = 1/window`` this is Wilder's smoothing; with ``2/(window+1)`` the usual EMA.
+    """
+    out = np.full(x.shape, np.nan)
+    start = _first_finite(x)
+    seed_at = start + window - 1
+    if seed_at >= len(x):
+        return out
+    seed = x[start : seed_at + 1].mean()
+    out[seed_at] = seed
+    rest = x[seed_at + 1 :]
+    if len(rest):
+        out[seed_at + 1 :] = lfilter([alpha], [1.0, -(1.0 - alpha)], rest, zi=[(1.0 - alpha) * seed])[0]
+    return out
+
+
+def ema(x: np.ndarray, window: int) -> np.ndarray:
+    return recursive_mean(x, window, 2.0 / (window + 1))
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray, when_zero: float) -> np.ndarray:
+    """``numerator / denominator`` with ``when_zero`` where the denominator is 0 (NaN stays NaN)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator == 0, when_zero, numerator / denominator)
+
+
+def _lagged(x: np.ndarray) -> np.ndarray:
+    """``x[t-1]`` at ``t``; NaN at 0."""
+    return np.concatenate([[np.nan], x[:-1]])
+
+
+def true_range(bars: Bars) -> np.ndarray:
+    """max(high, prev close) - min(low, prev close); NaN at bar 0 (no previous close)."""
+    prev = _lagged(bars.close)
+    return np.maximum(bars.high, prev) - np.minimum(bars.low, prev)
+
+
+# -- indicators: (bars, window, **params) -> [T] ---------------------------------------------------
 
 
 def log_return(bars: Bars, window: int) -> np.ndarray:
@@ -78,30 +127,119 @@ def sma_ratio(bars: Bars, window: int) -> np.ndarray:
     return bars.close / rolling_mean(bars.close, window) - 1.0
 
 
-def rsi(bars: Bars, window: int) -> np.ndarray:
-    """Wilder's RSI scaled to [0, 1]; Wilder smoothing is an EMA with alpha = 1/window.
+def ema_ratio(bars: Bars, window: int) -> np.ndarray:
+    """close_t / EMA_window(close)_t - 1 (EMA seeded with the first window's SMA)."""
+    return bars.close / ema(bars.close, window) - 1.0
 
-    Seeded with the simple mean of the first ``window`` changes (Wilder, 1978).
+
+def rsi(bars: Bars, window: int) -> np.ndarray:
+    """Wilder's RSI scaled to [0, 1]; 0.5 when nothing moved.
+
+    Average gain and loss use Wilder smoothing (alpha = 1/window) seeded with the simple mean of the
+    first ``window`` changes (Wilder, 1978).
     """
-    change = np.diff(bars.close)
-    gain, loss = np.maximum(change, 0.0), np.maximum(-change, 0.0)
-    out = np.full(bars.close.shape, np.nan)
-    if len(change) < window:
-        return out
-    avg_gain = _wilder_average(gain, window)
-    avg_loss = _wilder_average(loss, window)
-    total = avg_gain + avg_loss
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[window:] = np.where(total == 0, 0.5, avg_gain / total)
+    change = np.diff(bars.close, prepend=np.nan)
+    avg_gain = recursive_mean(np.maximum(change, 0.0), window, 1.0 / window)
+    avg_loss = recursive_mean(np.maximum(-change, 0.0), window, 1.0 / window)
+    return _ratio(avg_gain, avg_gain + avg_loss, 0.5)
+
+
+def _macd_lines(bars: Bars, window: int, fast: int, signal: int) -> tuple[np.ndarray, np.ndarray]:
+    if fast >= window:
+        raise ValueError(f"macd: fast ({fast}) must be shorter than the slow window ({window})")
+    line = ema(bars.close, fast) - ema(bars.close, window)
+    return line, ema(line, signal)
+
+
+def macd(bars: Bars, window: int, fast: int, signal: int) -> np.ndarray:
+    """MACD line EMA_fast - EMA_slow (``window`` is the slow span), divided by the close."""
+    line, _ = _macd_lines(bars, window, fast, signal)
+    return line / bars.close
+
+
+def macd_signal(bars: Bars, window: int, fast: int, signal: int) -> np.ndarray:
+    """Signal line (EMA_signal of the MACD line), divided by the close."""
+    _, sig = _macd_lines(bars, window, fast, signal)
+    return sig / bars.close
+
+
+def macd_hist(bars: Bars, window: int, fast: int, signal: int) -> np.ndarray:
+    """MACD histogram (line - signal), divided by the close."""
+    line, sig = _macd_lines(bars, window, fast, signal)
+    return (line - sig) / bars.close
+
+
+def bollinger_b(bars: Bars, window: int, k: float) -> np.ndarray:
+    """Bollinger %b: (close - lower) / (upper - lower), bands SMA +- k population std; 0.5 if flat."""
+    middle = rolling_mean(bars.close, window)
+    width = 2.0 * k * rolling_std(bars.close, window, ddof=0)
+    return _ratio(bars.close - (middle - width / 2.0), width, 0.5)
+
+
+def bollinger_width(bars: Bars, window: int, k: float) -> np.ndarray:
+    """Bollinger bandwidth: (upper - lower) / middle."""
+    return 2.0 * k * rolling_std(bars.close, window, ddof=0) / rolling_mean(bars.close, window)
+
+
+def atr(bars: Bars, window: int) -> np.ndarray:
+    """Wilder's average true range, divided by the close."""
+    return recursive_mean(true_range(bars), window, 1.0 / window) / bars.close
+
+
+def _directional(bars: Bars, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder's +DI and -DI as fractions in [0, 1]."""
+    up = np.diff(bars.high, prepend=np.nan)
+    down = -np.diff(bars.low, prepend=np.nan)
+    plus_dm = np.where((up > down) & (up > 0), up, 0.0)
+    minus_dm = np.where((down > up) & (down > 0), down, 0.0)
+    plus_dm[0] = minus_dm[0] = np.nan  # no previous bar, like the true range
+    alpha = 1.0 / window
+    tr = recursive_mean(true_range(bars), window, alpha)
+    plus = _ratio(recursive_mean(plus_dm, window, alpha), tr, 0.0)
+    minus = _ratio(recursive_mean(minus_dm, window, alpha), tr, 0.0)
+    return plus, minus
+
+
+def plus_di(bars: Bars, window: int) -> np.ndarray:
+    return _directional(bars, window)[0]
+
+
+def minus_di(bars: Bars, window: int) -> np.ndarray:
+    return _directional(bars, window)[1]
+
+
+def adx(bars: Bars, window: int) -> np.ndarray:
+    """Wilder's ADX in [0, 1]: Wilder smoothing of DX = |+DI - -DI| / (+DI + -DI)."""
+    plus, minus = _directional(bars, window)
+    dx = _ratio(np.abs(plus - minus), plus + minus, 0.0)
+    return recursive_mean(dx, window, 1.0 / window)
+
+
+def _bars_since_extreme(x: np.ndarray, window: int, pick: Callable[..., np.ndarray]) -> np.ndarray:
+    """Bars since the highest (``np.argmax``) or lowest value of the last ``window + 1`` bars.
+
+    Ties count the most recent extreme.
+    """
+    out = np.full(x.shape, np.nan)
+    if len(x) > window:
+        view = sliding_window_view(x, window + 1)[:, ::-1]  # newest first
+        out[window:] = pick(view, axis=1)
     return out
 
 
-def _wilder_average(x: np.ndarray, window: int) -> np.ndarray:
-    """Wilder smoothing of ``x[window-1:]``: seeded with mean(x[:window]), then alpha = 1/window."""
-    alpha = 1.0 / window
-    seed = x[:window].mean()
-    rest = lfilter([alpha], [1.0, -(1.0 - alpha)], x[window:], zi=[(1.0 - alpha) * seed])[0]
-    return np.concatenate([[seed], rest])
+def aroon_up(bars: Bars, window: int) -> np.ndarray:
+    """Aroon up in [0, 1]: (window - bars since the window's highest high) / window."""
+    return (window - _bars_since_extreme(bars.high, window, np.argmax)) / window
+
+
+def aroon_down(bars: Bars, window: int) -> np.ndarray:
+    """Aroon down in [0, 1]: (window - bars since the window's lowest low) / window."""
+    return (window - _bars_since_extreme(bars.low, window, np.argmin)) / window
+
+
+def aroon_osc(bars: Bars, window: int) -> np.ndarray:
+    """Aroon oscillator in [-1, 1]: up - down."""
+    return aroon_up(bars, window) - aroon_down(bars, window)
 
 
 def volatility(bars: Bars, window: int) -> np.ndarray:
@@ -109,25 +247,130 @@ def volatility(bars: Bars, window: int) -> np.ndarray:
     return rolling_std(log_return(bars, 1), window)
 
 
-INDICATORS: dict[str, Callable[[Bars, int], np.ndarray]] = {
-    "log_return": log_return,
-    "sma_ratio": sma_ratio,
-    "rsi": rsi,
-    "volatility": volatility,
+def volume_z(bars: Bars, window: int) -> np.ndarray:
+    """Volume z-score against the trailing window (sample std); 0 when volume did not vary."""
+    return _ratio(bars.volume - rolling_mean(bars.volume, window), rolling_std(bars.volume, window), 0.0)
+
+
+# -- the registry ----------------------------------------------------------------------------------
+
+
+class Indicator(NamedTuple):
+    """A kernel, its extra parameters with defaults, and the index of its first defined value."""
+
+    kernel: Callable[..., np.ndarray]
+    first_valid: Callable[..., int]
+    params: Mapping[str, int | float] = {}
+
+
+def _macd_first(window: int, fast: int, signal: int) -> int:
+    return window - 1
+
+
+def _macd_signal_first(window: int, fast: int, signal: int) -> int:
+    return window + signal - 2
+
+
+_MACD = {"fast": 12, "signal": 9}
+_BOLLINGER = {"k": 2.0}
+
+INDICATORS: dict[str, Indicator] = {
+    "log_return": Indicator(log_return, lambda w: w),
+    "sma_ratio": Indicator(sma_ratio, lambda w: w - 1),
+    "ema_ratio": Indicator(ema_ratio, lambda w: w - 1),
+    "rsi": Indicator(rsi, lambda w: w),
+    "macd": Indicator(macd, _macd_first, _MACD),
+    "macd_signal": Indicator(macd_signal, _macd_signal_first, _MACD),
+    "macd_hist": Indicator(macd_hist, _macd_signal_first, _MACD),
+    "bollinger_b": Indicator(bollinger_b, lambda w, k: w - 1, _BOLLINGER),
+    "bollinger_width": Indicator(bollinger_width, lambda w, k: w - 1, _BOLLINGER),
+    "atr": Indicator(atr, lambda w: w),
+    "plus_di": Indicator(plus_di, lambda w: w),
+    "minus_di": Indicator(minus_di, lambda w: w),
+    "adx": Indicator(adx, lambda w: 2 * w - 1),
+    "aroon_up": Indicator(aroon_up, lambda w: w),
+    "aroon_down": Indicator(aroon_down, lambda w: w),
+    "aroon_osc": Indicator(aroon_osc, lambda w: w),
+    "volatility": Indicator(volatility, lambda w: w),
+    "volume_z": Indicator(volume_z, lambda w: w - 1),
 }
 
 
+def _indicator(name: str) -> Indicator:
+    if name not in INDICATORS:
+        raise ValueError(f"unknown indicator(s) [{name!r}]; known: {sorted(INDICATORS)}")
+    return INDICATORS[name]
+
+
+def _format(value: float) -> str:
+    return f"{value:g}"
+
+
 class IndicatorRef(NamedTuple):
+    """One configured indicator: name, trailing window and its extra parameters (sorted pairs).
+
+    Parameters left out take the registry's defaults, so ``IndicatorRef("macd", 26)`` and
+    ``IndicatorRef.of("macd", 26, {"fast": 12, "signal": 9})`` compute and name the same column.
+    """
+
     name: str
     window: int
+    params: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, window: int, params: Mapping[str, float] | None = None) -> IndicatorRef:
+        """A checked ref: known name, known parameters, integer parameters given as integers."""
+        ref = cls(name, int(window), tuple(sorted((params or {}).items())))
+        ref.resolved_params()
+        return ref
+
+    def resolved_params(self) -> dict[str, Any]:
+        """The kernel's keyword arguments: defaults overlaid with the given parameters, typed."""
+        defaults = _indicator(self.name).params
+        given = dict(self.params)
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise ValueError(
+                f"indicator {self.name!r}: unknown parameter(s) {unknown}; known: {sorted(defaults)}"
+            )
+        if self.window < 1:
+            raise ValueError(f"indicator {self.name!r}: window must be >= 1, got {self.window}")
+        out: dict[str, Any] = {}
+        for key, default in defaults.items():
+            value = given.get(key, default)
+            if isinstance(default, int):
+                if float(value) != int(value) or int(value) < 1:
+                    raise ValueError(
+                        f"indicator {self.name!r}: {key} must be a positive integer, got {value}"
+                    )
+                value = int(value)
+            out[key] = value if isinstance(default, int) else float(value)
+        return out
 
     @property
     def column(self) -> str:
-        return f"{self.name}_{self.window}"
+        """Stable column name: ``name_window`` plus ``_keyvalue`` per parameter, sorted by key."""
+        params = self.resolved_params() if self.name in INDICATORS else dict(self.params)
+        return "_".join(
+            [self.name, str(self.window), *(f"{k}{_format(v)}" for k, v in sorted(params.items()))]
+        )
+
+    @property
+    def first_valid(self) -> int:
+        """Index of the first defined value (given finite bars from index 0)."""
+        return _indicator(self.name).first_valid(self.window, **self.resolved_params())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, with every parameter spelled out (what ``policy.json`` stores)."""
+        return {"name": self.name, "window": self.window, "params": self.resolved_params()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IndicatorRef:
+        return cls.of(str(data["name"]), int(data["window"]), data.get("params") or {})
 
 
 def feature_names(specs: Sequence[IndicatorRef]) -> list[str]:
-    return [IndicatorRef(s.name, s.window).column for s in specs]
+    return [IndicatorRef(*s).column for s in specs]
 
 
 def compute_features(bars: Bars, specs: Sequence[IndicatorRef]) -> np.ndarray:
@@ -135,10 +378,11 @@ def compute_features(bars: Bars, specs: Sequence[IndicatorRef]) -> np.ndarray:
     unknown = [s.name for s in specs if s.name not in INDICATORS]
     if unknown:
         raise ValueError(f"unknown indicator(s) {unknown}; known: {sorted(INDICATORS)}")
-    columns = [INDICATORS[s.name](bars, s.window) for s in specs]
+    refs = [IndicatorRef(*s) for s in specs]
+    columns = [INDICATORS[r.name].kernel(bars, r.window, **r.resolved_params()) for r in refs]
     return np.column_stack(columns) if columns else np.empty((len(bars.close), 0))
 
 
 def warmup_bars(specs: Sequence[IndicatorRef]) -> int:
-    """Bars needed before every indicator is defined (an upper bound)."""
-    return max((s.window + 1 for s in specs), default=0)
+    """Bars needed before every indicator is defined."""
+    return max((IndicatorRef(*s).first_valid + 1 for s in specs), default=0)

@@ -1,59 +1,152 @@
-"""Where bars come from: the bundled real samples, CSV files and Parquet files (local or s3://)."""
+"""Where bars come from: one small interface, one class per provider.
+
+A source yields :class:`RawBars` (symbol, origin, frame as the provider gave it); validation comes
+after, so every provider's data goes through the same checks. Frames keep the provider's row numbers
+as their index, so that findings name the row of the file. Providers: the bundled real samples, CSV
+and Parquet files (local or s3://) and Yahoo Finance (:mod:`rsc.data.yahoo`).
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Sequence
 from datetime import date
 from importlib import resources
+from pathlib import PurePosixPath
+from typing import NamedTuple, Protocol
+from urllib.parse import unquote
 
 import pandas as pd
 
 from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.storage import Storage
+from rsc.storage.store import sha256_bytes
 
 # Real daily bars shipped with the package: S&P 500 index 1999-2018, GOOG 2004-2013.
 BUNDLED: dict[str, str] = {"SPX": "sp500_daily.csv", "GOOG": "goog_daily.csv"}
+ALL = "*"  # data.symbols: ["*"] = every symbol the source holds
+FILE_FORMATS = (".csv", ".parquet")
 
 
-def load_bundled(symbol: str) -> pd.DataFrame:
-    if symbol not in BUNDLED:
-        raise ValueError(f"no bundled sample for symbol {symbol!r}; bundled: {sorted(BUNDLED)}")
-    text = resources.files("rsc.data").joinpath("samples", BUNDLED[symbol]).read_text()
-    return _with_symbol(pd.read_csv(io.StringIO(text)), symbol)
+class SourceError(ValueError):
+    """A source could not deliver: missing file or symbol, unreadable file, provider error."""
 
 
-def load_file(uri: str, symbol: str, storage: Storage) -> pd.DataFrame:
-    """One symbol from a CSV or Parquet file; the format follows the extension."""
-    data = storage.read_bytes(uri)
-    if uri.endswith(".parquet"):
-        frame = pd.read_parquet(io.BytesIO(data))
-    else:
-        try:
-            frame = pd.read_csv(io.BytesIO(data))
-        except (pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise ValueError(f"{uri}: not a readable CSV file: {error}") from error
-    return _with_symbol(frame, symbol)
+class RawBars(NamedTuple):
+    """One symbol's unvalidated bars, where they came from (named in every error) and its hash."""
+
+    symbol: str
+    origin: str
+    frame: pd.DataFrame
+    sha256: str  # of the bytes the provider delivered (lineage of the bars dataset)
 
 
-def _with_symbol(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
-    frame = frame.copy()
-    frame[SYMBOL] = symbol
-    return frame
+class BarSource(Protocol):
+    """A provider of bars; adding one is one class with this method."""
+
+    def fetch(self, symbols: Sequence[str]) -> Iterator[RawBars]:
+        """Raw bars of each symbol (``["*"]``: every symbol the source holds), one at a time."""
+        ...
 
 
-def load_bars(settings: DataSettings, storage: Storage) -> dict[str, pd.DataFrame]:
-    """Raw (unvalidated) bars per symbol as the source gave them."""
-    frames = {}
-    for symbol in settings.symbols:
-        if settings.source == "bundled":
-            frames[symbol] = load_bundled(symbol)
+class BundledSource:
+    """The real daily samples shipped in the package."""
+
+    def fetch(self, symbols: Sequence[str]) -> Iterator[RawBars]:
+        for symbol in sorted(BUNDLED) if list(symbols) == [ALL] else symbols:
+            if symbol not in BUNDLED:
+                raise SourceError(f"no bundled sample for symbol {symbol!r}; bundled: {sorted(BUNDLED)}")
+            data = resources.files("rsc.data").joinpath("samples", BUNDLED[symbol]).read_bytes()
+            yield RawBars(
+                symbol, f"bundled:{BUNDLED[symbol]}", pd.read_csv(io.BytesIO(data)), sha256_bytes(data)
+            )
+
+
+class FileSource:
+    """CSV or Parquet files under a URI.
+
+    ``path`` is one of: a template with ``{symbol}``; a folder of files named after their symbol
+    (``SPX.csv``; URL-quoted names such as ``%5EGSPC.csv`` are unquoted); or one file, holding either
+    one symbol or many in a ``symbol`` column (long format).
+    """
+
+    def __init__(self, path: str, storage: Storage, default_format: str = "csv"):
+        self.path, self.storage, self.default_format = path, storage, default_format
+
+    def fetch(self, symbols: Sequence[str]) -> Iterator[RawBars]:
+        everything = list(symbols) == [ALL]
+        if "{symbol}" in self.path:
+            if everything:
+                raise SourceError(
+                    f"{self.path}: data.symbols=['*'] needs a folder or one file, not a template"
+                )
+            for symbol in symbols:
+                uri = self.path.replace("{symbol}", symbol)
+                yield RawBars(symbol, uri, *self._read(uri))
+        elif self.storage.isdir(self.path):
+            files = {
+                unquote(PurePosixPath(uri).stem): uri
+                for uri in self.storage.list_files(self.path)
+                if uri.endswith(FILE_FORMATS)
+            }
+            for symbol in sorted(files) if everything else symbols:
+                if symbol not in files:
+                    raise SourceError(
+                        f"{self.path}: no file for symbol {symbol!r} (have {sorted(files)[:10]})"
+                    )
+                yield RawBars(symbol, files[symbol], *self._read(files[symbol]))
         else:
-            if not settings.path:
-                raise ValueError(f"data.path is required for data.source={settings.source!r}")
-            uri = settings.path.replace("{symbol}", symbol)
-            frames[symbol] = load_file(uri, symbol, storage)
-    return frames
+            yield from self._one_file(symbols, everything)
+
+    def _one_file(self, symbols: Sequence[str], everything: bool) -> Iterator[RawBars]:
+        frame, digest = self._read(self.path)
+        if SYMBOL not in frame.columns:
+            if everything:
+                symbols = [unquote(PurePosixPath(self.path).stem)]
+            if len(symbols) != 1:
+                raise SourceError(
+                    f"{self.path}: no {SYMBOL!r} column, so it holds one symbol, not {list(symbols)}"
+                )
+            yield RawBars(symbols[0], self.path, frame, digest)
+            return
+        groups = dict(iter(frame.groupby(frame[SYMBOL].astype(str), sort=True)))
+        for symbol in sorted(groups) if everything else symbols:
+            if symbol not in groups:
+                raise SourceError(f"{self.path}: no rows for symbol {symbol!r} (have {sorted(groups)[:10]})")
+            yield RawBars(symbol, self.path, groups[symbol].drop(columns=[SYMBOL]), digest)
+
+    def _read(self, uri: str) -> tuple[pd.DataFrame, str]:
+        try:
+            data = self.storage.read_bytes(uri)
+        except FileNotFoundError as error:
+            raise SourceError(f"{uri}: file not found") from error
+        parquet = uri.endswith(".parquet") or (not uri.endswith(".csv") and self.default_format == "parquet")
+        try:
+            frame = pd.read_parquet(io.BytesIO(data)) if parquet else pd.read_csv(io.BytesIO(data))
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+            ValueError,
+            OSError,
+        ) as error:
+            kind = "Parquet" if parquet else "CSV"
+            raise SourceError(f"{uri}: not a readable {kind} file: {error}") from error
+        return frame, sha256_bytes(data)
+
+
+def make_source(settings: DataSettings, storage: Storage) -> BarSource:
+    """The configured source (explicit choices, no reflection)."""
+    if settings.source == "bundled":
+        return BundledSource()
+    if settings.source == "yfinance":
+        from rsc.data.yahoo import YahooSource
+
+        return YahooSource(settings.yfinance, settings.start, settings.end)
+    if not settings.path:
+        raise SourceError(f"data.path is required for data.source={settings.source!r}")
+    return FileSource(settings.path, storage, settings.source)
 
 
 def clip_dates(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:

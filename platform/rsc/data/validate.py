@@ -1,10 +1,28 @@
-"""OHLCV validation: one clear error per problem, naming the source, the symbol and the row."""
+"""OHLCV validation: one clear finding per problem, naming the source, the symbol, the row and its timestamp.
+
+Checks run in a fixed order. Structural problems (empty input, missing columns, mixed or missing time
+zones) always fail. Every other check follows its policy in :class:`ValidationSettings`: ``fail``
+(the default) or ``repair`` (drop, sort or forward-fill, logged with a count). Rows a failed check
+flags are set aside, so each bad row is reported once and the later checks still run on the rest.
+
+Time zones: a timestamp column is either all naive or all zone-aware (a mix is an error). Naive
+stamps are accepted for daily bars only (every stamp at midnight: a calendar date); naive intraday
+stamps are an error because their instant is ambiguous. Zone-aware daily bars (all at local
+midnight, as pandas writes them) keep their local date; zone-aware intraday bars are converted to
+UTC. Stored timestamps are naive ``datetime64[ns]``: dates for daily bars, UTC for intraday ones.
+Row numbers are 0-based data rows of the source (a CSV's line number is the row + 2).
+"""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from rsc.config.settings import ValidationSettings
 from rsc.core.schema import (
     BAR_COLUMNS,
     CLOSE,
@@ -17,70 +35,310 @@ from rsc.core.schema import (
     VOLUME,
 )
 
+log = logging.getLogger(__name__)
+
+# A trailing UTC designator or offset: "Z", "+00:00", "-0500".
+_ZONE = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
 
 class DataValidationError(ValueError):
     """Bad bars; the message says what, where and in which row."""
 
 
-def _fail(source: str, symbol: str, message: str, frame: pd.DataFrame | None = None, row=None) -> None:
-    where = f"{source} [{symbol}]"
-    if frame is not None and row is not None:
-        stamp = frame[TIMESTAMP].iloc[row] if TIMESTAMP in frame.columns else "?"
-        where += f" row {row} ({stamp})"
-    raise DataValidationError(f"{where}: {message}")
+@dataclass(frozen=True)
+class Finding:
+    """One problem found by one check."""
+
+    check: str
+    source: str
+    symbol: str
+    message: str
+    rows: int = 0  # rows affected (0: the whole input)
+    row: int | None = None  # first affected row
+    timestamp: str | None = None  # its timestamp as the source wrote it
+    repaired: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.source} [{self.symbol}]"
+        if self.row is not None:
+            where += f" row {self.row} ({self.timestamp})"
+        more = f" ({self.rows} rows)" if self.rows > 1 else ""
+        return f"{where}: {self.message}{more}"
 
 
-def validate_bars(frame: pd.DataFrame, source: str, symbol: str) -> pd.DataFrame:
-    """Check one symbol's bars and return them typed (UTC-naive timestamps, float prices).
+@dataclass
+class ValidationReport:
+    source: str
+    symbol: str
+    rows_in: int
+    rows_out: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if not f.repaired]
+
+    @property
+    def repairs(self) -> list[Finding]:
+        return [f for f in self.findings if f.repaired]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class _Checker:
+    """Runs the checks over one symbol's frame, keeping the source's row numbers for the findings."""
+
+    def __init__(self, frame: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings):
+        self.source, self.symbol, self.policy = source, symbol, policy
+        index = frame.index
+        self.source_rows = index.to_numpy() if pd.api.types.is_integer_dtype(index) else np.arange(len(frame))
+        self.source_stamps = frame[TIMESTAMP] if TIMESTAMP in frame.columns else None
+        self.work = frame.reset_index(drop=True)
+        self.pos = np.arange(len(frame))  # each working row's position in the input
+        self.report = ValidationReport(source, symbol, rows_in=len(frame))
+
+    def note(
+        self, check: str, message: str | Callable[[int], str], bad: np.ndarray | None = None, repaired=False
+    ) -> None:
+        """Record a finding; ``message`` may be built from the position of the first bad row."""
+        if bad is None:
+            self.report.findings.append(Finding(check, self.source, self.symbol, str(message)))
+            return
+        first = int(np.flatnonzero(bad)[0])
+        source_pos = self.pos[first]
+        stamp = "?" if self.source_stamps is None else str(self.source_stamps.iloc[source_pos])
+        self.report.findings.append(
+            Finding(
+                check,
+                self.source,
+                self.symbol,
+                message(first) if callable(message) else message,
+                rows=int(bad.sum()),
+                row=int(self.source_rows[source_pos]),
+                timestamp=stamp,
+                repaired=repaired,
+            )
+        )
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.work = self.work.loc[mask].reset_index(drop=True)
+        self.pos = self.pos[mask]
+
+    def rows_check(
+        self,
+        check: str,
+        bad: np.ndarray,
+        message: str | Callable[[int], str],
+        repair: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        """Report ``bad`` rows; repair them by the check's policy, else set them aside."""
+        if not bad.any():
+            return
+        repaired = getattr(self.policy, check) == "repair"
+        self.note(check, message, bad, repaired)
+        if repaired and repair is not None:
+            repair(bad)
+        else:
+            self.keep(~bad)
+
+    def run(self) -> pd.DataFrame | None:
+        frame = self.work
+        if frame.empty:
+            self.note("empty", "no bars (empty input)")
+            return None
+        missing = [c for c in BAR_COLUMNS if c not in frame.columns]
+        if missing:
+            self.note("columns", f"missing column(s) {missing}; expected {list(BAR_COLUMNS)}")
+            return None
+        if not self.timestamps():
+            return None
+        self.order_and_duplicates()
+        self.values()
+        self.bar_shape()
+        if self.work.empty and self.report.ok:
+            self.note("empty", "no bars left after repairs")
+        self.report.rows_out = len(self.work)
+        return self.work
+
+    # -- timestamps ---------------------------------------------------------------------------------
+    def timestamps(self) -> bool:
+        """Parse the timestamps; False when a zone problem makes every later check meaningless."""
+        raw = self.work[TIMESTAMP]
+        parsed = None
+        if isinstance(raw.dtype, pd.DatetimeTZDtype):
+            aware, text = np.ones(len(raw), dtype=bool), None
+        elif pd.api.types.is_datetime64_dtype(raw.dtype):
+            aware, text = np.zeros(len(raw), dtype=bool), None
+        else:
+            text = raw.astype("string").str.strip()
+            aware, parsed = _zone_flags(text)
+        if aware.any() and not aware.all():
+            differs = aware != aware[0]
+            kind = "zone-aware" if aware[np.flatnonzero(differs)[0]] else "naive"
+            first = "zone-aware" if aware[0] else "naive"
+            self.note(
+                "timezone",
+                f"mixed time zones: this stamp is {kind} while row {self.source_rows[0]} is {first}; "
+                "a file's timestamps must all carry a zone or all be naive",
+                differs,
+            )
+            return False
+        if parsed is not None and not aware.any():
+            stamps = local = parsed  # naive ISO stamps: the first parse is the answer
+        else:
+            stamps, local = _parse(raw if text is None else text, bool(aware.all()))
+        bad = stamps.isna().to_numpy()
+        self.rows_check("timestamps", bad, "missing or unparseable timestamp")
+        stamps, local = stamps.to_numpy()[~bad], local.to_numpy()[~bad]
+        midnight = local.astype("datetime64[ns]").view(np.int64) % (86_400 * 10**9) == 0
+        if aware.all() and midnight.all():
+            stamps = local  # daily bars: keep the exchange's calendar date
+        elif not aware.all() and not midnight.all():
+            self.note(
+                "timezone",
+                "intraday timestamp without a time zone; daily bars may be naive dates, "
+                "intraday bars must carry a zone (e.g. +00:00)",
+                ~midnight,
+            )
+            return False
+        self.work[TIMESTAMP] = stamps.astype("datetime64[ns]")
+        return True
+
+    def order_and_duplicates(self) -> None:
+        stamps = self.work[TIMESTAMP].to_numpy()
+        earlier = np.zeros(len(stamps), dtype=bool)
+        earlier[1:] = stamps[1:] < np.maximum.accumulate(stamps)[:-1]
+
+        def sort(_: np.ndarray) -> None:
+            order = np.argsort(self.work[TIMESTAMP].to_numpy(), kind="stable")
+            self.work = self.work.iloc[order].reset_index(drop=True)
+            self.pos = self.pos[order]
+
+        if earlier.any():
+            self.rows_check(
+                "order", earlier, "timestamp earlier than a previous row (not sorted ascending)", sort
+            )
+        repeated = self.work[TIMESTAMP].duplicated(keep="first").to_numpy()
+        self.rows_check("duplicates", repeated, "duplicate timestamp")
+
+    # -- values -------------------------------------------------------------------------------------
+    def values(self) -> None:
+        for column in OHLCV_COLUMNS:
+            original = self.work[column]
+            if pd.api.types.is_numeric_dtype(original.dtype) and not pd.api.types.is_bool_dtype(
+                original.dtype
+            ):
+                self.work[column] = original.astype(np.float64)
+                continue
+            values = pd.to_numeric(original, errors="coerce")
+            text = original.astype("string").str.strip()
+            bad = (values.isna() & original.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)
+            shown = original.to_numpy()
+            self.work[column] = values.astype(np.float64)
+            self.rows_check("numeric", bad, lambda i, c=column, v=shown: f"non-numeric {c} {v[i]!r}")
+        bad = {c: ~np.isfinite(self.work[c].to_numpy(dtype=np.float64)) for c in OHLCV_COLUMNS}
+        repair = self.policy.finite == "repair"
+        for column, mask in bad.items():
+            if mask.any():
+                values = self.work[column].to_numpy()
+                self.note(
+                    "finite",
+                    f"{column} is {values[np.flatnonzero(mask)[0]]} (NaN, empty or inf)",
+                    mask,
+                    repair,
+                )
+        any_bad = np.logical_or.reduce(list(bad.values()))
+        if not any_bad.any():
+            return
+        if not repair:
+            self.keep(~any_bad)
+            return
+        # A bar with a missing price becomes a flat bar at the last close (so the bar stays a valid
+        # bar); a missing volume takes the last volume. Rows with nothing before them are dropped.
+        price_bad = np.logical_or.reduce([bad[c] for c in PRICE_COLUMNS])
+        last_close = self.work[CLOSE].where(~price_bad).ffill()
+        for column in PRICE_COLUMNS:
+            self.work[column] = self.work[column].where(~price_bad, last_close)
+        self.work[VOLUME] = self.work[VOLUME].where(~bad[VOLUME]).ffill()
+        self.keep(self.work[[*PRICE_COLUMNS, VOLUME]].notna().all(axis=1).to_numpy())
+
+    def bar_shape(self) -> None:
+        def arrays() -> dict[str, np.ndarray]:
+            return {c: self.work[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS}
+
+        a = arrays()
+        self.rows_check(
+            "positive", np.logical_or.reduce([a[c] <= 0 for c in PRICE_COLUMNS]), "non-positive price"
+        )
+        a = arrays()
+        self.rows_check("high", a[HIGH] < np.maximum(a[OPEN], a[CLOSE]), "high below max(open, close)")
+        a = arrays()
+        self.rows_check("low", a[LOW] > np.minimum(a[OPEN], a[CLOSE]), "low above min(open, close)")
+        self.rows_check("volume", arrays()[VOLUME] < 0, "negative volume")
+
+
+def _zone_flags(text: pd.Series) -> tuple[np.ndarray, pd.Series | None]:
+    """Which stamps carry a zone, and the parsed stamps when that one parse settles it.
+
+    One ISO 8601 parse decides for a uniform column; mixed zones or offsets (or another format)
+    fall back to a regex per stamp.
+    """
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        if parsed.notna().any():
+            return np.full(len(text), parsed.dt.tz is not None), parsed
+    except ValueError:  # mixed zones or offsets: look at each stamp
+        pass
+    return text.str.contains(_ZONE, regex=True).fillna(False).to_numpy(dtype=bool), None
+
+
+def _parse(values: pd.Series, aware: bool) -> tuple[pd.Series, pd.Series]:
+    """(stamps as naive UTC or naive as given, the local wall-clock stamps); NaT where unparseable."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        stamps = values
+    else:
+        stamps = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=aware)
+        if stamps.isna().all():  # not ISO 8601: let pandas infer the format from the first stamp
+            stamps = pd.to_datetime(values, errors="coerce", utc=aware)
+    if not aware:
+        return stamps, stamps
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        local = values.dt.tz_localize(None)
+    else:
+        local = pd.to_datetime(values.str.replace(_ZONE, "", regex=True), errors="coerce", format="ISO8601")
+    return stamps.dt.tz_convert("UTC").dt.tz_localize(None), local
+
+
+def check_bars(
+    frame: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings | None = None
+) -> tuple[pd.DataFrame | None, ValidationReport]:
+    """Run every check; returns the typed bars (None if a structural check failed) and the report.
+
+    Args:
+        frame: one symbol's raw bars; an integer index is taken as the source's row numbers.
+        source: the file or URL named in findings.
+    """
+    checker = _Checker(frame, source, symbol, policy or ValidationSettings())
+    bars = checker.run()
+    return bars, checker.report
+
+
+def validate_bars(
+    frame: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings | None = None
+) -> pd.DataFrame:
+    """Checked, typed bars (naive ``datetime64[ns]`` timestamps, float64 OHLCV); repairs are logged.
 
     Raises:
-        DataValidationError: on the first problem found.
+        DataValidationError: naming the first problem (and how many more there are).
     """
-    if frame.empty:
-        _fail(source, symbol, "no bars (empty input)")
-    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
-    if missing:
-        _fail(source, symbol, f"missing column(s) {missing}; expected {list(BAR_COLUMNS)}")
-    frame = frame.reset_index(drop=True).copy()
-    for column in OHLCV_COLUMNS:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            _fail(source, symbol, f"non-numeric {column} {frame[column].iloc[row]!r}", frame, row)
-        frame[column] = values.astype(np.float64)
-        finite = np.isfinite(frame[column].to_numpy())
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
-            _fail(source, symbol, f"{column} is {frame[column].iloc[row]} (NaN or inf)", frame, row)
-    try:
-        stamps = pd.to_datetime(frame[TIMESTAMP])
-    except (ValueError, TypeError) as error:
-        _fail(source, symbol, f"unparseable timestamp: {error}")
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    frame[TIMESTAMP] = stamps.astype("datetime64[ns]")
-    diffs = np.diff(frame[TIMESTAMP].to_numpy().astype("int64"))
-    if (diffs == 0).any():
-        row = int(np.flatnonzero(diffs == 0)[0]) + 1
-        _fail(source, symbol, "duplicate timestamp", frame, row)
-    if (diffs < 0).any():
-        row = int(np.flatnonzero(diffs < 0)[0]) + 1
-        _fail(source, symbol, "timestamps not sorted ascending", frame, row)
-    prices = frame[list(PRICE_COLUMNS)].to_numpy()
-    if (prices <= 0).any():
-        row = int(np.flatnonzero((prices <= 0).any(axis=1))[0])
-        _fail(source, symbol, "non-positive price", frame, row)
-    high_bad = frame[HIGH] < frame[[OPEN, CLOSE]].max(axis=1)
-    if high_bad.any():
-        _fail(
-            source, symbol, "high below max(open, close)", frame, int(np.flatnonzero(high_bad.to_numpy())[0])
-        )
-    low_bad = frame[LOW] > frame[[OPEN, CLOSE]].min(axis=1)
-    if low_bad.any():
-        _fail(source, symbol, "low above min(open, close)", frame, int(np.flatnonzero(low_bad.to_numpy())[0]))
-    if (frame[VOLUME] < 0).any():
-        _fail(
-            source, symbol, "negative volume", frame, int(np.flatnonzero((frame[VOLUME] < 0).to_numpy())[0])
-        )
-    return frame
+    bars, report = check_bars(frame, source, symbol, policy)
+    if report.failures:
+        others = len(report.failures) - 1
+        more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
+        raise DataValidationError(f"{report.failures[0]}{more}")
+    for finding in report.repairs:
+        log.warning("repaired %d row(s): %s", finding.rows, finding)
+    assert bars is not None
+    return bars

@@ -31,7 +31,7 @@ class Policy:
     def __init__(self, network: torch.jit.ScriptModule, spec: dict[str, Any]):
         self.network = network.eval()
         self.spec = spec
-        self.indicators = [IndicatorRef(i["name"], int(i["window"])) for i in spec["indicators"]]
+        self.indicators = [IndicatorRef.from_dict(i) for i in spec["indicators"]]
         self.feature_names = feature_names(self.indicators)
         self.window = int(spec["window"])
         self.positions = [float(p) for p in spec["positions"]]

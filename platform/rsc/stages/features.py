@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from rsc.config import Settings
 from rsc.core.features import feature_names
 from rsc.data.features import add_features, indicator_refs
+from rsc.data.progress import Track, untracked
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,12 @@ class FeaturesResult:
     sha256: str
 
 
-def run(cfg: Settings, bars_uri: str) -> FeaturesResult:
+def run(cfg: Settings, bars_uri: str, track: Track = untracked) -> FeaturesResult:
     storage = Storage.from_settings(cfg.storage)
-    bars = storage.read_dataset(bars_uri)
-    frame = add_features(bars, cfg.features)
-    columns = feature_names(indicator_refs(cfg.features))
+    columns = feature_names(indicator_refs(cfg.features))  # bad specs fail before reading
+    bars_sha = storage.read_manifest(bars_uri)["sha256"]
+    frame = add_features(storage.read_dataset(bars_uri), cfg.features, track)
     features_uri = join(cfg.run_root, "features")
-    manifest = storage.write_dataset(
-        features_uri, frame, inputs={"bars": storage.read_manifest(bars_uri)["sha256"]}
-    )
+    manifest = storage.write_dataset(features_uri, frame, inputs={"bars": bars_sha})
     log.info("features: %d rows x %d features %s", len(frame), len(columns), columns)
     return FeaturesResult(features_uri, columns, manifest["rows"], manifest["sha256"])

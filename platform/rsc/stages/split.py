@@ -1,4 +1,6 @@
-"""split: train / validation / test by date, and the scaler fitted on the training rows only."""
+"""split: the single train / validation / test split by date with its scaler (fitted on train only),
+and walk-forward folds (``folds.json``: date ranges after purge and embargo, one scaler per fold).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from rsc.config import Settings
 from rsc.core.features import feature_names
 from rsc.core.schema import PART
 from rsc.data.features import indicator_refs
-from rsc.data.splits import assign_parts, fit_scaler
+from rsc.data.splits import assign_parts, fit_scaler, fold_summary, time_axis, walk_forward
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
@@ -20,18 +22,31 @@ class SplitResult:
     split_uri: str
     scaler_uri: str
     rows: dict[str, int]
+    folds_uri: str
+    folds: int
 
 
 def run(cfg: Settings, features_uri: str) -> SplitResult:
     storage = Storage.from_settings(cfg.storage)
-    frame = assign_parts(storage.read_dataset(features_uri), cfg.split.train_end, cfg.split.validation_end)
-    scaler = fit_scaler(frame, feature_names(indicator_refs(cfg.features)))
+    features_sha = storage.read_manifest(features_uri)["sha256"]
+    features = storage.read_dataset(features_uri)
+    columns = feature_names(indicator_refs(cfg.features))
+
+    frame = assign_parts(features, cfg.split.train_end, cfg.split.validation_end)
+    scaler = {**fit_scaler(frame, columns), "inputs": {"features": features_sha}}
+    axis = time_axis(features)
+    walk = cfg.split.walk_forward
+    folds = [fold_summary(fold, axis, features, columns) for fold in walk_forward(len(axis), walk)]
+
     split_uri = join(cfg.run_root, "split")
     scaler_uri = join(cfg.run_root, "scaler.json")
-    storage.write_dataset(
-        split_uri, frame, inputs={"features": storage.read_manifest(features_uri)["sha256"]}
-    )
+    folds_uri = join(cfg.run_root, "folds.json")
+    storage.write_dataset(split_uri, frame, inputs={"features": features_sha})
     storage.write_json(scaler_uri, scaler)
+    storage.write_json(
+        folds_uri,
+        {"settings": walk.model_dump(mode="json"), "inputs": {"features": features_sha}, "folds": folds},
+    )
     rows = {str(k): int(v) for k, v in frame[PART].value_counts().items()}
-    log.info("split: %s", rows)
-    return SplitResult(split_uri, scaler_uri, rows)
+    log.info("split: %s; %d walk-forward folds -> %s", rows, len(folds), folds_uri)
+    return SplitResult(split_uri, scaler_uri, rows, folds_uri, len(folds))

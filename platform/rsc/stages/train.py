@@ -65,7 +65,7 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | N
             "algorithm": spec.algorithm,
             "algorithm_config": str(spec_path.name),
             "hyperparameters": {**spec.training, **tuned},
-            "indicators": [{"name": s.name, "window": s.window} for s in cfg.features.indicators],
+            "indicators": [ref.to_dict() for ref in indicator_refs(cfg.features)],
             "feature_names": feature_names(indicator_refs(cfg.features)),
             "window": cfg.env.window,
             "positions": list(cfg.env.positions),

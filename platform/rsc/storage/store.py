@@ -1,9 +1,13 @@
 """The one place that turns URIs into bytes: ``file://`` and ``s3://`` through fsspec.
 
 Datasets are written so that readers never see a partial one, on any filesystem: data files get
-content-addressed names and the manifest (which lists them) is written last as a single object.
-A crash before the manifest lands leaves the previous version intact; orphaned files are removed
-on the next successful write.
+content-addressed names (one Parquet file per symbol, under ``symbol=<name>/``) and the manifest,
+which lists them, is written last as a single object. A crash before the manifest lands leaves the
+previous version intact; files no manifest lists are removed after the next successful write.
+
+The manifest records the schema, rows, time range, each file's sha256 and the dataset's sha256 (over
+the per-partition hashes), plus the hashes of the datasets it was derived from. It holds no wall-clock
+time, so the same frame gives a byte-identical manifest on file:// and s3://, run after run.
 """
 
 from __future__ import annotations
@@ -14,19 +18,21 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import fsspec
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rsc.config.settings import StorageSettings
-from rsc.core.schema import TIMESTAMP
+from rsc.core.schema import SYMBOL, TIMESTAMP
 
 MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 2
 
 
 def join(uri: str, *parts: str) -> str:
@@ -40,21 +46,44 @@ def sha256_bytes(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class Storage:
-    """Reads and writes under any supported URI; holds only connection settings."""
+    """Reads and writes under any supported URI; holds only connection settings.
+
+    S3 settings left as None fall back to botocore's usual chain: ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL_S3``,
+    profiles and instance or pod roles.
+    """
 
     s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
 
     @classmethod
     def from_settings(cls, settings: StorageSettings) -> Storage:
-        return cls(s3_endpoint_url=settings.s3_endpoint_url)
+        return cls(
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+            s3_access_key_id=settings.s3_access_key_id,
+            s3_secret_access_key=settings.s3_secret_access_key,
+        )
+
+    def s3_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``s3fs.S3FileSystem`` (only what is configured)."""
+        client: dict[str, Any] = {}
+        if self.s3_endpoint_url:
+            client["endpoint_url"] = self.s3_endpoint_url
+        if self.s3_region:
+            client["region_name"] = self.s3_region
+        options: dict[str, Any] = {"client_kwargs": client} if client else {}
+        if self.s3_access_key_id:
+            options["key"] = self.s3_access_key_id
+        if self.s3_secret_access_key:
+            options["secret"] = self.s3_secret_access_key
+        return options
 
     def filesystem(self, uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         if uri.startswith("s3://"):
-            options: dict[str, Any] = {}
-            if self.s3_endpoint_url:
-                options["client_kwargs"] = {"endpoint_url": self.s3_endpoint_url}
-            fs = fsspec.filesystem("s3", **options)
-            return fs, uri.removeprefix("s3://")
+            return fsspec.filesystem("s3", **self.s3_options()), uri.removeprefix("s3://")
         if uri.startswith("file://") or "://" not in uri:
             return fsspec.filesystem("file"), uri.removeprefix("file://")
         raise ValueError(f"unsupported URI scheme in {uri!r}: use file:// or s3://")
@@ -63,6 +92,16 @@ class Storage:
     def exists(self, uri: str) -> bool:
         fs, path = self.filesystem(uri)
         return fs.exists(path)
+
+    def isdir(self, uri: str) -> bool:
+        fs, path = self.filesystem(uri)
+        return fs.isdir(path)
+
+    def list_files(self, uri: str) -> list[str]:
+        """URIs of the files directly in the folder ``uri``, sorted."""
+        fs, path = self.filesystem(uri)
+        names = sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False) if fs.isfile(e))
+        return [join(uri, name) for name in names]
 
     def read_bytes(self, uri: str) -> bytes:
         fs, path = self.filesystem(uri)
@@ -94,29 +133,41 @@ class Storage:
     def write_dataset(
         self, uri: str, frame: pd.DataFrame, inputs: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        """Write ``frame`` as a Parquet dataset with a manifest; returns the manifest.
+        """Write ``frame`` as a Parquet dataset (one file per symbol if it has a symbol column).
 
         Args:
             inputs: name -> sha256 of the datasets this one was derived from (lineage).
+
+        Returns:
+            The manifest, written last: the commit point of the dataset.
         """
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
-        data = buffer.getvalue()
-        digest = sha256_bytes(data)
-        file_name = f"part-{digest[:16]}.parquet"
-        self.write_bytes(join(uri, file_name), data)
+        partitions: dict[str, dict[str, Any]] = {}
+        table = pa.Table.from_pandas(_by_symbol(frame), preserve_index=False)
+        schema = table.schema
+        for key, part in _partitions(table):
+            buffer = io.BytesIO()
+            pq.write_table(part, buffer, compression="zstd")
+            data = buffer.getvalue()
+            digest = sha256_bytes(data)
+            name = f"part-{digest[:16]}.parquet"
+            if key is not None:
+                name = f"{SYMBOL}={quote(key, safe='')}/{name}"
+            self.write_bytes(join(uri, name), data)
+            partitions[key or ""] = {"file": name, "sha256": digest, "rows": part.num_rows}
+        listing = "".join(f"{key}\t{p['sha256']}\n" for key, p in partitions.items())
         manifest = {
-            "sha256": digest,
-            "files": [file_name],
-            "rows": table.num_rows,
-            "schema": {field.name: str(field.type) for field in table.schema},
+            "format": MANIFEST_FORMAT,
+            "sha256": sha256_bytes(listing.encode()),
+            "rows": len(frame),
+            "schema": {field.name: str(field.type) for field in schema},
             "time_range": _time_range(frame),
+            "partition_by": SYMBOL if SYMBOL in frame.columns else None,
+            "partitions": partitions,
+            "files": [p["file"] for p in partitions.values()],
             "inputs": dict(sorted((inputs or {}).items())),
-            "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self.write_json(join(uri, MANIFEST), manifest)
-        self._remove_orphans(uri, keep={MANIFEST, file_name})
+        self._remove_orphans(uri, keep={MANIFEST, *manifest["files"]})
         return manifest
 
     def read_manifest(self, uri: str) -> dict[str, Any]:
@@ -125,18 +176,30 @@ class Storage:
             raise FileNotFoundError(f"no dataset at {uri} (missing {MANIFEST})")
         return self.read_json(manifest_uri)
 
-    def read_dataset(self, uri: str) -> pd.DataFrame:
-        """Read the files the manifest lists, never whatever else lies in the folder."""
+    def read_dataset(self, uri: str, symbols: list[str] | None = None) -> pd.DataFrame:
+        """Read the files the manifest lists (all, or those of ``symbols``), never other files."""
         manifest = self.read_manifest(uri)
-        tables = [pq.read_table(io.BytesIO(self.read_bytes(join(uri, name)))) for name in manifest["files"]]
+        files = manifest["files"]
+        if symbols is not None:
+            partitions = manifest.get("partitions", {})
+            missing = [s for s in symbols if s not in partitions]
+            if missing:
+                raise KeyError(f"{uri}: no symbol(s) {missing} in the dataset; it has {sorted(partitions)}")
+            files = [partitions[s]["file"] for s in symbols]
+        tables = [pq.read_table(io.BytesIO(self.read_bytes(join(uri, name)))) for name in files]
         return pa.concat_tables(tables).to_pandas()
 
     def _remove_orphans(self, uri: str, keep: set[str]) -> None:
+        """Delete what the manifest does not list (older versions, a crashed write's leftovers)."""
         fs, path = self.filesystem(uri)
-        for entry in fs.ls(path, detail=False):
-            name = entry.rstrip("/").rsplit("/", 1)[-1]
-            if name not in keep:
-                fs.rm(entry, recursive=True)
+        root = path.rstrip("/")
+        for entry in fs.find(root):
+            if entry.removeprefix(root).lstrip("/") not in keep:
+                fs.rm(entry)
+        if not uri.startswith("s3://"):  # S3 has no folders; local ones emptied above go too
+            for folder in sorted(Path(root).rglob("*"), reverse=True):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
 
     # -- folders (checkpoints) ------------------------------------------------------------------
     def upload_dir(self, local_dir: str | Path, uri: str) -> None:
@@ -158,6 +221,24 @@ class Storage:
     def local_path(self, uri: str) -> Path | None:
         """The local path of a file:// URI, else None."""
         return Path(uri.removeprefix("file://")) if not uri.startswith("s3://") else None
+
+
+def _by_symbol(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by symbol (stable: each symbol's rows keep their order)."""
+    if SYMBOL not in frame.columns or frame[SYMBOL].is_monotonic_increasing:
+        return frame
+    return frame.sort_values(SYMBOL, kind="stable")
+
+
+def _partitions(table: pa.Table) -> list[tuple[str | None, pa.Table]]:
+    """One zero-copy slice per symbol of a table grouped by symbol (the whole table without one)."""
+    if SYMBOL not in table.column_names or table.num_rows == 0:
+        return [(None, table)]
+    symbols = table.column(SYMBOL).to_numpy(zero_copy_only=False).astype(str)
+    keys, starts = np.unique(symbols, return_index=True)
+    order = np.argsort(starts)
+    bounds = [*starts[order], len(symbols)]
+    return [(str(keys[i]), table.slice(bounds[j], bounds[j + 1] - bounds[j])) for j, i in enumerate(order)]
 
 
 def _time_range(frame: pd.DataFrame) -> list[str] | None:

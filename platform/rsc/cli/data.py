@@ -1,0 +1,179 @@
+"""``rsc data ingest | validate | features | split``: the data steps one at a time, with progress bars.
+
+``ingest``, ``features`` and ``split`` run the same stage functions as the pipeline, on the run root of
+the settings (``<storage.root>/<run.name>/``). ``validate`` checks files without writing anything and
+exits non-zero when any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+T = TypeVar("T")
+SettingsLoader = Callable[[argparse.Namespace], Any]
+EXIT_DATA_ERROR = 1
+
+
+@contextmanager
+def progress_bars(console: Console) -> Iterator[Callable[..., Iterable[Any]]]:
+    """A ``track`` callable (see :mod:`rsc.data.progress`) drawing one rich bar per loop."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+
+        def track(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
+            yield from progress.track(items, total=total, description=description)
+
+        yield track
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--path`` and ``--symbols`` as ``key=value`` overrides (the format follows the extension)."""
+    extra = []
+    if getattr(args, "path", None):
+        source = "parquet" if args.path.rstrip("/").endswith(".parquet") else "csv"
+        extra += [f"data.source={source}", f"data.path={args.path}"]
+    if getattr(args, "symbols", None):
+        extra.append("data.symbols=[" + ", ".join(repr(s) for s in args.symbols) + "]")
+    return extra
+
+
+def cmd_ingest(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
+    from rsc.stages import ingest
+
+    args.config = [*args.config, *_overrides(args)]
+    cfg = load(args)
+    with progress_bars(console) as track:
+        result = ingest.run(cfg, track)
+    console.print(f"bars: {result.symbols} symbols, {result.rows:,} rows -> {result.bars_uri}")
+    console.print(f"sha256 {result.sha256}")
+    return 0
+
+
+def cmd_features(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
+    from rsc.stages import features
+    from rsc.storage import join
+
+    cfg = load(args)
+    with progress_bars(console) as track:
+        result = features.run(cfg, join(cfg.run_root, "bars"), track)
+    console.print(
+        f"features: {result.rows:,} rows x {len(result.columns)} {result.columns} -> {result.features_uri}"
+    )
+    console.print(f"sha256 {result.sha256}")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
+    from rsc.stages import split
+    from rsc.storage import join
+
+    cfg = load(args)
+    result = split.run(cfg, join(cfg.run_root, "features"))
+    console.print(f"split: {result.rows} -> {result.split_uri}; scaler {result.scaler_uri}")
+    console.print(f"walk-forward: {result.folds} folds -> {result.folds_uri}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
+    from rsc.config.settings import ValidationSettings
+    from rsc.data.sources import FileSource
+    from rsc.data.validate import check_bars
+    from rsc.storage import Storage
+
+    cfg = load(args)
+    policy = ValidationSettings(**{check: "repair" for check in args.repair}) if args.repair else None
+    table = Table(title=f"validation of {args.path}")
+    for column in ("symbol", "rows", "kept", "check", "finding"):
+        table.add_column(column, justify="right" if column in ("rows", "kept") else "left")
+    failed = 0
+    source = FileSource(args.path, Storage.from_settings(cfg.storage))
+    with progress_bars(console) as track:
+        for raw in track(source.fetch(args.symbols or ["*"]), "validate", len(args.symbols or []) or None):
+            _, report = check_bars(raw.frame, raw.origin, raw.symbol, policy or cfg.data.validation)
+            failed += not report.ok
+            if not report.findings:
+                table.add_row(raw.symbol, str(report.rows_in), str(report.rows_out), "", "[green]ok[/]")
+            for finding in report.findings:
+                status = "[yellow]repaired[/]" if finding.repaired else "[red]FAIL[/]"
+                table.add_row(
+                    raw.symbol,
+                    str(report.rows_in),
+                    str(report.rows_out),
+                    finding.check,
+                    f"{status} {finding}",
+                )
+    console.print(table)
+    console.print(f"{failed} symbol(s) failed" if failed else "[green]all bars valid[/]")
+    return EXIT_DATA_ERROR if failed else 0
+
+
+def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
+    """Add ``rsc data ...``; ``load`` turns the parsed config arguments into Settings."""
+    from rsc.config.settings import ValidationSettings
+
+    data = commands.add_parser("data", help="ingest, validate, compute features and split market data")
+    steps = data.add_subparsers(dest="data_command", required=True)
+
+    def step(name: str, help_: str, handler, positional_config: bool = True) -> argparse.ArgumentParser:
+        parser = steps.add_parser(name, help=help_)
+        if positional_config:
+            parser.add_argument(
+                "config", nargs="*", help="YAML files and key=value overrides (as for rsc run)"
+            )
+        else:
+            parser.add_argument(
+                "-c",
+                "--config",
+                action="append",
+                default=[],
+                help="YAML file or key=value override (repeatable)",
+            )
+        parser.add_argument("--env", default="local", help="environment overlay under configs/")
+        parser.set_defaults(func=lambda args: _guarded(handler, args, load))
+        return parser
+
+    ingest = step("ingest", "load and validate bars, write the bars dataset", cmd_ingest)
+    ingest.add_argument("--path", help="CSV/Parquet file, folder or {symbol} template (file:// or s3://)")
+    ingest.add_argument("--symbols", nargs="+", help="symbols to ingest ('*' = all the files hold)")
+    step("features", "compute the configured indicators on the run's bars", cmd_features)
+    step("split", "train/validation/test split and walk-forward folds", cmd_split)
+    validate = step("validate", "check bar files, print a report (exit 1 on failures)", cmd_validate, False)
+    validate.add_argument("path", help="CSV/Parquet file, folder or {symbol} template (file:// or s3://)")
+    validate.add_argument("--symbols", nargs="+", help="symbols to check (default: all)")
+    validate.add_argument(
+        "--repair",
+        nargs="+",
+        default=[],
+        choices=sorted(ValidationSettings.model_fields),
+        help="checks to repair instead of fail (overrides data.validation)",
+    )
+
+
+def _guarded(handler, args: argparse.Namespace, load: SettingsLoader) -> int:
+    """Data problems are one line on stderr and exit 1, not a traceback."""
+    from rsc.data.sources import SourceError
+    from rsc.data.validate import DataValidationError
+
+    console = Console(stderr=False)
+    try:
+        return handler(args, load, console)
+    except (DataValidationError, SourceError, FileNotFoundError, KeyError, ValueError) as error:
+        from rsc.config import ConfigError
+
+        if isinstance(error, ConfigError):
+            raise
+        print(f"rsc: data error: {error}", file=sys.stderr)
+        return EXIT_DATA_ERROR
