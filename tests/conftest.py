@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from rsc.cluster.local import LocalHead, free_port, local_head
 from rsc.config import Settings, load_settings
@@ -40,3 +42,34 @@ def smoke_settings(root: Path, *overrides: str) -> Settings:
         [CONFIGS / "base.yaml", CONFIGS / "smoke.yaml"],
         [f"storage.root=file://{root}", "monitor.enabled=false", *overrides],
     )
+
+
+@pytest.fixture(scope="module")
+def smoke_split(tmp_path_factory):
+    """The smoke run's data (ingest -> features -> split) under a fresh storage root."""
+    from rsc.stages import features, ingest, split
+
+    root = tmp_path_factory.mktemp("split")
+    cfg = smoke_settings(root)
+    bars = ingest.run(cfg)
+    feats = features.run(cfg, bars.bars_uri)
+    return cfg, split.run(cfg, feats.features_uri)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 with a bucket ``rsc-test`` (any credentials are accepted)."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    client.create_bucket(Bucket="rsc-test")
+    yield endpoint
+    server.stop()

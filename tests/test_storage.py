@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import quote
 
-import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
-from rsc.cluster.local import free_port
 from rsc.config.settings import StorageSettings
 from rsc.storage import Storage, join
 from tests.helpers import synthetic_bars
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="rsc-test")
-    yield endpoint
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The ``rsc`` command line: ``rsc run``, ``rsc compile``, ``rsc data ...``."""
+"""The ``rsc`` command line: ``rsc run``, ``rsc compile``, ``rsc data ...``, ``rsc train``, ``rsc tune``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rsc.cli import data as data_commands
+from rsc.cli import train as train_commands
 from rsc.config import ConfigError, load_settings
 from rsc.config.loader import default_config_paths
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.set_defaults(func=cmd_compile)
 
     data_commands.register(commands, _settings)
+    train_commands.register(commands, _settings)
     return parser
 
 

@@ -224,6 +224,8 @@ class TrainSettings(Section):
     algorithm_config: str = Field("rllib_configs/ppo.yaml", description="RLlib algorithm YAML.")
     iterations: int | None = Field(None, ge=1, description="Overrides the YAML's stop.training_iteration.")
     eval_every: int = Field(2, ge=1, description="Validate with the backtest metric every N iterations.")
+    metric: str = Field("eval/sharpe", description="Validation metric that picks the best checkpoint (max).")
+    checkpoint_every: int = Field(1, ge=1, description="Commit a resumable checkpoint every N iterations.")
 
 
 class TuneSettings(Section):

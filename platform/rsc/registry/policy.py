@@ -21,7 +21,7 @@ from rsc.core.schema import NETWORK_FILE, POLICY_FILE
 
 @dataclass(frozen=True)
 class Decision:
-    action: int
+    action: int | float  # an index into positions (discrete) or the raw continuous action
     target_position: float
 
 
@@ -35,6 +35,8 @@ class Policy:
         self.feature_names = feature_names(self.indicators)
         self.window = int(spec["window"])
         self.positions = [float(p) for p in spec["positions"]]
+        self.discrete = spec["env"].get("action", "discrete") == "discrete"
+        self.max_position = float(spec["env"].get("max_position", 1.0))
         self._mean = np.asarray(spec["scaler"]["mean"], dtype=np.float64)
         self._std = np.asarray(spec["scaler"]["std"], dtype=np.float64)
 
@@ -49,14 +51,21 @@ class Policy:
         """Bars a request must carry: the indicator warm-up plus the observation window."""
         return warmup_bars(self.indicators) + self.window
 
-    def act(self, obs: np.ndarray) -> int:
-        return int(self.act_batch(np.asarray(obs, dtype=np.float32)[None])[0])
+    def act(self, obs: np.ndarray) -> int | np.ndarray:
+        """Greedy action for one observation ``[D]``: an index, or a ``[d]`` continuous action."""
+        action = self.act_batch(np.asarray(obs, dtype=np.float32)[None])[0]
+        return int(action) if self.discrete else action
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """``[B, D]`` observations -> ``[B]`` greedy action indices."""
+        """``[B, D]`` observations -> ``[B]`` action indices or ``[B, d]`` continuous actions."""
         with torch.no_grad():
-            scores = self.network(torch.as_tensor(obs, dtype=torch.float32))
-        return scores.argmax(dim=-1).numpy()
+            return self.network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+    def target_position(self, action) -> float:
+        """The position weight an action asks for (the env's own decoding)."""
+        if self.discrete:
+            return self.positions[int(action)]
+        return max(-self.max_position, min(self.max_position, float(np.ravel(action)[0]) * self.max_position))
 
     def observe_features(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> np.ndarray:
         """``[W, F]`` raw (unscaled) features, oldest first -> observation."""
@@ -69,4 +78,5 @@ class Policy:
 
     def decide(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> Decision:
         action = self.act(self.observe_features(features, position, unrealised))
-        return Decision(action, self.positions[action])
+        raw = action if self.discrete else float(np.ravel(action)[0])
+        return Decision(raw, self.target_position(action))

@@ -139,3 +139,33 @@ def load_policy(tracking_uri: str, name: str, alias: str = CHAMPION) -> tuple[in
         raise LookupError(f"registered model {name!r} has no @{alias} version")
     loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     return version, loaded.unwrap_python_model().policy
+
+
+def log_sweep(
+    run_name: str,
+    params: Mapping[str, Any],
+    trials: pd.DataFrame,
+    best_params: Mapping[str, Any],
+    metric: str,
+    best_metric: float,
+) -> str:
+    """One parent run for a hyperparameter sweep with a nested child run per trial; returns its id."""
+    with mlflow.start_run(run_name=run_name) as parent:
+        mlflow.set_tag("rsc.kind", "sweep")
+        mlflow.log_params(_flatten("", params))
+        mlflow.log_params(_flatten("best/", best_params))
+        mlflow.log_metric(f"best/{metric}", float(best_metric))
+        mlflow.log_metric("trials", float(len(trials)))
+        for trial in trials.to_dict(orient="records"):
+            with mlflow.start_run(run_name=f"trial-{trial['trial_id']}", nested=True):
+                mlflow.set_tag("rsc.kind", "trial")
+                mlflow.log_params(
+                    {k: v for k, v in trial.items() if k.startswith("config/") or k == "trial_id"}
+                )
+                numbers = {
+                    k: float(v)
+                    for k, v in trial.items()
+                    if not k.startswith("config/") and isinstance(v, int | float) and v == v
+                }
+                mlflow.log_metrics(numbers)
+        return parent.info.run_id

@@ -16,26 +16,29 @@ from rsc.core.schema import VALIDATION
 from rsc.env import greedy_rollout
 
 EVAL_KEY = "eval"
+RETURNS_KEY = "eval_returns"  # the validation backtest's bar returns (for DSR / PBO across trials)
 
 
-def validation_metrics(algorithm: Any) -> dict[str, float]:
-    """Backtest the algorithm's current module over the validation part."""
+def validation_backtest(algorithm: Any) -> tuple[dict[str, float], list[float]]:
+    """Backtest the algorithm's current module over the validation part: metrics and bar returns."""
     from rsc.rl.envs import make_env
     from rsc.rl.policy import greedy_actor
 
     env = make_env({**algorithm.config.env_config, "part": VALIDATION, "mode": "eval"})
     rollout = greedy_rollout(env, greedy_actor(algorithm.get_module()))
-    return metrics.summary(rollout.equity)
+    summary = metrics.summary(rollout.equity, env.settings.periods_per_year)
+    return summary, metrics.bar_returns(rollout.equity).tolist()
 
 
 class ValidationCallback(RLlibCallback):
     def __init__(self) -> None:
         super().__init__()
-        self._latest: dict[str, float] | None = None
+        self._latest: tuple[dict[str, float], list[float]] | None = None
 
     def on_train_result(self, *, algorithm, metrics_logger=None, result: dict, **kwargs) -> None:
         every = int(algorithm.config.env_config.get("eval_every", 1))
         iteration = result["training_iteration"]
         if self._latest is None or iteration % every == 0:
-            self._latest = validation_metrics(algorithm)
-        result[EVAL_KEY] = dict(self._latest)
+            self._latest = validation_backtest(algorithm)
+        result[EVAL_KEY] = dict(self._latest[0])
+        result[RETURNS_KEY] = list(self._latest[1])

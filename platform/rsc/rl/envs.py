@@ -1,4 +1,9 @@
-"""The env creator RLlib calls in every env runner: ``env_config`` (plain data) -> TradingEnv."""
+"""The env creator RLlib calls in every env runner: ``env_config`` (plain data) -> TradingEnv.
+
+``env_config`` carries URIs and settings, never arrays, so Tune's experiment state stays small; each
+env runner loads the dataset once (cached per process). S3 credentials are deliberately not part of it
+(it is written to disk by Tune): runners take them from the usual AWS variables or roles.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 from ray.tune.registry import register_env
 
-from rsc.config.settings import EnvSettings
+from rsc.config.settings import EnvSettings, StorageSettings
 from rsc.env import ENV_ID, MarketArrays, TradingEnv
 from rsc.storage import Storage
 
@@ -17,29 +22,38 @@ def env_config(
     scaler_uri: str,
     part: str,
     env: EnvSettings,
-    s3_endpoint_url: str | None = None,
+    storage: StorageSettings | None = None,
     mode: str = "train",
+    eval_every: int = 1,
 ) -> dict[str, Any]:
-    """The plain-data ``env_config`` RLlib ships to env runners (URIs, not arrays)."""
+    """The plain-data ``env_config`` RLlib ships to env runners.
+
+    Args:
+        eval_every: iterations between validation backtests (read by the validation callback).
+    """
     return {
         "dataset_uri": dataset_uri,
         "scaler_uri": scaler_uri,
         "part": part,
         "mode": mode,
         "env": env.model_dump(mode="json"),
-        "s3_endpoint_url": s3_endpoint_url,
+        "s3_endpoint_url": storage.s3_endpoint_url if storage else None,
+        "s3_region": storage.s3_region if storage else None,
+        "eval_every": eval_every,
     }
 
 
 @cache
-def _market(dataset_uri: str, scaler_uri: str, part: str, window: int, endpoint: str | None) -> MarketArrays:
-    storage = Storage(s3_endpoint_url=endpoint)
+def _market(
+    dataset_uri: str, scaler_uri: str, part: str, window: int, endpoint: str | None, region: str | None
+) -> MarketArrays:
+    storage = Storage(s3_endpoint_url=endpoint, s3_region=region)
     frame = storage.read_dataset(dataset_uri)
     return MarketArrays.from_frame(frame, storage.read_json(scaler_uri), part, window)
 
 
 def make_env(config: dict[str, Any]) -> TradingEnv:
-    """Convert ``env_config`` once into typed settings and preloaded arrays (cached per process)."""
+    """Convert ``env_config`` once into typed settings and preloaded arrays."""
     settings = EnvSettings.model_validate(config["env"])
     market = _market(
         config["dataset_uri"],
@@ -47,6 +61,7 @@ def make_env(config: dict[str, Any]) -> TradingEnv:
         config["part"],
         settings.window,
         config.get("s3_endpoint_url"),
+        config.get("s3_region"),
     )
     return TradingEnv(market, settings, mode=config.get("mode", "train"))
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from rsc.config.loader import ConfigError, load_model
-from rsc.config.settings import Section
+from rsc.config.settings import EnvSettings, Section
 
 ALGORITHM_NAMES = ("PPO", "DQN", "APPO", "SAC")
 
@@ -59,6 +59,9 @@ class TuneSpec(Section):
 class AlgorithmSpec(Section):
     algorithm: Literal["PPO", "DQN", "APPO", "SAC"] = Field(description="RLlib algorithm.")
     env: str = Field("rsc/Trading-v0", description="Registered env id.")
+    env_config: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the run's `env` settings this algorithm needs."
+    )
     model: dict[str, Any] = Field(default_factory=dict, description="RLlib DefaultModelConfig fields.")
     resources: ResourceSpec = ResourceSpec()
     training: dict[str, Any] = Field(default_factory=dict, description="Arguments of config.training().")
@@ -92,17 +95,26 @@ def load_algorithm_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> Al
     spec = load_model(AlgorithmSpec, [path], overrides)
     training_keys = _accepted_training_keys(spec.algorithm)
     for section, keys, accepted in (
+        ("env_config", spec.env_config, set(EnvSettings.model_fields)),
         ("training", spec.training, training_keys),
         ("model", spec.model, _accepted_model_keys()),
         ("search_space", spec.search_space, training_keys),
     ):
         unknown = sorted(set(keys) - accepted)
         if unknown:
-            raise ConfigError(
-                f"unknown key '{section}.{unknown[0]}' in {path}: not an argument of "
-                f"{spec.algorithm}Config.{'training' if section != 'model' else 'rl_module(model_config)'}"
+            target = {"env_config": "the env settings", "model": "DefaultModelConfig"}.get(
+                section, f"{spec.algorithm}Config.training()"
             )
+            raise ConfigError(f"unknown key '{section}.{unknown[0]}' in {path}: not a field of {target}")
     return spec
+
+
+def effective_env(spec: AlgorithmSpec, env: EnvSettings) -> EnvSettings:
+    """The run's env settings with the algorithm's overrides (e.g. SAC needs continuous actions)."""
+    try:
+        return EnvSettings.model_validate({**env.model_dump(), **spec.env_config})
+    except ValueError as error:
+        raise ConfigError(f"env_config of the {spec.algorithm} config: {error}") from error
 
 
 def resolve_spec_path(path: str) -> Path:

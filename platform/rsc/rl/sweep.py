@@ -1,9 +1,16 @@
-"""``rsc tune``: Ray Tune over the spec's search space with OptunaSearch and ASHA."""
+"""``rsc tune``: Ray Tune over the spec's search space with OptunaSearch and ASHA (or PBT).
+
+Each trial is RLlib's own trainable built from the AlgorithmConfig (C10); the validation callback puts
+``eval/*`` metrics, and the validation bar returns, into every result, so schedulers and the results
+table read the platform's backtest metric.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -12,6 +19,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 from ray.tune.search.optuna import OptunaSearch
 
+from rsc.rl.callbacks import EVAL_KEY, RETURNS_KEY
 from rsc.rl.spec import AlgorithmSpec, SearchDimension
 
 log = logging.getLogger(__name__)
@@ -32,10 +40,11 @@ def tune_distribution(dimension: SearchDimension) -> Any:
 class SweepResult:
     best_params: dict[str, Any]
     best_metric: float
-    trials: pd.DataFrame  # one row per trial: its sampled params and final metrics
+    trials: pd.DataFrame  # one row per trial: its sampled params and metrics
+    returns: pd.DataFrame  # validation bar returns, one column per trial (its last validation)
 
 
-def _scheduler(spec: AlgorithmSpec, iterations: int, seed: int):
+def _scheduler(spec: AlgorithmSpec, iterations: int):
     settings = spec.tune
     if settings.scheduler == "asha":
         return ASHAScheduler(
@@ -53,24 +62,36 @@ def _scheduler(spec: AlgorithmSpec, iterations: int, seed: int):
     return FIFOScheduler()
 
 
-def run_sweep(
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def build_tuner(
     spec: AlgorithmSpec,
     config: AlgorithmConfig,
-    storage_path: str,
-    name: str,
+    experiment_dir: Path,
     seed: int,
-    num_samples: int | None = None,
-    iterations: int | None = None,
-) -> SweepResult:
-    """Search ``spec.search_space`` around ``config``; returns the best trial's sampled values."""
-    if not spec.search_space:
-        raise ValueError("the algorithm config has no search_space to tune")
-    iterations = iterations or spec.tune.iterations or spec.stop.training_iteration
+    num_samples: int | None,
+    iterations: int,
+    resume: bool,
+) -> tune.Tuner:
+    """A new Tuner, or ``Tuner.restore`` of an interrupted experiment in ``experiment_dir``."""
     param_space = config.copy(copy_frozen=False).training(
         **{key: tune_distribution(dim) for key, dim in spec.search_space.items()}
     )
+    if resume and tune.Tuner.can_restore(str(experiment_dir)):
+        log.info("restoring the interrupted sweep in %s", experiment_dir)
+        return tune.Tuner.restore(
+            str(experiment_dir),
+            trainable=spec.algorithm,
+            param_space=param_space,
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+    if experiment_dir.exists():
+        shutil.rmtree(experiment_dir)  # a fresh sweep never mixes in another sweep's trials
     use_optuna = spec.tune.scheduler != "pbt"  # PBT mutates configs itself
-    tuner = tune.Tuner(
+    return tune.Tuner(
         spec.algorithm,
         param_space=param_space,
         tune_config=tune.TuneConfig(
@@ -78,43 +99,58 @@ def run_sweep(
             mode=spec.tune.mode,
             num_samples=num_samples or spec.tune.num_samples,
             max_concurrent_trials=spec.tune.max_concurrent_trials,
-            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
             search_alg=OptunaSearch(seed=seed) if use_optuna else None,
-            scheduler=_scheduler(spec, iterations, seed),
+            scheduler=_scheduler(spec, iterations),
+            trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=name,
-            storage_path=storage_path,
+            name=experiment_dir.name,
+            storage_path=str(experiment_dir.parent),
             stop={"training_iteration": iterations},
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1),
             verbose=1,
         ),
     )
+
+
+def run_sweep(
+    spec: AlgorithmSpec,
+    config: AlgorithmConfig,
+    experiment_dir: Path,
+    seed: int,
+    num_samples: int | None = None,
+    iterations: int | None = None,
+    resume: bool = False,
+) -> SweepResult:
+    """Search ``spec.search_space`` around ``config``; returns the best trial and every trial's numbers."""
+    if not spec.search_space:
+        raise ValueError("the algorithm config has no search_space to tune")
+    iterations = iterations or spec.tune.iterations or spec.stop.training_iteration
+    tuner = build_tuner(spec, config, experiment_dir, seed, num_samples, iterations, resume)
     results = tuner.fit()
     if results.errors:
         raise RuntimeError(f"{len(results.errors)} trial(s) failed; first: {results.errors[0]}")
-    best = results.get_best_result(metric=spec.tune.metric, mode=spec.tune.mode, scope="all")
-    rows = []
+    metric, mode = spec.tune.metric, spec.tune.mode
+    best = results.get_best_result(metric=metric, mode=mode, scope="all")
+    rows, returns = [], {}
     for result in results:
-        params = {key: result.config.get(key) for key in spec.search_space}
         history = result.metrics_dataframe
-        best_value = (
-            history[spec.tune.metric].max() if spec.tune.mode == "max" else history[spec.tune.metric].min()
-        )
+        values = history[metric] if metric in history else pd.Series(dtype=float)
+        trial_id = result.metrics.get("trial_id")
         rows.append(
             {
-                "trial_id": result.metrics.get("trial_id"),
-                **{f"config/{k}": v for k, v in params.items()},
+                "trial_id": trial_id,
+                **{f"config/{k}": result.config.get(k) for k in spec.search_space},
                 "iterations": result.metrics.get("training_iteration"),
-                f"best/{spec.tune.metric}": best_value,
-                **{
-                    k: result.metrics.get("eval", {}).get(k.split("/", 1)[1])
-                    for k in ("eval/sharpe", "eval/total_return", "eval/max_drawdown")
-                },
+                f"best/{metric}": float(values.max() if mode == "max" else values.min()),
+                **{f"{EVAL_KEY}/{k}": v for k, v in result.metrics.get(EVAL_KEY, {}).items()},
             }
         )
-    best_value = best.metrics_dataframe[spec.tune.metric]
+        returns[trial_id] = pd.Series(result.metrics.get(RETURNS_KEY, []), dtype=float)
+    best_values = best.metrics_dataframe[metric]
     return SweepResult(
         best_params={key: best.config.get(key) for key in spec.search_space},
-        best_metric=float(best_value.max() if spec.tune.mode == "max" else best_value.min()),
+        best_metric=float(best_values.max() if mode == "max" else best_values.min()),
         trials=pd.DataFrame(rows),
+        returns=pd.DataFrame(returns),
     )

@@ -39,7 +39,7 @@ class ActRequest(BaseModel):
 
 
 class ActResponse(BaseModel):
-    action: int
+    action: int | float = Field(description="Index into positions (discrete) or the continuous action.")
     target_position: float
     model_name: str
     model_version: int

@@ -13,7 +13,7 @@ from rsc.data.features import indicator_refs
 from rsc.rl.algorithm import build_algorithm_config
 from rsc.rl.envs import env_config
 from rsc.rl.runtime import connect
-from rsc.rl.spec import load_algorithm_spec, resolve_spec_path
+from rsc.rl.spec import effective_env, load_algorithm_spec, resolve_spec_path
 from rsc.rl.train import train_algorithm
 from rsc.storage import Storage, join
 
@@ -26,6 +26,7 @@ class TrainResult:
     checkpoint_uri: str
     best_iteration: int
     metrics: dict[str, float]
+    resumed_from: list[int]
 
 
 def _log_iteration(row: dict) -> None:
@@ -37,17 +38,18 @@ def _log_iteration(row: dict) -> None:
     )
 
 
-def run(cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | None = None) -> TrainResult:
+def run(
+    cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | None = None, resume: bool = False
+) -> TrainResult:
     storage = Storage.from_settings(cfg.storage)
     spec_path = resolve_spec_path(cfg.train.algorithm_config)
     spec = load_algorithm_spec(spec_path)
+    env = effective_env(spec, cfg.env)
     tuned = storage.read_json(best_params_uri)["best_params"] if best_params_uri else {}
-    environment = env_config(split_uri, scaler_uri, TRAIN, cfg.env, cfg.storage.s3_endpoint_url)
-    config = build_algorithm_config(
-        spec, {**environment, "eval_every": cfg.train.eval_every}, cfg.run.seed, tuned
-    )
+    environment = env_config(split_uri, scaler_uri, TRAIN, env, cfg.storage, eval_every=cfg.train.eval_every)
+    config = build_algorithm_config(spec, environment, cfg.run.seed, tuned)
     scaler = storage.read_json(scaler_uri)
-    obs_size = observation_size(cfg.env.window, len(scaler["columns"]))
+    obs_size = observation_size(env.window, len(scaler["columns"]))
 
     connect(cfg.ray.address)
     model_uri = join(cfg.run_root, "model")
@@ -57,6 +59,9 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | N
         model_uri,
         storage,
         obs_size,
+        metric=cfg.train.metric,
+        checkpoint_every=cfg.train.checkpoint_every,
+        resume=resume,
         on_iteration=_log_iteration,
     )
     storage.write_json(
@@ -67,15 +72,17 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | N
             "hyperparameters": {**spec.training, **tuned},
             "indicators": [ref.to_dict() for ref in indicator_refs(cfg.features)],
             "feature_names": feature_names(indicator_refs(cfg.features)),
-            "window": cfg.env.window,
-            "positions": list(cfg.env.positions),
+            "window": env.window,
+            "positions": list(env.positions),
             "observation_size": obs_size,
             "scaler": scaler,
-            "env": cfg.env.model_dump(mode="json"),
+            "env": env.model_dump(mode="json"),
             "best_iteration": result.best_iteration,
             "validation": result.best_metrics,
             "inputs": {"split": storage.read_manifest(split_uri)["sha256"]},
         },
     )
     log.info("train: best iteration %d %s", result.best_iteration, result.best_metrics)
-    return TrainResult(model_uri, result.checkpoint_uri, result.best_iteration, result.best_metrics)
+    return TrainResult(
+        model_uri, result.checkpoint_uri, result.best_iteration, result.best_metrics, result.resumed_from
+    )
