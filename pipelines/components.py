@@ -2,16 +2,44 @@
 
 Artifacts carry the storage URI of what the stage wrote in ``metadata["uri"]`` (and small facts such
 as row counts and hashes); the data itself never travels through KFP. Imports sit inside each
-function because KFP ships the function's source to the step's container.
+function because KFP ships the function's source to the step's container. The first step resolves
+the run's settings (the pipeline parameters applied as overrides) and every other step reads them.
+Train and tune go through ``launch_stage``: in process, or as a KubeRay RayJob (``cluster.launcher``).
 """
 
 import os
+from typing import Optional
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 # The project image (see Dockerfile); every component runs in it.
-IMAGE = os.environ.get("RSC_IMAGE", "ghcr.io/rsc-platform/rsc:0.1.0")
+IMAGE = os.environ.get("RSC_IMAGE", "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0")
+
+
+@dsl.component(base_image=IMAGE)
+def settings_op(
+    settings_json: str,
+    symbols: Optional[str] = None,
+    start: Optional[str] = None,
+    end: Optional[str] = None,
+    algorithm_config: Optional[str] = None,
+    num_samples: Optional[int] = None,
+    gpus: Optional[int] = None,
+    launcher: Optional[str] = None,
+) -> str:
+    from rsc.stages.entry import resolve_settings
+
+    parameters = {
+        "symbols": symbols,
+        "start": start,
+        "end": end,
+        "algorithm_config": algorithm_config,
+        "num_samples": num_samples,
+        "gpus": gpus,
+        "launcher": launcher,
+    }
+    return resolve_settings(settings_json, parameters).model_dump_json()
 
 
 @dsl.component(base_image=IMAGE)
@@ -48,16 +76,17 @@ def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset
 def tune_op(
     settings_json: str, split: Input[Dataset], scaler: Input[Artifact], best_params: Output[Artifact]
 ):
-    from rsc.stages import tune
+    from rsc.cli.stage import launch_stage
     from rsc.stages.entry import settings_from_json
 
-    result = tune.run(settings_from_json(settings_json), split.metadata["uri"], scaler.metadata["uri"])
+    inputs = {"split": split.metadata["uri"], "scaler": scaler.metadata["uri"]}
+    result = launch_stage("tune", settings_from_json(settings_json), inputs)
     best_params.metadata.update(
         {
-            "uri": result.best_params_uri,
-            "params": result.best_params,
-            "best_metric": result.best_metric,
-            "trials_uri": result.trials_uri,
+            "uri": result["best_params_uri"],
+            "params": result["best_params"],
+            "best_metric": result["best_metric"],
+            "trials_uri": result["trials_uri"],
         }
     )
 
@@ -70,21 +99,21 @@ def train_op(
     best_params: Input[Artifact],
     model: Output[Model],
 ):
-    from rsc.stages import train
+    from rsc.cli.stage import launch_stage
     from rsc.stages.entry import settings_from_json
 
-    result = train.run(
-        settings_from_json(settings_json),
-        split.metadata["uri"],
-        scaler.metadata["uri"],
-        best_params.metadata["uri"],
-    )
+    inputs = {
+        "split": split.metadata["uri"],
+        "scaler": scaler.metadata["uri"],
+        "best_params": best_params.metadata["uri"],
+    }
+    result = launch_stage("train", settings_from_json(settings_json), inputs)
     model.metadata.update(
         {
-            "uri": result.model_uri,
-            "checkpoint_uri": result.checkpoint_uri,
-            "best_iteration": result.best_iteration,
-            **result.metrics,
+            "uri": result["model_uri"],
+            "checkpoint_uri": result["checkpoint_uri"],
+            "best_iteration": result["best_iteration"],
+            **result["metrics"],
         }
     )
 

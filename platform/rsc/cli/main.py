@@ -1,4 +1,4 @@
-"""The ``rsc`` command line: ``rsc run``, ``rsc compile``."""
+"""The ``rsc`` command line: ``rsc run``, ``rsc compile``, ``rsc submit``, ``rsc stage``."""
 
 from __future__ import annotations
 
@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="write the KFP pipeline YAML")
     compile_.add_argument("-o", "--output", default="pipeline.yaml", type=Path, help="output path")
     compile_.set_defaults(func=cmd_compile)
+
+    from rsc.cli import stage, submit
+
+    submit.add_parser(commands)
+    stage.add_parser(commands)
     return parser
 
 

@@ -40,7 +40,7 @@ def _log_iteration(row: dict) -> None:
 def run(cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | None = None) -> TrainResult:
     storage = Storage.from_settings(cfg.storage)
     spec_path = resolve_spec_path(cfg.train.algorithm_config)
-    spec = load_algorithm_spec(spec_path)
+    spec = load_algorithm_spec(spec_path, cfg.cluster.learner_overrides)  # GPU learners when gpus > 0
     tuned = storage.read_json(best_params_uri)["best_params"] if best_params_uri else {}
     environment = env_config(split_uri, scaler_uri, TRAIN, cfg.env, cfg.storage.s3_endpoint_url)
     config = build_algorithm_config(

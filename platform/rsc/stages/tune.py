@@ -36,7 +36,7 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str) -> TuneResult:
         storage.write_json(best_params_uri, {"best_params": {}, "metric": None, "best_metric": None})
         log.info("tune: disabled; training with the algorithm config's own hyperparameters")
         return TuneResult(best_params_uri, {}, float("nan"), trials_uri, 0)
-    spec = load_algorithm_spec(resolve_spec_path(cfg.train.algorithm_config))
+    spec = load_algorithm_spec(resolve_spec_path(cfg.train.algorithm_config), cfg.cluster.learner_overrides)
     environment = env_config(split_uri, scaler_uri, TRAIN, cfg.env, cfg.storage.s3_endpoint_url)
     config = build_algorithm_config(spec, {**environment, "eval_every": 1}, cfg.run.seed)
     connect(cfg.ray.address)
