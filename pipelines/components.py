@@ -8,7 +8,6 @@ Train and tune go through ``launch_stage``: in process, or as a KubeRay RayJob (
 """
 
 import os
-from typing import Optional
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
@@ -20,13 +19,13 @@ IMAGE = os.environ.get("RSC_IMAGE", "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0")
 @dsl.component(base_image=IMAGE)
 def settings_op(
     settings_json: str,
-    symbols: Optional[str] = None,
-    start: Optional[str] = None,
-    end: Optional[str] = None,
-    algorithm_config: Optional[str] = None,
-    num_samples: Optional[int] = None,
-    gpus: Optional[int] = None,
-    launcher: Optional[str] = None,
+    symbols: str = "",
+    start: str = "",
+    end: str = "",
+    algorithm_config: str = "",
+    num_samples: int = 0,
+    gpus: int = -1,
+    launcher: str = "",
 ) -> str:
     from rsc.stages.entry import resolve_settings
 

@@ -8,7 +8,6 @@ RayJob when ``cluster.launcher`` is ``kuberay``; with ``local`` they train in th
 """
 
 from pathlib import Path
-from typing import Optional
 
 from kfp import compiler, dsl, kubernetes
 
@@ -26,7 +25,10 @@ from pipelines.components import (
 
 PIPELINE_NAME = "rsc-train-evaluate-serve"
 # Keys of the storage Secret handed to every step as environment variables (S3 or MinIO access).
-STORAGE_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}
+STORAGE_SECRET_KEYS = {
+    "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+}
 
 
 def _step(
@@ -51,13 +53,13 @@ def _step(
 @dsl.pipeline(name=PIPELINE_NAME, description="Bars to a served RL trading policy.")
 def rsc_pipeline(
     settings_json: str = "",
-    symbols: Optional[str] = None,
-    start: Optional[str] = None,
-    end: Optional[str] = None,
-    algorithm_config: Optional[str] = None,
-    num_samples: Optional[int] = None,
-    gpus: Optional[int] = None,
-    launcher: Optional[str] = None,
+    symbols: str = "",
+    start: str = "",
+    end: str = "",
+    algorithm_config: str = "",
+    num_samples: int = 0,
+    gpus: int = -1,
+    launcher: str = "",
     storage_secret: str = "rsc-storage",
     pod_gpus: int = 0,
     pod_node_selector: dict = {},  # noqa: B006 (KFP reads parameter defaults from the signature)
@@ -68,12 +70,13 @@ def rsc_pipeline(
     Args:
         settings_json: the run's settings as JSON (``rsc submit`` sends them); empty = the image's
             configs/base.yaml + configs/cluster.yaml.
-        symbols: comma-separated symbols (data.symbols); unset parameters keep the settings' value.
+        symbols: comma-separated symbols (data.symbols). Every parameter left at its default ("",
+            0 for num_samples, -1 for gpus) keeps the settings' value.
         start: first bar date, YYYY-MM-DD (data.start).
         end: last bar date (data.end).
         algorithm_config: rllib_configs YAML (train.algorithm_config).
-        num_samples: Tune trials, the HPO budget (tune.num_samples).
-        gpus: GPUs for RLlib learners (cluster.gpus): the RayJobs get a GPU worker group.
+        num_samples: Tune trials, the HPO budget (tune.num_samples); 0 keeps the settings' value.
+        gpus: GPUs for RLlib learners (cluster.gpus): the RayJobs get a GPU worker group; -1 keeps.
         launcher: ``kuberay`` (a RayJob per train/tune step) or ``local`` (in the step's pod).
         storage_secret: Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for every step.
         pod_gpus: GPUs of the train and tune pods themselves (launcher=local only).

@@ -61,7 +61,15 @@ def remote_settings(cfg: Settings) -> Settings:
 
 def stage_command(name: str, cfg: Settings, inputs: Mapping[str, str], result_uri: str) -> list[str]:
     """``python -m rsc stage NAME ...``: the entrypoint a remote launcher runs."""
-    command = ["python", "-m", "rsc", "stage", name, "--settings-json", remote_settings(cfg).model_dump_json()]
+    command = [
+        "python",
+        "-m",
+        "rsc",
+        "stage",
+        name,
+        "--settings-json",
+        remote_settings(cfg).model_dump_json(),
+    ]
     for key, value in inputs.items():
         command += ["--input", f"{key}={value}"]
     return [*command, "--result-uri", result_uri]
@@ -100,7 +108,6 @@ def _input(text: str) -> tuple[str, str]:
 
 def cmd_stage(args: argparse.Namespace) -> int:
     from rsc.stages.entry import settings_from_json
-
     from rsc.storage import Storage
 
     cfg = settings_from_json(args.settings_json)

@@ -31,7 +31,9 @@ def kube_config_token() -> str | None:
 
     configuration = client.Configuration()
     try:
-        config.load_kube_config(client_configuration=configuration)
+        config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
+        )
     except (config.ConfigException, OSError):
         return None
     header = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
@@ -63,10 +65,14 @@ def split_arguments(items: list[str], types: Mapping[str, Any]) -> tuple[list[st
             try:
                 parameters[key] = types[key](value)
             except ValueError:
-                raise ConfigError(f"pipeline parameter {key}={value!r}: not a {types[key].__name__}") from None
+                raise ConfigError(
+                    f"pipeline parameter {key}={value!r}: not a {types[key].__name__}"
+                ) from None
         else:
             known = ", ".join(sorted(k for k in types if k != "settings_json"))
-            raise ConfigError(f"{key!r} is neither a settings key (section.key) nor a pipeline parameter ({known})")
+            raise ConfigError(
+                f"{key!r} is neither a settings key (section.key) nor a pipeline parameter ({known})"
+            )
     return files, overrides, parameters
 
 
@@ -82,7 +88,6 @@ def submit(
 ) -> str:
     """Start one run and return its URL in the Kubeflow Pipelines UI."""
     import kfp
-
     from pipelines.pipeline import compile_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,8 +129,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     submit_.add_argument("--host", required=True, help="Kubeflow Pipelines API URL")
     submit_.add_argument("--experiment", help="experiment name (default: registry.experiment)")
     submit_.add_argument("--run-name", help="run name (default: run.name)")
-    submit_.add_argument("--env", default="cluster", help="settings overlay under configs/ (default: cluster)")
+    submit_.add_argument(
+        "--env", default="cluster", help="settings overlay under configs/ (default: cluster)"
+    )
     submit_.add_argument("--namespace", help="Kubeflow profile namespace (multi-user installs)")
     submit_.add_argument("--service-account", help="ServiceAccount of the run's pods (needs the RayJob Role)")
-    submit_.add_argument("--no-cache", action="store_true", help="run every step even if a cached result exists")
+    submit_.add_argument(
+        "--no-cache", action="store_true", help="run every step even if a cached result exists"
+    )
     submit_.set_defaults(func=cmd_submit)

@@ -1,4 +1,4 @@
-"""The ``kuberay`` launcher: create a RayJob, wait for a terminal state, fail with its message, delete on cancel.
+"""The ``kuberay`` launcher: create a RayJob, wait for its end, fail with its message, delete on cancel.
 
 The only user of the ``kubernetes`` client. It needs the verbs create, get, watch and delete on
 ``rayjobs.ray.io`` in one namespace (k8s/rbac.yaml, or the chart's pipeline Role) and nothing else.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -49,8 +50,13 @@ def api_client() -> client.ApiClient:
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config(config_file=_kubeconfig())
     return client.ApiClient()
+
+
+def _kubeconfig() -> str | None:
+    """$KUBECONFIG as it is now (the client library reads it once, at import)."""
+    return os.environ.get("KUBECONFIG") or None
 
 
 def current_namespace(configured: str | None) -> str:
@@ -60,7 +66,7 @@ def current_namespace(configured: str | None) -> str:
     if POD_NAMESPACE_FILE.is_file():
         return POD_NAMESPACE_FILE.read_text().strip()
     try:
-        _, context = config.list_kube_config_contexts()
+        _, context = config.list_kube_config_contexts(config_file=_kubeconfig())
         return context["context"].get("namespace") or "default"
     except (config.ConfigException, KeyError, TypeError):
         return "default"
@@ -103,7 +109,12 @@ class RayJobs:
         return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        try:
+            return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        except ApiException as error:
+            if error.status == 404:
+                raise RayJobFailed(f"rayjob {self.namespace}/{name} was deleted before it finished") from None
+            raise
 
     def delete(self, name: str) -> None:
         """Delete the RayJob; its RayCluster and pods go with it (owner references)."""
@@ -135,13 +146,16 @@ class RayJobs:
             if state != seen:
                 seen = state
                 url = _status(job).get("dashboardURL")
-                log.info("rayjob %s/%s: %s%s", self.namespace, name, state or "New", f" ({url})" if url else "")
+                log.info(
+                    "rayjob %s/%s: %s%s", self.namespace, name, state or "New", f" ({url})" if url else ""
+                )
             if _is_terminal(job):
                 return job
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(
-                    f"rayjob {self.namespace}/{name} not finished after {timeout_s:.0f}s (state {state or 'New'})"
+                    f"rayjob {self.namespace}/{name} not finished after {timeout_s:.0f}s "
+                    f"(state {state or 'New'})"
                 )
             job = self._watch_once(name, job, max(1, int(min(watch_s, remaining))))
 
@@ -207,4 +221,6 @@ def run_rayjob(
         raise RayJobFailed(
             f"rayjob {jobs.namespace}/{name} failed ({reason}, job status {job_status or 'none'}): {message}"
         )
-    return RayJobOutcome(name, jobs.namespace, job_status, status.get("dashboardURL"), time.monotonic() - started)
+    return RayJobOutcome(
+        name, jobs.namespace, job_status, status.get("dashboardURL"), time.monotonic() - started
+    )

@@ -34,7 +34,9 @@ def resolve_template(path: str, workdir: str) -> Path:
     for candidate in (Path(path), Path(workdir) / path, Path(__file__).resolve().parents[3] / path):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"RayJob template not found: {path} (looked in ., {workdir} and the project root)")
+    raise FileNotFoundError(
+        f"RayJob template not found: {path} (looked in ., {workdir} and the project root)"
+    )
 
 
 def load_template(path: str | Path) -> dict[str, Any]:
@@ -119,7 +121,9 @@ def build_rayjob(
 
     ray_cluster = spec["rayClusterSpec"]
     head = ray_cluster["headGroupSpec"]
-    _fill_pod(head["template"], cluster, cluster.image, _resources(cluster.head_cpus, cluster.head_memory), labels)
+    _fill_pod(
+        head["template"], cluster, cluster.image, _resources(cluster.head_cpus, cluster.head_memory), labels
+    )
 
     groups = {group["groupName"]: group for group in ray_cluster["workerGroupSpecs"]}
     cpu, gpu = groups[CPU_GROUP], groups[GPU_GROUP]

@@ -175,7 +175,8 @@ class ClusterSettings(Section):
         "local", description="local: run the stage in the step's process; kuberay: one RayJob per step."
     )
     image: str = Field(
-        "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0", description="Project image of the Ray head and CPU workers."
+        "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0",
+        description="Project image of the Ray head and CPU workers.",
     )
     gpu_image: str = Field(
         "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0-gpu", description="Project image (CUDA) of GPU workers."
@@ -217,10 +218,13 @@ class ClusterSettings(Section):
     def _whole_gpu_workers(self) -> ClusterSettings:
         if self.gpus % self.gpus_per_worker:
             raise ValueError(
-                f"cluster.gpus ({self.gpus}) must be a multiple of cluster.gpus_per_worker ({self.gpus_per_worker})"
+                f"cluster.gpus ({self.gpus}) must be a multiple of "
+                f"cluster.gpus_per_worker ({self.gpus_per_worker})"
             )
         if self.cpu_workers + self.gpu_workers == 0:
-            raise ValueError("cluster.cpu_workers and cluster.gpus are both 0: the Ray cluster would have no workers")
+            raise ValueError(
+                "cluster.cpu_workers and cluster.gpus are both 0: the Ray cluster would have no workers"
+            )
         return self
 
     @property

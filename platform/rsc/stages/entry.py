@@ -12,15 +12,15 @@ from collections.abc import Mapping
 from rsc.config import Settings, load_settings
 from rsc.config.loader import default_config_paths, override_settings
 
-# Pipeline parameter -> settings key it overrides.
-PARAMETER_KEYS = {
-    "symbols": "data.symbols",
-    "start": "data.start",
-    "end": "data.end",
-    "algorithm_config": "train.algorithm_config",
-    "num_samples": "tune.num_samples",
-    "gpus": "cluster.gpus",
-    "launcher": "cluster.launcher",
+# Pipeline parameter -> (settings key it overrides, the default that means "keep the settings' value").
+PARAMETERS: dict[str, tuple[str, object]] = {
+    "symbols": ("data.symbols", ""),
+    "start": ("data.start", ""),
+    "end": ("data.end", ""),
+    "algorithm_config": ("train.algorithm_config", ""),
+    "num_samples": ("tune.num_samples", 0),
+    "gpus": ("cluster.gpus", -1),
+    "launcher": ("cluster.launcher", ""),
 }
 # An empty settings JSON means: the configuration shipped in the image for clusters.
 CLUSTER_ENVIRONMENT = "cluster"
@@ -36,18 +36,19 @@ def settings_from_json(settings_json: str) -> Settings:
 def parameter_overrides(parameters: Mapping[str, object]) -> list[str]:
     """``{"gpus": 2, "symbols": "SPX,GOOG"}`` -> ``["cluster.gpus=2", "data.symbols=[SPX,GOOG]"]``.
 
-    Unset parameters (None or "") keep the settings' value.
+    A parameter left at its "unset" default (or None) keeps the settings' value.
     """
-    unknown = sorted(set(parameters) - set(PARAMETER_KEYS))
+    unknown = sorted(set(parameters) - set(PARAMETERS))
     if unknown:
-        raise ValueError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(PARAMETER_KEYS)}")
+        raise ValueError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(PARAMETERS)}")
     overrides = []
     for name, value in parameters.items():
-        if value is None or value == "":
+        key, unset = PARAMETERS[name]
+        if value is None or value == unset:
             continue
         if name == "symbols":
             value = "[" + ",".join(part.strip() for part in str(value).split(",")) + "]"
-        overrides.append(f"{PARAMETER_KEYS[name]}={value}")
+        overrides.append(f"{key}={value}")
     return overrides
 
 
