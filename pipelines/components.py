@@ -84,7 +84,8 @@ def tune_op(
         {
             "uri": result["best_params_uri"],
             "params": result["best_params"],
-            "best_metric": result["best_metric"],
+            # NaN (no search ran) is not valid in KFP's metadata protobuf; None is.
+            "best_metric": result["best_metric"] if result["best_metric"] == result["best_metric"] else None,
             "trials_uri": result["trials_uri"],
         }
     )
