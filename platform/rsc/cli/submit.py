@@ -46,7 +46,7 @@ def bearer_token() -> str | None:
 
 def parameter_types(package: Path) -> dict[str, Any]:
     """Pipeline parameter -> Python type, read from the compiled pipeline spec."""
-    spec = yaml.safe_load(package.read_text())
+    spec = next(yaml.safe_load_all(package.read_text()))  # the second document is platform config
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     return {name: PARAMETER_TYPES.get(p["parameterType"], str) for name, p in parameters.items()}
 
