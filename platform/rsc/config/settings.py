@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 
 class Section(BaseModel):
@@ -154,7 +162,12 @@ class RaySettings(Section):
     )
 
 
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+# A Kubernetes resource quantity ("4", "500m", "8Gi"); a bare number in YAML is read as one too.
+Quantity = Annotated[
+    str,
+    BeforeValidator(lambda value: str(value) if isinstance(value, int | float) else value),
+    StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"),
+]
 
 
 class Toleration(Section):
@@ -190,15 +203,15 @@ class ClusterSettings(Section):
     )
     workdir: str = Field("/home/ray/rsc", description="Project folder inside the image (configs, templates).")
     rayjob_template: str = Field("k8s/rayjob.yaml", description="RayJob template the launcher fills in.")
-    head_cpus: str = Field("2", pattern=QUANTITY, description="CPU request and limit of the Ray head.")
-    head_memory: str = Field("8Gi", pattern=QUANTITY, description="Memory request and limit of the Ray head.")
+    head_cpus: Quantity = Field("2", description="CPU request and limit of the Ray head.")
+    head_memory: Quantity = Field("8Gi", description="Memory request and limit of the Ray head.")
     cpu_workers: int = Field(2, ge=0, description="CPU worker pods (RLlib env runners, Tune trials).")
-    cpu_worker_cpus: str = Field("4", pattern=QUANTITY, description="CPUs of one CPU worker.")
-    cpu_worker_memory: str = Field("8Gi", pattern=QUANTITY, description="Memory of one CPU worker.")
+    cpu_worker_cpus: Quantity = Field("4", description="CPUs of one CPU worker.")
+    cpu_worker_memory: Quantity = Field("8Gi", description="Memory of one CPU worker.")
     gpus: int = Field(0, ge=0, description="GPUs for RLlib learners in all; 0 = no GPU worker group.")
     gpus_per_worker: int = Field(1, ge=1, description="GPUs of one GPU worker pod (nvidia.com/gpu).")
-    gpu_worker_cpus: str = Field("8", pattern=QUANTITY, description="CPUs of one GPU worker.")
-    gpu_worker_memory: str = Field("32Gi", pattern=QUANTITY, description="Memory of one GPU worker.")
+    gpu_worker_cpus: Quantity = Field("8", description="CPUs of one GPU worker.")
+    gpu_worker_memory: Quantity = Field("32Gi", description="Memory of one GPU worker.")
     gpu_node_selector: dict[str, str] = Field(
         {"nvidia.com/gpu.present": "true"}, description="Node labels GPU workers must land on."
     )
