@@ -12,11 +12,12 @@ import os
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
-# The project image (see Dockerfile); every component runs in it.
+# The project image (see Dockerfile); every component runs in it, and it already holds kfp, so steps
+# install nothing at start (install_kfp_package=False) and need no network to PyPI.
 IMAGE = os.environ.get("RSC_IMAGE", "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0")
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def settings_op(
     settings_json: str,
     symbols: str = "",
@@ -41,7 +42,7 @@ def settings_op(
     return resolve_settings(settings_json, parameters).model_dump_json()
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ingest_op(settings_json: str, bars: Output[Dataset]):
     from rsc.stages import ingest
     from rsc.stages.entry import settings_from_json
@@ -50,7 +51,7 @@ def ingest_op(settings_json: str, bars: Output[Dataset]):
     bars.metadata.update({"uri": result.bars_uri, "rows": result.rows, "sha256": result.sha256})
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def features_op(settings_json: str, bars: Input[Dataset], features: Output[Dataset]):
     from rsc.stages import features as stage
     from rsc.stages.entry import settings_from_json
@@ -61,7 +62,7 @@ def features_op(settings_json: str, bars: Input[Dataset], features: Output[Datas
     )
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset], scaler: Output[Artifact]):
     from rsc.stages import split as stage
     from rsc.stages.entry import settings_from_json
@@ -71,7 +72,7 @@ def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset
     scaler.metadata.update({"uri": result.scaler_uri})
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def tune_op(
     settings_json: str, split: Input[Dataset], scaler: Input[Artifact], best_params: Output[Artifact]
 ):
@@ -91,7 +92,7 @@ def tune_op(
     )
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def train_op(
     settings_json: str,
     split: Input[Dataset],
@@ -118,7 +119,7 @@ def train_op(
     )
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def evaluate_op(
     settings_json: str,
     split: Input[Dataset],
@@ -143,7 +144,7 @@ def evaluate_op(
     report.metadata["uri"] = result.report_uri
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def register_op(
     settings_json: str,
     split: Input[Dataset],
@@ -164,7 +165,7 @@ def register_op(
     return result.model_name
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def deploy_op(settings_json: str, model_name: str) -> str:
     import json
 
