@@ -169,10 +169,10 @@ def register_op(
 def deploy_op(settings_json: str, model_name: str) -> str:
     import json
 
-    from rsc.stages import deploy
+    from rsc.cli.stage import launch_stage
     from rsc.stages.entry import settings_from_json
 
-    result = deploy.run(settings_from_json(settings_json), model_name)
+    result = launch_stage("deploy", settings_from_json(settings_json), {"model_name": model_name})
     return json.dumps(
-        {"url": result.url, "model_name": result.model_name, "model_version": result.model_version}
+        {"url": result["url"], "model_name": result["model_name"], "model_version": result["model_version"]}
     )

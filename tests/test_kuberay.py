@@ -290,3 +290,34 @@ def test_cancelled_step_deletes_its_rayjob(tmp_path, api):
     assert server.methods()[-1] == "DELETE", server.requests
     assert not server.objects
     assert "deleted" in stderr
+
+
+def test_deploy_on_a_cluster_checks_the_rayservice_endpoint(tmp_path):
+    """With kuberay the chart's RayService serves the alias: the deploy step reports what it answers."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = json.dumps({"model_name": "rsc-policy", "model_version": 7}).encode()
+            self.send_response(200 if self.path == "/v1/model" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = kuberay_settings(tmp_path, "serve.host=127.0.0.1", f"serve.port={server.server_address[1]}")
+        result = launch_stage("deploy", cfg, {"model_name": "rsc-policy"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result == {
+        "url": f"http://127.0.0.1:{server.server_address[1]}",
+        "model_name": "rsc-policy",
+        "model_version": 7,
+    }

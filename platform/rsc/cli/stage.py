@@ -75,10 +75,35 @@ def stage_command(name: str, cfg: Settings, inputs: Mapping[str, str], result_ur
     return [*command, "--result-uri", result_uri]
 
 
+def served_model(cfg: Settings, model_name: str, timeout_s: float = 300.0) -> dict[str, Any]:
+    """On a cluster the chart's RayService serves the alias; report what its endpoint answers."""
+    import time
+
+    import requests
+
+    url = f"http://{cfg.serve.host}:{cfg.serve.port}{cfg.serve.route_prefix.rstrip('/')}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            info = requests.get(f"{url}/v1/model", timeout=10)
+            info.raise_for_status()
+            return {"url": url, "model_name": model_name, "model_version": int(info.json()["model_version"])}
+        except requests.RequestException as error:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the RayService endpoint {url} did not answer: {error}") from error
+            time.sleep(5)
+
+
 def launch_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[str, Any]:
-    """Run a stage where ``cfg.cluster.launcher`` says, and return its result."""
+    """Run a stage where ``cfg.cluster.launcher`` says, and return its result.
+
+    With ``kuberay``, train and tune (and any other stage asked for) run as a RayJob, except deploy:
+    serving on a cluster is the chart's long-lived RayService, so the step checks its endpoint.
+    """
     if cfg.cluster.launcher == "local":
         return run_stage(name, cfg, inputs)
+    if name == "deploy":
+        return served_model(cfg, inputs["model_name"])
     from rsc.cluster import kuberay, rayjob  # the kubernetes client only where a cluster is used
     from rsc.storage import Storage, join
 
