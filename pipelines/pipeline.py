@@ -41,12 +41,14 @@ def _step(
     cpu: str = "500m",
     memory: str = "1Gi",
 ) -> dsl.PipelineTask:
-    """Display name, caching, retries, requests and limits, and the storage Secret of one task."""
+    """Display name, caching, retries, requests and limits, the storage Secret and label of one task."""
     task.set_display_name(name).set_caching_options(cache)
     task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
     if retries:
         task.set_retry(num_retries=retries, backoff_duration="30s", backoff_factor=2.0)
     kubernetes.use_secret_as_env(task, storage_secret, STORAGE_SECRET_KEYS, optional=True)
+    # The chart's NetworkPolicies let pods with this label reach MLflow and the Ray dashboards.
+    kubernetes.add_pod_label(task, "app.kubernetes.io/part-of", "rsc")
     return task
 
 

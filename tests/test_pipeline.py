@@ -91,6 +91,7 @@ def test_kubernetes_platform_config(compiled, tmp_path):
         (secret,) = executor["secretAsEnv"]
         assert secret["secretNameParameter"] == {"componentInputParameter": "storage_secret"}
         assert secret["optional"] is True
+        assert executor["podMetadata"]["labels"] == {"app.kubernetes.io/part-of": "rsc"}  # NetworkPolicy peer
     for step in ("train", "tune"):
         executor = platform[f"exec-{step}-op"]
         assert executor["nodeSelector"]["nodeSelectorJson"] == {
