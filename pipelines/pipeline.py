@@ -1,8 +1,15 @@
-"""The DAG: ingest -> features -> split -> tune -> train -> evaluate -> register -> deploy."""
+"""The DAG: settings -> ingest -> features -> split -> tune -> train -> evaluate -> register -> deploy.
+
+Each task says how Kubeflow runs its pod: caching for the deterministic steps, retries for the steps
+that call services (a transient failure of a network fetch, MLflow or Ray Serve), CPU and memory
+requests, and the storage Secret as environment variables. Train and tune pods only wait for their
+RayJob when ``cluster.launcher`` is ``kuberay``; with ``local`` they train in the pod, and the
+``pod_*`` parameters put that pod on a GPU node.
+"""
 
 from pathlib import Path
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 
 from pipelines.components import (
     deploy_op,
@@ -10,47 +17,123 @@ from pipelines.components import (
     features_op,
     ingest_op,
     register_op,
+    settings_op,
     split_op,
     train_op,
     tune_op,
 )
 
 PIPELINE_NAME = "rsc-train-evaluate-serve"
+# Keys of the storage Secret handed to every step as environment variables (S3 or MinIO access).
+STORAGE_SECRET_KEYS = {
+    "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+}
+
+
+def _step(
+    task: dsl.PipelineTask,
+    name: str,
+    storage_secret: str,
+    *,
+    cache: bool,
+    retries: int = 0,
+    cpu: str = "500m",
+    memory: str = "1Gi",
+) -> dsl.PipelineTask:
+    """Display name, caching, retries, requests and limits, the storage Secret and label of one task."""
+    task.set_display_name(name).set_caching_options(cache)
+    task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
+    if retries:
+        task.set_retry(num_retries=retries, backoff_duration="30s", backoff_factor=2.0)
+    kubernetes.use_secret_as_env(task, storage_secret, STORAGE_SECRET_KEYS, optional=True)
+    # The chart's NetworkPolicies let pods with this label reach MLflow and the Ray dashboards.
+    kubernetes.add_pod_label(task, "app.kubernetes.io/part-of", "rsc")
+    return task
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Bars to a served RL trading policy.")
-def rsc_pipeline(settings_json: str) -> str:
-    """Wire the steps; ``settings_json`` is the run's fully resolved Settings as JSON."""
-    ingest = ingest_op(settings_json=settings_json).set_display_name("ingest")
-    features = features_op(settings_json=settings_json, bars=ingest.outputs["bars"]).set_display_name(
-        "features"
-    )
-    split = split_op(settings_json=settings_json, features=features.outputs["features"]).set_display_name(
-        "split"
-    )
-    tune = tune_op(
-        settings_json=settings_json, split=split.outputs["split"], scaler=split.outputs["scaler"]
-    ).set_display_name("tune")
-    train = train_op(
+def rsc_pipeline(
+    settings_json: str = "",
+    symbols: str = "",
+    start: str = "",
+    end: str = "",
+    algorithm_config: str = "",
+    num_samples: int = 0,
+    gpus: int = -1,
+    launcher: str = "",
+    storage_secret: str = "rsc-storage",
+    pod_gpus: int = 0,
+    pod_node_selector: dict = {},  # noqa: B006 (KFP reads parameter defaults from the signature)
+    pod_tolerations: list = [],  # noqa: B006
+) -> str:
+    """Wire the steps.
+
+    Args:
+        settings_json: the run's settings as JSON (``rsc submit`` sends them); empty = the image's
+            configs/base.yaml + configs/cluster.yaml.
+        symbols: comma-separated symbols (data.symbols). Every parameter left at its default ("",
+            0 for num_samples, -1 for gpus) keeps the settings' value.
+        start: first bar date, YYYY-MM-DD (data.start).
+        end: last bar date (data.end).
+        algorithm_config: rllib_configs YAML (train.algorithm_config).
+        num_samples: Tune trials, the HPO budget (tune.num_samples); 0 keeps the settings' value.
+        gpus: GPUs for RLlib learners (cluster.gpus): the RayJobs get a GPU worker group; -1 keeps.
+        launcher: ``kuberay`` (a RayJob per train/tune step) or ``local`` (in the step's pod).
+        storage_secret: Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for every step.
+        pod_gpus: GPUs of the train and tune pods themselves (launcher=local only).
+        pod_node_selector: node labels for the train and tune pods (launcher=local on GPU nodes).
+        pod_tolerations: tolerations of the train and tune pods (tainted GPU nodes).
+    """
+    settings = settings_op(
         settings_json=settings_json,
+        symbols=symbols,
+        start=start,
+        end=end,
+        algorithm_config=algorithm_config,
+        num_samples=num_samples,
+        gpus=gpus,
+        launcher=launcher,
+    )
+    _step(settings, "settings", storage_secret, cache=True, cpu="100m", memory="256Mi")
+    resolved = settings.output
+    ingest = ingest_op(settings_json=resolved)
+    _step(ingest, "ingest", storage_secret, cache=True, retries=3, cpu="1", memory="2Gi")
+    features = features_op(settings_json=resolved, bars=ingest.outputs["bars"])
+    _step(features, "features", storage_secret, cache=True, cpu="1", memory="4Gi")
+    split = split_op(settings_json=resolved, features=features.outputs["features"])
+    _step(split, "split", storage_secret, cache=True, cpu="1", memory="4Gi")
+    tune = tune_op(settings_json=resolved, split=split.outputs["split"], scaler=split.outputs["scaler"])
+    # Training is not bit-reproducible across Ray workers and is what a new run asks for: never cached.
+    _step(tune, "tune", storage_secret, cache=False, cpu="1", memory="4Gi")
+    train = train_op(
+        settings_json=resolved,
         split=split.outputs["split"],
         scaler=split.outputs["scaler"],
         best_params=tune.outputs["best_params"],
-    ).set_display_name("train")
+    )
+    _step(train, "train", storage_secret, cache=False, cpu="1", memory="4Gi")
+    for task in (tune, train):
+        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(pod_gpus)
+        kubernetes.add_node_selector_json(task, pod_node_selector)
+        kubernetes.add_toleration_json(task, pod_tolerations)
     evaluate = evaluate_op(
-        settings_json=settings_json,
+        settings_json=resolved,
         split=split.outputs["split"],
         scaler=split.outputs["scaler"],
         model=train.outputs["model"],
-    ).set_display_name("evaluate")
+    )
+    _step(evaluate, "evaluate", storage_secret, cache=True, cpu="1", memory="4Gi")
     register = register_op(
-        settings_json=settings_json,
+        settings_json=resolved,
         split=split.outputs["split"],
         model=train.outputs["model"],
         metrics=evaluate.outputs["metrics"],
         report=evaluate.outputs["report"],
-    ).set_display_name("register")
-    deploy = deploy_op(settings_json=settings_json, model_name=register.output).set_display_name("deploy")
+    )
+    _step(register, "register", storage_secret, cache=False, retries=3)
+    deploy = deploy_op(settings_json=resolved, model_name=register.output)
+    _step(deploy, "deploy", storage_secret, cache=False, retries=2)
     return deploy.output
 
 

@@ -1,4 +1,4 @@
-"""The ``rsc`` command line: ``rsc run``, ``rsc compile``, ``rsc data ...``, ``rsc train``, ``rsc tune``."""
+"""The ``rsc`` command line: run, compile, submit, stage, data, train, tune."""
 
 from __future__ import annotations
 
@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_commands.register(commands, _settings)
     train_commands.register(commands, _settings)
+
+    from rsc.cli import stage, submit
+
+    submit.add_parser(commands)
+    stage.add_parser(commands)
     return parser
 
 

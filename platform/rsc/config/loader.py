@@ -95,10 +95,22 @@ def load_settings(paths: Iterable[str | Path] = (), overrides: Iterable[str] = (
     return load_model(Settings, paths, overrides)
 
 
-def load_model(model: type[M], paths: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> M:
-    """Merge YAML files in order, then ``key=value`` overrides, and validate into ``model``."""
+def override_settings(settings: Settings, overrides: Iterable[str]) -> Settings:
+    """``settings`` with ``key=value`` overrides on top, validated again (errors name the key)."""
+    return load_model(Settings, (), overrides, base=settings.model_dump(mode="json"))
+
+
+def load_model(
+    model: type[M],
+    paths: Iterable[str | Path] = (),
+    overrides: Iterable[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> M:
+    """Merge ``base``, YAML files in order, then ``key=value`` overrides, and validate into ``model``."""
     merged: dict[str, Any] = {}
     sources: dict[tuple[str, ...], str] = {}
+    if base is not None:
+        _merge(merged, sources, base, "the settings given")
     for path in paths:
         _merge(merged, sources, read_yaml(Path(path)), str(path))
     for text in overrides:

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 
 class Section(BaseModel):
@@ -276,6 +284,97 @@ class RaySettings(Section):
     )
 
 
+# A Kubernetes resource quantity ("4", "500m", "8Gi"); a bare number in YAML is read as one too.
+Quantity = Annotated[
+    str,
+    BeforeValidator(lambda value: str(value) if isinstance(value, int | float) else value),
+    StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"),
+]
+
+
+class Toleration(Section):
+    """One Kubernetes toleration (the fields of core/v1 Toleration that node taints need)."""
+
+    key: str | None = Field(None, description="Taint key; None with operator Exists tolerates every taint.")
+    operator: Literal["Exists", "Equal"] = Field("Exists", description="Exists, or Equal to `value`.")
+    value: str | None = Field(None, description="Taint value (operator Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect; None matches every effect."
+    )
+
+
+class ClusterSettings(Section):
+    """Where the train and tune steps run: in process (``local``) or as a KubeRay ``RayJob``."""
+
+    launcher: Literal["local", "kuberay"] = Field(
+        "local", description="local: run the stage in the step's process; kuberay: one RayJob per step."
+    )
+    image: str = Field(
+        "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0",
+        description="Project image of the Ray head and CPU workers.",
+    )
+    gpu_image: str = Field(
+        "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0-gpu", description="Project image (CUDA) of GPU workers."
+    )
+    namespace: str | None = Field(
+        None, description="Namespace of the RayJobs; None = the step pod's own, else the kube context's."
+    )
+    service_account: str | None = Field(None, description="ServiceAccount of the Ray pods (storage access).")
+    env_secret: str | None = Field(
+        None, description="Secret whose keys become environment variables of the Ray pods (S3, MLflow)."
+    )
+    workdir: str = Field("/home/ray/rsc", description="Project folder inside the image (configs, templates).")
+    rayjob_template: str = Field("k8s/rayjob.yaml", description="RayJob template the launcher fills in.")
+    head_cpus: Quantity = Field("2", description="CPU request and limit of the Ray head.")
+    head_memory: Quantity = Field("8Gi", description="Memory request and limit of the Ray head.")
+    cpu_workers: int = Field(2, ge=0, description="CPU worker pods (RLlib env runners, Tune trials).")
+    cpu_worker_cpus: Quantity = Field("4", description="CPUs of one CPU worker.")
+    cpu_worker_memory: Quantity = Field("8Gi", description="Memory of one CPU worker.")
+    gpus: int = Field(0, ge=0, description="GPUs for RLlib learners in all; 0 = no GPU worker group.")
+    gpus_per_worker: int = Field(1, ge=1, description="GPUs of one GPU worker pod (nvidia.com/gpu).")
+    gpu_worker_cpus: Quantity = Field("8", description="CPUs of one GPU worker.")
+    gpu_worker_memory: Quantity = Field("32Gi", description="Memory of one GPU worker.")
+    gpu_node_selector: dict[str, str] = Field(
+        {"nvidia.com/gpu.present": "true"}, description="Node labels GPU workers must land on."
+    )
+    gpu_tolerations: tuple[Toleration, ...] = Field(
+        (Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),),
+        description="Tolerations of GPU workers for tainted GPU nodes.",
+    )
+    active_deadline_s: int = Field(21600, ge=60, description="RayJob activeDeadlineSeconds: fail after this.")
+    ttl_after_finished_s: int = Field(600, ge=0, description="Keep a finished RayJob this long, then delete.")
+    backoff_limit: int = Field(0, ge=0, description="RayJob retries on a new cluster (KFP retries steps).")
+    wait_timeout_s: float = Field(
+        22200.0, gt=0, description="The step gives up waiting (and deletes the RayJob) after this."
+    )
+    watch_s: int = Field(60, ge=1, description="Length of one watch request before the status is re-read.")
+
+    @model_validator(mode="after")
+    def _whole_gpu_workers(self) -> ClusterSettings:
+        if self.gpus % self.gpus_per_worker:
+            raise ValueError(
+                f"cluster.gpus ({self.gpus}) must be a multiple of "
+                f"cluster.gpus_per_worker ({self.gpus_per_worker})"
+            )
+        if self.cpu_workers + self.gpu_workers == 0:
+            raise ValueError(
+                "cluster.cpu_workers and cluster.gpus are both 0: the Ray cluster would have no workers"
+            )
+        return self
+
+    @property
+    def gpu_workers(self) -> int:
+        """GPU worker pods: one RLlib learner per GPU, ``gpus_per_worker`` learners per pod."""
+        return self.gpus // self.gpus_per_worker
+
+    @property
+    def learner_overrides(self) -> tuple[str, ...]:
+        """``rllib_configs`` overrides that put one remote learner on each GPU (none without GPUs)."""
+        if not self.gpus:
+            return ()
+        return (f"resources.num_learners={self.gpus}", "resources.num_gpus_per_learner=1")
+
+
 class Settings(Section):
     """All settings of one run."""
 
@@ -293,6 +392,7 @@ class Settings(Section):
     paper: PaperSettings = PaperSettings()
     monitor: MonitorSettings = MonitorSettings()
     ray: RaySettings = RaySettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Settings:

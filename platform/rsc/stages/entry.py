@@ -1,10 +1,29 @@
-"""What every pipeline step does first: logging on, settings parsed from the JSON it was handed."""
+"""What every pipeline step does first: logging on, settings parsed from the JSON it was handed.
+
+The pipeline's run parameters (symbols, dates, algorithm config, HPO budget, GPUs, launcher) are
+applied here, once, as ``key=value`` overrides of the settings, so they are checked like any other.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
-from rsc.config import Settings
+from rsc.config import Settings, load_settings
+from rsc.config.loader import default_config_paths, override_settings
+
+# Pipeline parameter -> (settings key it overrides, the default that means "keep the settings' value").
+PARAMETERS: dict[str, tuple[str, object]] = {
+    "symbols": ("data.symbols", ""),
+    "start": ("data.start", ""),
+    "end": ("data.end", ""),
+    "algorithm_config": ("train.algorithm_config", ""),
+    "num_samples": ("tune.num_samples", 0),
+    "gpus": ("cluster.gpus", -1),
+    "launcher": ("cluster.launcher", ""),
+}
+# An empty settings JSON means: the configuration shipped in the image for clusters.
+CLUSTER_ENVIRONMENT = "cluster"
 
 
 def settings_from_json(settings_json: str) -> Settings:
@@ -12,3 +31,33 @@ def settings_from_json(settings_json: str) -> Settings:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
     return Settings.model_validate_json(settings_json)
+
+
+def parameter_overrides(parameters: Mapping[str, object]) -> list[str]:
+    """``{"gpus": 2, "symbols": "SPX,GOOG"}`` -> ``["cluster.gpus=2", "data.symbols=[SPX,GOOG]"]``.
+
+    A parameter left at its "unset" default (or None) keeps the settings' value.
+    """
+    unknown = sorted(set(parameters) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(PARAMETERS)}")
+    overrides = []
+    for name, value in parameters.items():
+        key, unset = PARAMETERS[name]
+        if value is None or value == unset:
+            continue
+        if name == "symbols":
+            value = "[" + ",".join(part.strip() for part in str(value).split(",")) + "]"
+        overrides.append(f"{key}={value}")
+    return overrides
+
+
+def resolve_settings(settings_json: str, parameters: Mapping[str, object]) -> Settings:
+    """The run's settings: the JSON given (or, if empty, configs/base.yaml + configs/cluster.yaml of
+    the image) with the pipeline parameters on top."""
+    if settings_json.strip():
+        settings = settings_from_json(settings_json)
+    else:
+        logging.basicConfig(level=logging.INFO, force=True)
+        settings = load_settings(default_config_paths(CLUSTER_ENVIRONMENT))
+    return override_settings(settings, parameter_overrides(parameters))

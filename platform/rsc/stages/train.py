@@ -43,7 +43,7 @@ def run(
 ) -> TrainResult:
     storage = Storage.from_settings(cfg.storage)
     spec_path = resolve_spec_path(cfg.train.algorithm_config)
-    spec = load_algorithm_spec(spec_path)
+    spec = load_algorithm_spec(spec_path, cfg.cluster.learner_overrides)  # GPU learners when gpus > 0
     env = effective_env(spec, cfg.env)
     tuned = storage.read_json(best_params_uri)["best_params"] if best_params_uri else {}
     environment = env_config(split_uri, scaler_uri, TRAIN, env, cfg.storage, eval_every=cfg.train.eval_every)

@@ -53,7 +53,7 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
         log.info("tune: disabled; training with the algorithm config's own hyperparameters")
         return TuneResult(best_params_uri, {}, math.nan, trials_uri, 0)
 
-    spec = load_algorithm_spec(resolve_spec_path(cfg.train.algorithm_config))
+    spec = load_algorithm_spec(resolve_spec_path(cfg.train.algorithm_config), cfg.cluster.learner_overrides)
     environment = env_config(split_uri, scaler_uri, TRAIN, effective_env(spec, cfg.env), cfg.storage)
     config = build_algorithm_config(spec, environment, cfg.run.seed)
     local_root = storage.local_path(join(cfg.run_root, "tune"))

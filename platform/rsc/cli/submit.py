@@ -1,0 +1,140 @@
+"""``rsc submit --host URL``: compile the pipeline and start a run on a Kubeflow Pipelines server.
+
+Settings come from configs/base.yaml + configs/cluster.yaml (``--env`` picks another overlay) and
+``key.sub=value`` overrides; ``name=value`` arguments whose name is a pipeline parameter (``gpus=2``,
+``symbols=SPX,GOOG``) are passed as run parameters. The bearer token is ``$KFP_TOKEN``, else the
+current kube config user's token, else none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rsc.config import ConfigError, load_settings
+from rsc.config.loader import default_config_paths
+
+TOKEN_VARIABLE = "KFP_TOKEN"
+# Types of pipeline parameters in the compiled spec -> how a command-line value becomes one.
+PARAMETER_TYPES = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str}
+
+
+def kube_config_token() -> str | None:
+    """The bearer token of the kube config's current user (exec plugins included), if there is one."""
+    from kubernetes import client, config  # only when no token was given
+
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
+        )
+    except (config.ConfigException, OSError):
+        return None
+    header = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
+    return header.removeprefix("Bearer ").strip() if header else None
+
+
+def bearer_token() -> str | None:
+    return os.environ.get(TOKEN_VARIABLE) or kube_config_token()
+
+
+def parameter_types(package: Path) -> dict[str, Any]:
+    """Pipeline parameter -> Python type, read from the compiled pipeline spec."""
+    spec = next(yaml.safe_load_all(package.read_text()))  # the second document is platform config
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    return {name: PARAMETER_TYPES.get(p["parameterType"], str) for name, p in parameters.items()}
+
+
+def split_arguments(items: list[str], types: Mapping[str, Any]) -> tuple[list[str], list[str], dict]:
+    """Positional arguments -> (YAML files, settings overrides, pipeline parameters)."""
+    files, overrides, parameters = [], [], {}
+    for item in items:
+        if "=" not in item:
+            files.append(item)
+            continue
+        key, _, value = item.partition("=")
+        if "." in key:
+            overrides.append(item)
+        elif key in types and key != "settings_json":
+            try:
+                parameters[key] = types[key](value)
+            except ValueError:
+                raise ConfigError(
+                    f"pipeline parameter {key}={value!r}: not a {types[key].__name__}"
+                ) from None
+        else:
+            known = ", ".join(sorted(k for k in types if k != "settings_json"))
+            raise ConfigError(
+                f"{key!r} is neither a settings key (section.key) nor a pipeline parameter ({known})"
+            )
+    return files, overrides, parameters
+
+
+def submit(
+    host: str,
+    items: list[str],
+    environment: str = "cluster",
+    experiment: str | None = None,
+    run_name: str | None = None,
+    namespace: str | None = None,
+    service_account: str | None = None,
+    enable_caching: bool | None = None,
+) -> str:
+    """Start one run and return its URL in the Kubeflow Pipelines UI."""
+    import kfp
+    from pipelines.pipeline import compile_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        package = compile_pipeline(Path(tmp) / "pipeline.yaml")
+        files, overrides, parameters = split_arguments(items, parameter_types(package))
+        settings = load_settings(files or default_config_paths(environment), overrides)
+        client = kfp.Client(host=host, existing_token=bearer_token())
+        result = client.create_run_from_pipeline_package(
+            str(package),
+            arguments={"settings_json": settings.model_dump_json(), **parameters},
+            run_name=run_name or f"{settings.run.name}",
+            experiment_name=experiment or settings.registry.experiment,
+            namespace=namespace,
+            service_account=service_account,
+            enable_caching=enable_caching,
+        )
+    return f"{host.rstrip('/')}/#/runs/details/{result.run_id}"
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    url = submit(
+        args.host,
+        args.config,
+        environment=args.env,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        namespace=args.namespace,
+        service_account=args.service_account,
+        enable_caching=False if args.no_cache else None,
+    )
+    print(url)
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``rsc submit``."""
+    submit_ = commands.add_parser("submit", help="start a run of the pipeline on a Kubeflow Pipelines server")
+    submit_.add_argument("config", nargs="*", help="YAML files, section.key=value overrides, param=value")
+    submit_.add_argument("--host", required=True, help="Kubeflow Pipelines API URL")
+    submit_.add_argument("--experiment", help="experiment name (default: registry.experiment)")
+    submit_.add_argument("--run-name", help="run name (default: run.name)")
+    submit_.add_argument(
+        "--env", default="cluster", help="settings overlay under configs/ (default: cluster)"
+    )
+    submit_.add_argument("--namespace", help="Kubeflow profile namespace (multi-user installs)")
+    submit_.add_argument("--service-account", help="ServiceAccount of the run's pods (needs the RayJob Role)")
+    submit_.add_argument(
+        "--no-cache", action="store_true", help="run every step even if a cached result exists"
+    )
+    submit_.set_defaults(func=cmd_submit)
