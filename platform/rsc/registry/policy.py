@@ -35,8 +35,9 @@ class Policy:
         self.feature_names = feature_names(self.indicators)
         self.window = int(spec["window"])
         self.positions = [float(p) for p in spec["positions"]]
-        self.discrete = spec["env"].get("action", "discrete") == "discrete"
-        self.max_position = float(spec["env"].get("max_position", 1.0))
+        env = spec.get("env", {})
+        self.discrete = env.get("action", "discrete") == "discrete"
+        self.max_position = float(env.get("max_position", 1.0))
         self._mean = np.asarray(spec["scaler"]["mean"], dtype=np.float64)
         self._std = np.asarray(spec["scaler"]["std"], dtype=np.float64)
 
