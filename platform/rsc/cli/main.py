@@ -1,4 +1,4 @@
-"""The ``rsc`` command line: ``rsc run``, ``rsc compile``."""
+"""The ``rsc`` command line: ``rsc run``, ``rsc compile``, ``rsc report``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from rsc.cli.report import rebuild
+
+    args.config = [*args.config, f"run.name={args.run}"]
+    try:
+        result = rebuild(_settings(args))
+    except FileNotFoundError as error:
+        print(f"rsc: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {result.report_uri} and {result.metrics_uri}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rsc", description="Reinforcement-learning trading policies on Ray."
@@ -59,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="write the KFP pipeline YAML")
     compile_.add_argument("-o", "--output", default="pipeline.yaml", type=Path, help="output path")
     compile_.set_defaults(func=cmd_compile)
+
+    report = commands.add_parser("report", help="rebuild a run's report.html and metrics.json")
+    report.add_argument("run", help="run name under the storage root")
+    report.add_argument("config", nargs="*", help="YAML files and key=value overrides, as for rsc run")
+    report.add_argument("--env", default="local", help="environment overlay under configs/ (default: local)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -25,7 +25,8 @@ def validation_metrics(algorithm: Any) -> dict[str, float]:
 
     env = make_env({**algorithm.config.env_config, "part": VALIDATION, "mode": "eval"})
     rollout = greedy_rollout(env, greedy_actor(algorithm.get_module()))
-    return metrics.summary(rollout.equity)
+    periods = metrics.infer_periods_per_year(rollout.timestamps).periods_per_year
+    return metrics.summary(rollout.equity, periods)
 
 
 class ValidationCallback(RLlibCallback):
