@@ -84,6 +84,10 @@ def minimum_variance_weights(returns: np.ndarray) -> np.ndarray:
     if len(returns) < 2:
         return start
     covariance = np.atleast_2d(np.cov(returns, rowvar=False, ddof=1))
+    scale = np.trace(covariance) / n_assets
+    if not scale > 0:
+        return start
+    covariance = covariance / scale  # daily variances are ~1e-4: rescale so SLSQP's tolerances bite
     solution = minimize(
         lambda w: w @ covariance @ w,
         start,
@@ -91,6 +95,7 @@ def minimum_variance_weights(returns: np.ndarray) -> np.ndarray:
         bounds=[(0.0, 1.0)] * n_assets,
         constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}],
         method="SLSQP",
+        options={"ftol": 1e-12, "maxiter": 200},
     )
     if not solution.success:
         return start

@@ -110,6 +110,8 @@ def run(
     frame = storage.read_dataset(split_uri)
     symbol = cfg.data.symbols[0]
     own = frame[frame[SYMBOL] == symbol] if SYMBOL in frame.columns else frame
+    if own.empty:
+        raise ValueError(f"{split_uri}: no rows of symbol {symbol!r} (the first of data.symbols)")
     market = MarketArrays.from_frame(own, storage.read_json(scaler_uri), TEST, cfg.env.window)
     with tempfile.TemporaryDirectory() as tmp:
         policy = Policy.load(storage.download_dir(model_uri, tmp))
