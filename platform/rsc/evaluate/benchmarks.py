@@ -7,6 +7,7 @@ backtests the last ``T`` decisions with the same capital and costs as the policy
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -86,7 +87,7 @@ def random_runs(
     close: np.ndarray,
     costs: Costs,
     initial_cash: float,
-    measure,
+    measure: Callable[[Backtest], dict[str, float]],
 ) -> RandomRuns:
     """Backtest one random strategy per seed; ``measure(Backtest) -> dict`` summarises each."""
     runs: list[Backtest] = [

@@ -45,11 +45,11 @@ MAX_TRADES_SHOWN = 500
 
 
 def _pct(value: float) -> str:
-    return f"{value:.2%}"
+    return f"{round(value, 4) + 0.0:.2%}"  # + 0.0: a rounding to zero prints as 0.00%, not -0.00%
 
 
 def _num(value: float) -> str:
-    return f"{value:.3f}"
+    return f"{round(value, 3) + 0.0:.3f}"
 
 
 def _int(value: float) -> str:
@@ -250,41 +250,35 @@ def _metrics_table(results: Mapping[str, Mapping[str, float]]) -> str:
     return _table(["metric", *(LABELS[n] for n in names)], rows, "metrics")
 
 
-def _statistic(value: float | None, note: str | None) -> str:
-    return f"{value:.1%}" if value is not None else f'<span class="missing">{html.escape(note or "")}</span>'
+def _statistic(ev: Evaluation, key: str, label: str, what: str) -> list[str]:
+    """A row: the name, the value (or "n/a"), what it measures (and why it is not available)."""
+    value = ev.statistics[key]
+    if value is not None:
+        return [label, f"{value:.1%}", what]
+    reason = html.escape(ev.notes.get(key, "not available"))
+    return [label, '<span class="missing">n/a</span>', f'{what}. <span class="missing">{reason}</span>']
 
 
 def _statistics_table(ev: Evaluation) -> str:
-    s, notes = ev.statistics, ev.notes
-    trials = "—" if s["n_trials"] is None else f"{s['n_trials']} trials"
+    s = ev.statistics
+    trials = "the trials" if s["n_trials"] is None else f"{s['n_trials']} trials"
+    dsr = f"PSR against the best Sharpe ratio expected from {trials} with no skill"
+    if s["expected_max_sharpe"] is not None:
+        dsr += (
+            f" (annualised {s['expected_max_sharpe']:.2f}; variance of the trials' Sharpe ratios "
+            f"{s['trials_sharpe_variance']:.3f})"
+        )
+    pbo = "CSCV over the trials' return series"
+    if s["pbo"] is not None:
+        pbo += (
+            f" ({s['pbo_splits']} blocks; the in-sample best lost money out of sample in "
+            f"{s['pbo_probability_of_loss']:.0%} of splits)"
+        )
+    psr = f"P(true Sharpe &gt; 0) from {s['n_returns']} returns, their skew and kurtosis"
     rows = [
-        [
-            "Probabilistic Sharpe Ratio (PSR)",
-            _statistic(s["psr"], notes.get("psr")),
-            f"P(true Sharpe &gt; 0) from {s['n_returns']} returns, their skew and kurtosis",
-        ],
-        [
-            "Deflated Sharpe Ratio (DSR)",
-            _statistic(s["dsr"], notes.get("dsr")),
-            f"PSR against the best Sharpe expected from {trials} with no skill"
-            + (
-                f" (annualised {s['expected_max_sharpe']:.2f}; variance of the trials' Sharpe ratios "
-                f"{s['trials_sharpe_variance']:.3f})"
-                if s["expected_max_sharpe"] is not None
-                else ""
-            ),
-        ],
-        [
-            "Probability of Backtest Overfitting (PBO)",
-            _statistic(s["pbo"], notes.get("pbo")),
-            "CSCV over the trials' return series"
-            + (
-                f" ({s['pbo_splits']} blocks; the in-sample best lost money out of sample in "
-                f"{s['pbo_probability_of_loss']:.0%} of splits)"
-                if s["pbo"] is not None
-                else ""
-            ),
-        ],
+        _statistic(ev, "psr", "Probabilistic Sharpe Ratio (PSR)", psr),
+        _statistic(ev, "dsr", "Deflated Sharpe Ratio (DSR)", dsr),
+        _statistic(ev, "pbo", "Probability of Backtest Overfitting (PBO)", pbo),
     ]
     return _table(["statistic", "value", "what it measures"], rows, "stats")
 

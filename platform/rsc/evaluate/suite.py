@@ -8,7 +8,7 @@ an :class:`Evaluation` that :mod:`rsc.evaluate.report` renders and :meth:`Evalua
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -151,23 +151,62 @@ def _benchmark_decisions(
     }
 
 
-def _multi_asset_runs(
-    prices: AssetPrices, timestamps: np.ndarray, costs: Costs, cash: float, settings: EvaluateSettings
-) -> tuple[dict[str, multi_asset.MultiAssetRun], np.ndarray]:
+def _multi_asset_results(
+    prices: AssetPrices,
+    timestamps: np.ndarray,
+    market: np.ndarray,
+    costs: Costs,
+    cash: float,
+    settings: EvaluateSettings,
+    periods: float,
+) -> tuple[dict[str, multi_asset.MultiAssetRun], np.ndarray, dict[str, dict[str, float]]]:
+    """Equal-weight and minimum-variance runs over the evaluated bars the assets share, and their figures.
+
+    Args:
+        market: ``[T]`` buy-and-hold equity on ``timestamps``, for alpha and beta when the bars match.
+    """
     keep = (prices.timestamps >= timestamps[0]) & (prices.timestamps <= timestamps[-1])
     stop = int(np.flatnonzero(keep)[-1]) + 1
     n = int(keep.sum())
-    open_, close = prices.open[keep], prices.close[keep]
     weights = {
         "equal_weight": multi_asset.equal_weight(n, len(prices.symbols), settings.rebalance_every),
         "min_variance": multi_asset.minimum_variance(
             prices.close[:stop], n, settings.covariance_window, settings.rebalance_every
         ),
     }
-    runs = {
-        name: multi_asset.simulate_multi_asset(w, open_, close, costs, cash) for name, w in weights.items()
-    }
-    return runs, prices.timestamps[keep]
+    rf, least = settings.risk_free_rate, settings.min_periods
+    runs, results = {}, {}
+    for name, decided in weights.items():
+        run = multi_asset.simulate_multi_asset(decided, prices.open[keep], prices.close[keep], costs, cash)
+        figures = metrics.summary(run.equity, periods, rf, least)
+        figures.update(
+            turnover=metrics.turnover(run.traded_notional, run.equity, periods, least),
+            exposure=metrics.exposure(run.units),
+            costs=float(run.costs.sum()),
+        )
+        if np.array_equal(prices.timestamps[keep], timestamps):
+            figures.update(metrics.relative(run.equity, market, periods, rf, least))
+        runs[name], results[name] = run, figures
+    return runs, prices.timestamps[keep], results
+
+
+def _random_benchmark(
+    positions: tuple[float, ...],
+    seeds: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    costs: Costs,
+    cash: float,
+    measure: Callable[[Backtest], dict[str, float]],
+    policy: Mapping[str, float],
+) -> tuple[benchmarks.RandomRuns, dict[str, float], dict[str, Any]]:
+    """Random seeds' runs, the median of each figure over them, and their distribution vs the policy."""
+    random = benchmarks.random_runs(positions, seeds, open_, close, costs, cash, measure)
+    median = {key: float(np.median([m[key] for m in random.metrics])) for key in random.metrics[0]}
+    distribution: dict[str, Any] = {"seeds": len(seeds)}
+    for key in RANDOM_FIGURES:
+        distribution[key] = benchmarks.distribution(np.array([m[key] for m in random.metrics]), policy[key])
+    return random, median, distribution
 
 
 def _deflated(
@@ -272,29 +311,23 @@ def evaluate(
     for name, result in backtests.items():
         results[name].update(metrics.relative(result.equity, market, periods, rf, least))
 
-    seeds = seed + np.arange(settings.random_seeds)
-    random = benchmarks.random_runs(positions, seeds, open_, close, costs, initial_cash, measure)
-    results["random_median"] = {
-        key: float(np.median([m[key] for m in random.metrics])) for key in random.metrics[0]
-    }
-    distribution: dict[str, Any] = {"seeds": int(settings.random_seeds)}
-    for key in RANDOM_FIGURES:
-        distribution[key] = benchmarks.distribution(
-            np.array([m[key] for m in random.metrics]), results[POLICY][key]
-        )
+    random, results["random_median"], distribution = _random_benchmark(
+        positions,
+        seed + np.arange(settings.random_seeds),
+        open_,
+        close,
+        costs,
+        initial_cash,
+        measure,
+        results[POLICY],
+    )
 
     runs, asset_stamps, notes = {}, None, {}
     if assets is not None:
-        runs, asset_stamps = _multi_asset_runs(assets, stamps, costs, initial_cash, settings)
-        for name, run in runs.items():
-            results[name] = metrics.summary(run.equity, periods, rf, least)
-            results[name].update(
-                turnover=metrics.turnover(run.traded_notional, run.equity, periods, least),
-                exposure=metrics.exposure(run.units),
-                costs=float(run.costs.sum()),
-            )
-            if np.array_equal(asset_stamps, stamps):
-                results[name].update(metrics.relative(run.equity, market, periods, rf, least))
+        runs, asset_stamps, figures = _multi_asset_results(
+            assets, stamps, market, costs, initial_cash, settings, periods
+        )
+        results.update(figures)
     else:
         notes["multi_asset"] = "equal-weight and minimum-variance benchmarks need at least 2 symbols"
 
