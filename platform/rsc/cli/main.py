@@ -1,4 +1,4 @@
-"""The ``rsc`` command line: run, compile, submit, stage, data, train, tune."""
+"""The ``rsc`` command line: run, compile, submit, stage, data, train, tune, report."""
 
 from __future__ import annotations
 
@@ -41,6 +41,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from rsc.cli.report import rebuild
+
+    args.config = [*args.config, f"run.name={args.run}"]
+    try:
+        result = rebuild(_settings(args))
+    except FileNotFoundError as error:
+        print(f"rsc: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {result.report_uri} and {result.metrics_uri}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rsc", description="Reinforcement-learning trading policies on Ray."
@@ -69,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit.add_parser(commands)
     stage.add_parser(commands)
+
+    report = commands.add_parser("report", help="rebuild a run's report.html and metrics.json")
+    report.add_argument("run", help="run name under the storage root")
+    report.add_argument("config", nargs="*", help="YAML files and key=value overrides, as for rsc run")
+    report.add_argument("--env", default="local", help="environment overlay under configs/ (default: local)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rsc.cluster.local import local_head
 from rsc.config import Settings
+from rsc.evaluate.suite import strategy_metrics
 from rsc.monitor import DogStatsdSink, NullSink
 from rsc.paper.replay import PaperResult, replay_run
 from rsc.storage import Storage, join
@@ -84,13 +85,15 @@ def execute(cfg: Settings, keep_serving: bool = False, console: Console | None =
 
 
 def print_summary(summary: RunSummary, cfg: Settings, console: Console) -> None:
-    table = Table(title=f"Test period: policy vs buy-and-hold ({cfg.run.name})")
+    strategies = strategy_metrics(summary.metrics)
+    table = Table(title=f"Test period: policy vs benchmarks ({cfg.run.name})")
     table.add_column("metric")
-    for strategy in summary.metrics:
+    for strategy in strategies:
         table.add_column(strategy, justify="right")
-    for name in ("total_return", "sharpe", "max_drawdown", "trades", "costs"):
-        table.add_row(name, *(f"{values.get(name, float('nan')):.4f}" for values in summary.metrics.values()))
+    for name in ("total_return", "sharpe", "sortino", "max_drawdown", "trades", "costs"):
+        table.add_row(name, *(f"{values.get(name, float('nan')):.4f}" for values in strategies.values()))
     console.print(table)
+    console.print(f"Verdict: {summary.metrics.get('verdict', '')}")
     deployment, paper = summary.deployment, summary.paper
     console.print(
         f"Registered model: [bold]{deployment['model_name']}[/] version {deployment['model_version']} "

@@ -243,8 +243,27 @@ class TuneSettings(Section):
 
 
 class EvaluateSettings(Section):
-    periods_per_year: float = Field(252.0, gt=0, description="Bars per year for annualised figures.")
-    risk_free_rate: float = Field(0.0, description="Annual risk-free rate for Sharpe and Sortino.")
+    periods_per_year: float | None = Field(
+        None, gt=0, description="Bars per year for annualised figures; None = from the bars' spacing."
+    )
+    risk_free_rate: float = Field(0.0, description="Annual risk-free rate for Sharpe, Sortino and alpha.")
+    min_periods: int = Field(20, ge=2, description="Fewest returns for an annualised figure (else 0.0).")
+    random_seeds: int = Field(200, ge=1, description="Seeds of the random-positions benchmark.")
+    sma_fast: int = Field(50, ge=1, description="Fast moving average of the SMA-crossover benchmark (bars).")
+    sma_slow: int = Field(200, ge=2, description="Slow moving average of the SMA-crossover benchmark (bars).")
+    momentum_lookback: int = Field(252, ge=1, description="Lookback of the time-series momentum benchmark.")
+    rebalance_every: int = Field(21, ge=1, description="Bars between rebalances of multi-asset benchmarks.")
+    covariance_window: int = Field(126, ge=2, description="Trailing returns for minimum-variance weights.")
+    pbo_splits: int = Field(16, ge=2, description="Even number of blocks for PBO's CSCV.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="PSR/DSR needed to call a result skill.")
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> EvaluateSettings:
+        if self.sma_fast >= self.sma_slow:
+            raise ValueError(f"evaluate.sma_fast ({self.sma_fast}) must be below sma_slow ({self.sma_slow})")
+        if self.pbo_splits % 2:
+            raise ValueError(f"evaluate.pbo_splits must be even, got {self.pbo_splits}")
+        return self
 
 
 class RegistrySettings(Section):

@@ -6,3 +6,6 @@ PAPER_POSITION = "rsc.paper.position"
 PAPER_ORDERS = "rsc.paper.orders"
 PAPER_DECISION_LATENCY = "rsc.paper.decision_latency_ms"
 PAPER_ERRORS = "rsc.paper.errors"
+
+# Evaluation figures: rsc.eval.<key of metrics.json> (sharpe, max_drawdown, psr, ...), tagged by strategy.
+EVAL_PREFIX = "rsc.eval"

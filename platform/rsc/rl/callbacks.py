@@ -26,7 +26,8 @@ def validation_backtest(algorithm: Any) -> tuple[dict[str, float], list[float]]:
 
     env = make_env({**algorithm.config.env_config, "part": VALIDATION, "mode": "eval"})
     rollout = greedy_rollout(env, greedy_actor(algorithm.get_module()))
-    summary = metrics.summary(rollout.equity, env.settings.periods_per_year)
+    periods = metrics.infer_periods_per_year(rollout.timestamps).periods_per_year
+    summary = metrics.summary(rollout.equity, periods)
     return summary, metrics.bar_returns(rollout.equity).tolist()
 
 

@@ -1,80 +1,144 @@
-"""evaluate: the exported policy trades the test part greedily, against buy-and-hold -> metrics + report."""
+"""evaluate: the exported policy trades the test part greedily, against every benchmark through the same
+backtester -> metrics.json (all figures, PSR/DSR/PBO, verdict) + report.html + Datadog gauges."""
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from rsc.config import Settings
-from rsc.core import metrics
 from rsc.core.execution import Costs
-from rsc.core.schema import TEST
-from rsc.env import MarketArrays, TradingEnv, greedy_rollout
-from rsc.evaluate.benchmarks import buy_and_hold
-from rsc.evaluate.report import equity_figure, render_html
+from rsc.core.schema import CLOSE, OPEN, SYMBOL, TEST, TIMESTAMP
+from rsc.env import MarketArrays, TradingEnv
+from rsc.evaluate import suite
+from rsc.evaluate.backtest import backtest_policy
+from rsc.evaluate.report import render_report
+from rsc.monitor import DogStatsdSink, Metric, MetricsSink, NullSink, names
 from rsc.registry.policy import Policy
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
+
+TRIALS_FILE = "trials.parquet"  # written by the tune stage: one row per trial, with eval/sharpe
+TRIAL_RETURNS_FILE = "trial_returns.parquet"  # one column per trial: its per-bar validation returns
+TRIAL_SHARPE = "eval/sharpe"
 
 
 @dataclass(frozen=True)
 class EvaluateResult:
     metrics_uri: str
     report_uri: str
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, float]]  # strategy -> figure (numbers only, for KFP's metrics)
 
 
-def run(cfg: Settings, split_uri: str, scaler_uri: str, model_uri: str) -> EvaluateResult:
-    storage = Storage.from_settings(cfg.storage)
-    market = MarketArrays.from_frame(
-        storage.read_dataset(split_uri), storage.read_json(scaler_uri), TEST, cfg.env.window
+def load_trials(storage: Storage, run_root: str) -> suite.TrialsEvidence:
+    """What the tune stage left for DSR (trial count, Sharpe ratios) and PBO (return series)."""
+    trials_uri = join(run_root, "tune", TRIALS_FILE)
+    returns_uri = join(run_root, "tune", TRIAL_RETURNS_FILE)
+    n_trials = sharpes = returns = None
+    missing: dict[str, str] = {}
+    if storage.exists(trials_uri):
+        trials = pd.read_parquet(io.BytesIO(storage.read_bytes(trials_uri)))
+        n_trials = len(trials)
+        column = trials[TRIAL_SHARPE] if TRIAL_SHARPE in trials.columns else pd.Series(dtype=float)
+        sharpes = pd.to_numeric(column, errors="coerce").dropna().to_numpy(np.float64)
+    else:
+        missing["dsr"] = (
+            "not available for this run: no hyperparameter search was recorded "
+            f"(tune/{TRIALS_FILE} is absent)"
+        )
+    if storage.exists(returns_uri):
+        returns = pd.read_parquet(io.BytesIO(storage.read_bytes(returns_uri))).to_numpy(np.float64)
+    else:
+        missing["pbo"] = (
+            "not available for this run: PBO needs each HPO trial's return series "
+            f"(tune/{TRIAL_RETURNS_FILE}, one column per trial), and this run stored only each trial's "
+            "summary metrics"
+        )
+    return suite.TrialsEvidence(n_trials, sharpes, returns, missing)
+
+
+def _history(frame: pd.DataFrame, until: np.datetime64) -> suite.PriceHistory:
+    rows = frame[frame[TIMESTAMP] <= until].sort_values(TIMESTAMP)
+    return suite.PriceHistory(
+        rows[TIMESTAMP].to_numpy(), rows[OPEN].to_numpy(np.float64), rows[CLOSE].to_numpy(np.float64)
     )
+
+
+def send_metrics(sink: MetricsSink, results: Mapping, symbol: str) -> int:
+    """Every strategy figure and every available statistic as a gauge; returns how many were sent."""
+    sent = 0
+    for strategy, values in suite.strategy_metrics(results).items():
+        for key, value in values.items():
+            sink.send(
+                Metric(f"{names.EVAL_PREFIX}.{key}", value, "gauge", {"strategy": strategy, "symbol": symbol})
+            )
+            sent += 1
+    for key, value in results["statistics"].items():
+        if isinstance(value, int | float):
+            sink.send(
+                Metric(
+                    f"{names.EVAL_PREFIX}.{key}", value, "gauge", {"strategy": suite.POLICY, "symbol": symbol}
+                )
+            )
+            sent += 1
+    return sent
+
+
+def _sink(cfg: Settings) -> MetricsSink:
+    if not cfg.monitor.enabled:
+        return NullSink()
+    tags = {"env": cfg.monitor.environment, "service": "rsc-evaluate"}
+    return DogStatsdSink(cfg.monitor.statsd_host, cfg.monitor.statsd_port, tags)
+
+
+def run(
+    cfg: Settings,
+    split_uri: str,
+    scaler_uri: str,
+    model_uri: str,
+    folds: Sequence[Mapping[str, float]] | None = None,
+    sink: MetricsSink | None = None,
+) -> EvaluateResult:
+    storage = Storage.from_settings(cfg.storage)
+    frame = storage.read_dataset(split_uri)
+    symbol = cfg.data.symbols[0]
+    own = frame[frame[SYMBOL] == symbol] if SYMBOL in frame.columns else frame
+    if own.empty:
+        raise ValueError(f"{split_uri}: no rows of symbol {symbol!r} (the first of data.symbols)")
+    market = MarketArrays.from_frame(own, storage.read_json(scaler_uri), TEST, cfg.env.window)
     with tempfile.TemporaryDirectory() as tmp:
         policy = Policy.load(storage.download_dir(model_uri, tmp))
 
-    rollout = greedy_rollout(TradingEnv(market, cfg.env, mode="eval"), policy.act)
-    window = slice(market.first, len(market.close))
-    benchmark = buy_and_hold(
-        market.open[window],
-        market.close[window],
+    policy_run = backtest_policy(TradingEnv(market, cfg.env, mode="eval"), policy.act)
+    last = policy_run.timestamps[-1]
+    evaluation = suite.evaluate(
+        policy_run,
+        _history(own, last),
+        symbol,
+        cfg.env.positions,
         Costs(cfg.env.commission_bps, cfg.env.slippage_bps),
         cfg.env.initial_cash,
+        cfg.evaluate,
+        cfg.run.seed,
+        load_trials(storage, cfg.run_root),
+        suite.asset_prices(frame, cfg.data.symbols, last) if SYMBOL in frame.columns else None,
+        folds,
+        title=f"rsc evaluation: {cfg.run.name}",
     )
-    periods, rf = cfg.evaluate.periods_per_year, cfg.evaluate.risk_free_rate
-    results = {
-        "policy": {
-            **metrics.summary(rollout.equity, periods, rf),
-            "trades": float(np.count_nonzero(np.diff(rollout.positions))),
-            "costs": float(rollout.costs.sum()),
-        },
-        "buy_and_hold": {
-            **metrics.summary(benchmark.equity, periods, rf),
-            "trades": 1.0,
-            "costs": float(benchmark.costs.sum()),
-        },
-    }
+    results = evaluation.to_json()
+
     metrics_uri = join(cfg.run_root, "evaluation", "metrics.json")
     report_uri = join(cfg.run_root, "evaluation", "report.html")
     storage.write_json(metrics_uri, results)
-    page = render_html(
-        f"rsc evaluation: {cfg.run.name}",
-        results,
-        {
-            "Equity: policy vs buy-and-hold": equity_figure(
-                rollout.timestamps, {"policy": rollout.equity, "buy and hold": benchmark.equity}
-            )
-        },
-        notes=(
-            f"Test period {str(rollout.timestamps[0])[:10]} to {str(rollout.timestamps[-1])[:10]}, "
-            f"{len(rollout.equity) - 1} decisions; fills at the next open with "
-            f"{cfg.env.commission_bps} bps commission and {cfg.env.slippage_bps} bps slippage; "
-            f"Sharpe annualised with {periods:g} periods per year."
-        ),
-    )
-    storage.write_bytes(report_uri, page.encode())
-    log.info("evaluate: policy %s | buy-and-hold %s", results["policy"], results["buy_and_hold"])
-    return EvaluateResult(metrics_uri, report_uri, results)
+    storage.write_bytes(report_uri, render_report(evaluation).encode())
+    sink = sink or _sink(cfg)
+    send_metrics(sink, results, symbol)
+    log.info("evaluate: %s", evaluation.verdict)
+    return EvaluateResult(metrics_uri, report_uri, evaluation.metrics)

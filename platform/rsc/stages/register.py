@@ -6,8 +6,10 @@ import json
 import logging
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rsc.config import Settings
 from rsc.core.schema import POLICY_FILE, TEST
@@ -46,6 +48,19 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def numeric_leaves(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of a nested mapping (MLflow metrics); text, lists and nulls stay in the artifact."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            nested = numeric_leaves(value)
+            if nested:
+                out[key] = nested
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = value
+    return out
+
+
 def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_uri: str) -> RegisterResult:
     storage = Storage.from_settings(cfg.storage)
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
@@ -70,7 +85,7 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
                 "best_iteration": spec["best_iteration"],
             },
             metrics={
-                "test": results,
+                "test": numeric_leaves(results),
                 "validation": {k.split("/", 1)[1]: v for k, v in spec["validation"].items()},
             },
             tags={

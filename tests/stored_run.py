@@ -1,0 +1,85 @@
+"""A stored run without training: real split and scaler from synthetic bars, and a small exported policy.
+
+The policy is a seeded linear TorchScript network in the layout the train stage writes (network.pt +
+policy.json), so the evaluate stage and ``rsc report`` load and act with it exactly as with a trained one.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rsc.config import Settings
+from rsc.core.features import feature_names
+from rsc.core.observation import observation_size
+from rsc.core.schema import NETWORK_FILE, POLICY_FILE
+from rsc.data.features import add_features, indicator_refs
+from rsc.data.splits import assign_parts, fit_scaler
+from rsc.storage import Storage, join
+from tests.helpers import synthetic_bars
+
+
+def write_policy(directory: Path, cfg: Settings, scaler: dict, seed: int = 0) -> None:
+    """A random linear network over the observation, saved as the train stage saves a policy."""
+    n_features = len(scaler["columns"])
+    size = observation_size(cfg.env.window, n_features)
+    torch.manual_seed(seed)
+    network = torch.jit.script(torch.nn.Linear(size, len(cfg.env.positions)))
+    directory.mkdir(parents=True, exist_ok=True)
+    network.save(str(directory / NETWORK_FILE))
+    spec = {
+        "algorithm": "PPO",
+        "hyperparameters": {},
+        "indicators": [{"name": s.name, "window": s.window} for s in cfg.features.indicators],
+        "feature_names": feature_names(indicator_refs(cfg.features)),
+        "window": cfg.env.window,
+        "positions": list(cfg.env.positions),
+        "observation_size": size,
+        "scaler": scaler,
+        "env": cfg.env.model_dump(mode="json"),
+        "best_iteration": 1,
+        "validation": {},
+        "inputs": {},
+    }
+    Storage().write_json(f"file://{directory / POLICY_FILE}", spec)
+
+
+def store_run(
+    cfg: Settings,
+    symbols: tuple[str, ...] = ("SYN",),
+    n_bars: int = 900,
+    trial_sharpes: list[float] | None = None,
+    trial_returns: np.ndarray | None = None,
+) -> dict[str, str]:
+    """Write split, scaler, model (and optional tune outputs) under ``cfg.run_root``; returns their URIs."""
+    storage = Storage.from_settings(cfg.storage)
+    bars = pd.concat(
+        [synthetic_bars(n_bars, seed=i, symbol=s) for i, s in enumerate(symbols)], ignore_index=True
+    )
+    frame = assign_parts(add_features(bars, cfg.features), cfg.split.train_end, cfg.split.validation_end)
+    scaler = fit_scaler(frame, feature_names(indicator_refs(cfg.features)))
+    uris = {
+        "split": join(cfg.run_root, "split"),
+        "scaler": join(cfg.run_root, "scaler.json"),
+        "model": join(cfg.run_root, "model"),
+    }
+    storage.write_dataset(uris["split"], frame)
+    storage.write_json(uris["scaler"], scaler)
+    write_policy(storage.local_path(uris["model"]), cfg, scaler)
+    if trial_sharpes is not None:
+        buffer = io.BytesIO()
+        pd.DataFrame(
+            {"trial_id": [f"t{i}" for i in range(len(trial_sharpes))], "eval/sharpe": trial_sharpes}
+        ).to_parquet(buffer)
+        storage.write_bytes(join(cfg.run_root, "tune", "trials.parquet"), buffer.getvalue())
+    if trial_returns is not None:
+        buffer = io.BytesIO()
+        pd.DataFrame(trial_returns, columns=[f"t{i}" for i in range(trial_returns.shape[1])]).to_parquet(
+            buffer
+        )
+        storage.write_bytes(join(cfg.run_root, "tune", "trial_returns.parquet"), buffer.getvalue())
+    return uris

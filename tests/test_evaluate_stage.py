@@ -1,0 +1,124 @@
+"""The evaluate stage and ``rsc report`` on a stored run: metrics.json, report, MLflow and Datadog agree."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rsc.cli.main import main
+from rsc.monitor import MemorySink, names
+from rsc.stages import evaluate
+from rsc.stages.register import numeric_leaves
+from rsc.storage import Storage
+from tests.conftest import CONFIGS, smoke_settings
+from tests.stored_run import store_run
+
+OVERRIDES = ("split.validation_end=2017-06-30", "evaluate.random_seeds=30", "data.symbols=[SYN]")
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """Two symbols, HPO trials with Sharpe ratios and return series: every input present."""
+    root = tmp_path_factory.mktemp("evaluate")
+    cfg = smoke_settings(root, *OVERRIDES, "data.symbols=[SYN, ALT]")
+    returns = np.random.default_rng(0).normal(0.0003, 0.01, (240, 6))
+    uris = store_run(cfg, ("SYN", "ALT"), trial_sharpes=[0.4, 1.2, -0.3, 0.7], trial_returns=returns)
+    sink = MemorySink()
+    result = evaluate.run(cfg, uris["split"], uris["scaler"], uris["model"], sink=sink)
+    return cfg, result, sink
+
+
+def test_stage_writes_metrics_and_report(evaluated):
+    _, result, _ = evaluated
+    stored = Storage().read_json(result.metrics_uri)
+    assert stored["policy"] == result.metrics["policy"]  # what KFP logs is what was stored
+    assert set(result.metrics) == {
+        "policy",
+        "buy_and_hold",
+        "flat",
+        "sma_crossover",
+        "momentum",
+        "random_median",
+        "equal_weight",
+        "min_variance",
+    }
+    assert all(isinstance(v, float) for values in result.metrics.values() for v in values.values())
+    statistics = stored["statistics"]
+    assert statistics["n_trials"] == 4 and statistics["dsr"] is not None and statistics["pbo"] is not None
+    assert stored["conventions"]["periods_per_year"] == 252.0
+    page = Storage().read_bytes(result.report_uri).decode()
+    assert page.count('class="figure"') == 6 and "SYN, ALT" in page
+
+
+def test_datadog_gauges_are_the_stored_numbers(evaluated):
+    _, result, sink = evaluated
+    stored = Storage().read_json(result.metrics_uri)
+    sent = {(m.name, m.tags["strategy"]): m.value for m in sink.metrics}
+    assert sent[(f"{names.EVAL_PREFIX}.sharpe", "policy")] == stored["policy"]["sharpe"]
+    assert (
+        sent[(f"{names.EVAL_PREFIX}.max_drawdown", "buy_and_hold")] == stored["buy_and_hold"]["max_drawdown"]
+    )
+    assert sent[(f"{names.EVAL_PREFIX}.psr", "policy")] == stored["statistics"]["psr"]
+    assert sent[(f"{names.EVAL_PREFIX}.pbo", "policy")] == stored["statistics"]["pbo"]
+    assert {m.kind for m in sink.metrics} == {"gauge"}
+    assert {k for m in sink.metrics for k in m.tags} == {"strategy", "symbol"}  # bounded tags only
+
+
+def test_mlflow_gets_the_numbers_and_the_gate_keys(evaluated):
+    _, result, _ = evaluated
+    stored = Storage().read_json(result.metrics_uri)
+    logged = numeric_leaves(stored)
+    assert (
+        logged["policy"] == stored["policy"]
+        and logged["buy_and_hold"]["sharpe"] == stored["buy_and_hold"]["sharpe"]
+    )
+    assert logged["statistics"]["dsr"] == stored["statistics"]["dsr"]
+    assert "verdict" not in logged and "annualisation" not in logged["conventions"]
+
+
+def test_stage_without_tune_outputs_says_so(tmp_path):
+    cfg = smoke_settings(tmp_path, *OVERRIDES)
+    uris = store_run(cfg)
+    result = evaluate.run(cfg, uris["split"], uris["scaler"], uris["model"], sink=MemorySink())
+    stored = Storage().read_json(result.metrics_uri)
+    assert stored["statistics"]["dsr"] is None and stored["statistics"]["pbo"] is None
+    assert "tune/trials.parquet is absent" in stored["notes"]["dsr"]
+    assert "tune/trial_returns.parquet" in stored["notes"]["pbo"]
+    assert "need at least 2 symbols" in stored["notes"]["multi_asset"]
+    assert "equal_weight" not in stored
+    json.dumps(stored, allow_nan=False)
+
+
+def test_rsc_report_rebuilds_a_run(tmp_path, capsys):
+    cfg = smoke_settings(tmp_path, *OVERRIDES, "run.name=older")
+    store_run(cfg, trial_sharpes=[0.1, 0.5, 0.9])
+    args = [str(CONFIGS / "base.yaml"), str(CONFIGS / "smoke.yaml"), f"storage.root=file://{tmp_path}"]
+    args += ["monitor.enabled=false", *OVERRIDES]
+    assert main(["report", "older", *args]) == 0
+    folder = tmp_path / "older" / "evaluation"
+    stored = json.loads((folder / "metrics.json").read_text())
+    assert stored["statistics"]["n_trials"] == 3
+    assert "rsc evaluation: older" in (folder / "report.html").read_text()
+    assert "report.html" in capsys.readouterr().out
+
+
+def test_a_symbol_missing_from_the_split_is_one_clear_error(tmp_path):
+    cfg = smoke_settings(tmp_path, *OVERRIDES)
+    uris = store_run(cfg)
+    with pytest.raises(ValueError, match="no rows of symbol 'GONE'"):
+        evaluate.run(
+            cfg.model_copy(update={"data": cfg.data.model_copy(update={"symbols": ("GONE",)})}),
+            uris["split"],
+            uris["scaler"],
+            uris["model"],
+            sink=MemorySink(),
+        )
+
+
+def test_rsc_report_of_an_unknown_run_is_one_clear_error(tmp_path, capsys):
+    args = [str(CONFIGS / "base.yaml"), str(CONFIGS / "smoke.yaml"), f"storage.root=file://{tmp_path}"]
+    assert main(["report", "nothing-here", *args]) == 2
+    error = capsys.readouterr().err
+    assert "nothing-here" in error and "split/manifest.json" in error and "rsc run" in error
