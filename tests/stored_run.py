@@ -23,12 +23,23 @@ from rsc.storage import Storage, join
 from tests.helpers import synthetic_bars
 
 
+class LinearGreedy(torch.nn.Module):
+    """observation -> argmax of a random linear score: the exported network's contract (greedy actions)."""
+
+    def __init__(self, size: int, actions: int):
+        super().__init__()
+        self.scores = torch.nn.Linear(size, actions)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.scores(obs).argmax(dim=-1)
+
+
 def write_policy(directory: Path, cfg: Settings, scaler: dict, seed: int = 0) -> None:
-    """A random linear network over the observation, saved as the train stage saves a policy."""
+    """A random linear policy over the observation, saved as the train stage saves a policy."""
     n_features = len(scaler["columns"])
     size = observation_size(cfg.env.window, n_features)
     torch.manual_seed(seed)
-    network = torch.jit.script(torch.nn.Linear(size, len(cfg.env.positions)))
+    network = torch.jit.script(LinearGreedy(size, len(cfg.env.positions)))
     directory.mkdir(parents=True, exist_ok=True)
     network.save(str(directory / NETWORK_FILE))
     spec = {

@@ -56,12 +56,10 @@ def test_datadog_gauges_are_the_stored_numbers(evaluated):
     _, result, sink = evaluated
     stored = Storage().read_json(result.metrics_uri)
     sent = {(m.name, m.tags["strategy"]): m.value for m in sink.metrics}
-    assert sent[(f"{names.EVAL_PREFIX}.sharpe", "policy")] == stored["policy"]["sharpe"]
-    assert (
-        sent[(f"{names.EVAL_PREFIX}.max_drawdown", "buy_and_hold")] == stored["buy_and_hold"]["max_drawdown"]
-    )
-    assert sent[(f"{names.EVAL_PREFIX}.psr", "policy")] == stored["statistics"]["psr"]
-    assert sent[(f"{names.EVAL_PREFIX}.pbo", "policy")] == stored["statistics"]["pbo"]
+    assert sent[(names.eval_metric("sharpe"), "policy")] == stored["policy"]["sharpe"]
+    assert sent[(names.eval_metric("max_drawdown"), "buy_and_hold")] == stored["buy_and_hold"]["max_drawdown"]
+    assert sent[(names.eval_metric("psr"), "policy")] == stored["statistics"]["psr"]
+    assert sent[(names.eval_metric("pbo"), "policy")] == stored["statistics"]["pbo"]
     assert {m.kind for m in sink.metrics} == {"gauge"}
     assert {k for m in sink.metrics for k in m.tags} == {"strategy", "symbol"}  # bounded tags only
 

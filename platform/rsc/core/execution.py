@@ -150,23 +150,43 @@ class Trajectory(NamedTuple):
 
 
 def simulate(
-    decisions: np.ndarray, open_: np.ndarray, close: np.ndarray, costs: Costs, initial_cash: float
+    decisions: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    costs: Costs,
+    initial_cash: float,
+    high: np.ndarray | None = None,
+    low: np.ndarray | None = None,
 ) -> Trajectory:
-    """Run a series of target weights through :func:`rebalance`.
+    """Run a series of target weights through :func:`fill`, as the env does bar by bar.
 
     Args:
         decisions: ``[T]`` target weight decided at each bar's close (the last one is never filled).
-        open_: ``[T]`` fill prices.
+        open_: ``[T]`` fill prices (the opens; pass the closes to fill at the next close).
         close: ``[T]`` mark prices.
+        high, low: ``[T]`` bar ranges, needed when ``costs.spread_factor`` is set (the spread of an
+            order decided on bar ``t`` comes from bar ``t``'s range).
     """
     n = len(close)
+    if costs.spread_factor and (high is None or low is None):
+        raise ValueError("costs.spread_factor needs the bars' high and low")
     out = Trajectory(np.empty(n), np.empty(n), np.empty(n), np.zeros(n))
-    portfolio = Portfolio(float(initial_cash))
+    cash, units = float(initial_cash), 0.0
     out.equity[0], out.units[0], out.cash[0] = initial_cash, 0.0, initial_cash
+    borrow_rate = costs.borrow_rate_per_bar
     for t in range(1, n):
-        portfolio, out.costs[t] = rebalance(portfolio, float(decisions[t - 1]), float(open_[t]), costs)
-        out.units[t], out.cash[t] = portfolio.units, portfolio.cash
-        out.equity[t] = equity(portfolio, float(close[t]))
+        rate = costs.rate
+        if costs.spread_factor:
+            rate += spread_rate(
+                float(high[t - 1]), float(low[t - 1]), float(close[t - 1]), costs.spread_factor
+            )
+        cash, units, cost = fill(cash, units, float(decisions[t - 1]), float(open_[t]), rate)
+        if borrow_rate and units < 0:
+            fee = borrow_cost(units, float(close[t]), borrow_rate)
+            cash -= fee
+            cost += fee
+        out.costs[t], out.units[t], out.cash[t] = cost, units, cash
+        out.equity[t] = cash + units * float(close[t])
     return out
 
 

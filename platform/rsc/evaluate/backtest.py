@@ -43,6 +43,8 @@ def backtest(
     costs: Costs,
     initial_cash: float,
     timestamps: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    low: np.ndarray | None = None,
 ) -> Backtest:
     """Run target weights through the env's execution and cost model.
 
@@ -51,6 +53,7 @@ def backtest(
         open_: ``[T]`` fill prices.
         close: ``[T]`` mark prices.
         timestamps: ``[T]`` bar times (default: bar numbers).
+        high, low: ``[T]`` bar ranges, for a range-based spread (``costs.spread_factor``).
     """
     decisions = np.asarray(decisions, dtype=np.float64)
     open_, close = np.asarray(open_, dtype=np.float64), np.asarray(close, dtype=np.float64)
@@ -63,7 +66,7 @@ def backtest(
         raise ValueError(
             f"decisions must be finite; first bad one at bar {np.flatnonzero(~np.isfinite(decisions))[0]}"
         )
-    run = simulate(decisions, open_, close, costs, initial_cash)
+    run = simulate(decisions, open_, close, costs, initial_cash, high, low)
     with np.errstate(divide="ignore", invalid="ignore"):
         weights = np.where(run.equity > 0, run.units * close / run.equity, 0.0)
     return Backtest(
@@ -108,16 +111,29 @@ def backtest_policy(env: TradingEnv, act: Callable[[np.ndarray], int]) -> Backte
     Raises:
         RuntimeError: the replay's equity differs from the env's (the two money paths disagree).
     """
+    settings = env.settings
+    if (
+        settings.stop_loss is not None
+        or settings.take_profit is not None
+        or settings.max_drawdown is not None
+    ):
+        raise ValueError(
+            "the backtester replays target positions only: evaluate with env.stop_loss, env.take_profit "
+            "and env.max_drawdown unset"
+        )
     rollout = greedy_rollout(env, act)
     start = int(np.searchsorted(env.market.timestamps, rollout.timestamps[0]))
     window = slice(start, start + len(rollout.equity))
+    fills = env.market.open if settings.fill == "next_open" else env.market.close
     result = backtest(
         decisions_from_positions(rollout.positions),
-        env.market.open[window],
+        fills[window],
         env.market.close[window],
-        Costs(env.settings.commission_bps, env.settings.slippage_bps),
-        env.settings.initial_cash,
+        env.costs,
+        settings.initial_cash,
         rollout.timestamps,
+        high=env.market.high[window],
+        low=env.market.low[window],
     )
     gap = float(np.max(np.abs(result.equity - rollout.equity) / np.abs(rollout.equity)))
     if gap > PARITY_TOLERANCE:

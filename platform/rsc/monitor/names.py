@@ -7,5 +7,8 @@ PAPER_ORDERS = "rsc.paper.orders"
 PAPER_DECISION_LATENCY = "rsc.paper.decision_latency_ms"
 PAPER_ERRORS = "rsc.paper.errors"
 
-# Evaluation figures: rsc.eval.<key of metrics.json> (sharpe, max_drawdown, psr, ...), tagged by strategy.
-EVAL_PREFIX = "rsc.eval"
+
+def eval_metric(key: str) -> str:
+    """Evaluation figures: ``rsc.eval.<key of metrics.json>`` (sharpe, max_drawdown, psr, ...), tagged by
+    strategy; a bounded set, since the keys are the metric names of :mod:`rsc.core.metrics`."""
+    return f"rsc.eval.{key}"

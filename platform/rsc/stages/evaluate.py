@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from rsc.config import Settings
-from rsc.core.execution import Costs
+from rsc.config.settings import EnvSettings
 from rsc.core.schema import CLOSE, OPEN, SYMBOL, TEST, TIMESTAMP
 from rsc.env import MarketArrays, TradingEnv
 from rsc.evaluate import suite
@@ -77,15 +77,13 @@ def send_metrics(sink: MetricsSink, results: Mapping, symbol: str) -> int:
     for strategy, values in suite.strategy_metrics(results).items():
         for key, value in values.items():
             sink.send(
-                Metric(f"{names.EVAL_PREFIX}.{key}", value, "gauge", {"strategy": strategy, "symbol": symbol})
+                Metric(names.eval_metric(key), value, "gauge", {"strategy": strategy, "symbol": symbol})
             )
             sent += 1
     for key, value in results["statistics"].items():
         if isinstance(value, int | float):
             sink.send(
-                Metric(
-                    f"{names.EVAL_PREFIX}.{key}", value, "gauge", {"strategy": suite.POLICY, "symbol": symbol}
-                )
+                Metric(names.eval_metric(key), value, "gauge", {"strategy": suite.POLICY, "symbol": symbol})
             )
             sent += 1
     return sent
@@ -112,19 +110,21 @@ def run(
     own = frame[frame[SYMBOL] == symbol] if SYMBOL in frame.columns else frame
     if own.empty:
         raise ValueError(f"{split_uri}: no rows of symbol {symbol!r} (the first of data.symbols)")
-    market = MarketArrays.from_frame(own, storage.read_json(scaler_uri), TEST, cfg.env.window)
     with tempfile.TemporaryDirectory() as tmp:
         policy = Policy.load(storage.download_dir(model_uri, tmp))
+    env = EnvSettings.model_validate(policy.spec["env"]) if "env" in policy.spec else cfg.env  # as trained
+    market = MarketArrays.from_frame(own, storage.read_json(scaler_uri), TEST, env.window)
 
-    policy_run = backtest_policy(TradingEnv(market, cfg.env, mode="eval"), policy.act)
+    policy_env = TradingEnv(market, env, mode="eval")
+    policy_run = backtest_policy(policy_env, policy.act)
     last = policy_run.timestamps[-1]
     evaluation = suite.evaluate(
         policy_run,
         _history(own, last),
         symbol,
-        cfg.env.positions,
-        Costs(cfg.env.commission_bps, cfg.env.slippage_bps),
-        cfg.env.initial_cash,
+        env.positions,
+        policy_env.costs,
+        env.initial_cash,
         cfg.evaluate,
         cfg.run.seed,
         load_trials(storage, cfg.run_root),
