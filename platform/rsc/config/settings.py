@@ -236,10 +236,23 @@ class TrainSettings(Section):
     checkpoint_every: int = Field(1, ge=1, description="Commit a resumable checkpoint every N iterations.")
 
 
+class SelectionSettings(Section):
+    """Walk-forward model selection after the sweep: the best sweep trials re-trained on every fold."""
+
+    walk_forward: bool = Field(False, description="Pick among the top sweep trials by walk-forward folds.")
+    candidates: int = Field(2, ge=1, description="Top sweep trials re-validated on every fold.")
+    iterations: int | None = Field(None, ge=1, description="Training iterations per fold (default: tune's).")
+    metric: str = Field("eval/sharpe", description="Validation metric compared across folds (max).")
+    aggregate: Literal["mean", "worst", "mean_minus_std"] = Field(
+        "mean", description="How one candidate's per-fold values combine into its score."
+    )
+
+
 class TuneSettings(Section):
     enabled: bool = Field(True, description="Run the hyperparameter search before training.")
     num_samples: int | None = Field(None, ge=1, description="Overrides the YAML's tune.num_samples.")
     iterations: int | None = Field(None, ge=1, description="Overrides the YAML's iterations per trial.")
+    selection: SelectionSettings = SelectionSettings()
 
 
 class EvaluateSettings(Section):

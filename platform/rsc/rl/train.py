@@ -25,7 +25,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from rsc.core.schema import CHECKPOINT_DIR, NETWORK_FILE
-from rsc.rl.callbacks import EVAL_KEY
+from rsc.rl.callbacks import EVAL_KEY, RETURNS_KEY
 from rsc.rl.policy import export_network
 from rsc.storage import Storage, join
 
@@ -43,6 +43,7 @@ class TrainState:
     best_value: float = -math.inf
     best_iteration: int | None = None
     best_metrics: dict[str, float] = field(default_factory=dict)
+    best_returns: list[float] = field(default_factory=list)
     latest_dir: str | None = None
     best_dir: str | None = None
     resumed_from: list[int] = field(default_factory=list)
@@ -57,6 +58,7 @@ class TrainResult:
     network_uri: str
     history: list[dict[str, Any]]
     resumed_from: list[int]
+    best_returns: list[float]  # validation bar returns of the best iteration
 
 
 def iteration_row(result: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +132,8 @@ def train_algorithm(
                 )
             state = state or TrainState()
             while algo.iteration < iterations:
-                row = iteration_row(algo.train())
+                result = algo.train()
+                row = iteration_row(result)
                 state.iteration = row["iteration"]
                 state.history.append(row)
                 if on_iteration:
@@ -140,6 +143,7 @@ def train_algorithm(
                 if improved:
                     state.best_value, state.best_iteration = value, row["iteration"]
                     state.best_metrics = {k: v for k, v in row.items() if k.startswith(f"{EVAL_KEY}/")}
+                    state.best_returns = [float(r) for r in result.get(RETURNS_KEY, [])]
                     state.best_dir = f"best-{row['iteration']:05d}"
                     local = work / state.best_dir
                     algo.save_to_path(str(local / CHECKPOINT_DIR))
@@ -166,4 +170,5 @@ def train_algorithm(
         network_uri=join(output_uri, NETWORK_FILE),
         history=state.history,
         resumed_from=state.resumed_from,
+        best_returns=state.best_returns,
     )

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 TRIALS_FILE = "trials.parquet"  # written by the tune stage: one row per trial, with eval/sharpe
 TRIAL_RETURNS_FILE = "trial_returns.parquet"  # one column per trial: its per-bar validation returns
 TRIAL_SHARPE = "eval/sharpe"
+WALK_FORWARD_FILE = "walk_forward.parquet"  # written by the tune stage's walk-forward selection
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,16 @@ def load_trials(storage: Storage, run_root: str) -> suite.TrialsEvidence:
             "summary metrics"
         )
     return suite.TrialsEvidence(n_trials, sharpes, returns, missing)
+
+
+def load_folds(storage: Storage, run_root: str) -> list[dict] | None:
+    """The chosen candidate's per-fold validation numbers from walk-forward selection, if it ran."""
+    uri = join(run_root, "tune", WALK_FORWARD_FILE)
+    if not storage.exists(uri):
+        return None
+    per_fold = pd.read_parquet(io.BytesIO(storage.read_bytes(uri)))
+    chosen = per_fold[per_fold["chosen"]].drop(columns=["chosen", "candidate", "fold"])
+    return chosen.to_dict(orient="records")
 
 
 def _history(frame: pd.DataFrame, until: np.datetime64) -> suite.PriceHistory:
@@ -129,7 +140,7 @@ def run(
         cfg.run.seed,
         load_trials(storage, cfg.run_root),
         suite.asset_prices(frame, cfg.data.symbols, last) if SYMBOL in frame.columns else None,
-        folds,
+        folds if folds is not None else load_folds(storage, cfg.run_root),
         title=f"rsc evaluation: {cfg.run.name}",
     )
     results = evaluation.to_json()

@@ -3,6 +3,8 @@
 Writes ``tune/trials.parquet`` (every trial: sampled config, validation metrics),
 ``tune/trial_returns.parquet`` (each trial's validation bar returns, for the deflated Sharpe ratio and
 PBO), ``tune/best_params.json``, and one MLflow parent run for the sweep with a child run per trial.
+With ``tune.selection.walk_forward`` the top trials are re-trained on every walk-forward fold and the
+choice goes by the configured aggregate (``tune/walk_forward.parquet`` keeps the per-fold numbers).
 """
 
 from __future__ import annotations
@@ -17,16 +19,22 @@ from typing import Any
 import pandas as pd
 
 from rsc.config import Settings
+from rsc.core.observation import observation_size
 from rsc.core.schema import TRAIN
+from rsc.data.splits import assign_fold
 from rsc.registry.tracking import configure, log_sweep
 from rsc.rl.algorithm import build_algorithm_config
 from rsc.rl.envs import env_config
 from rsc.rl.runtime import connect
-from rsc.rl.spec import effective_env, load_algorithm_spec, resolve_spec_path
-from rsc.rl.sweep import run_sweep
+from rsc.rl.spec import AlgorithmSpec, effective_env, load_algorithm_spec, resolve_spec_path
+from rsc.rl.sweep import SweepResult, run_sweep
+from rsc.rl.train import train_algorithm
+from rsc.rl.walk_forward import select, summarise, usable_folds
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
+
+WALK_FORWARD_FILE = "walk_forward.parquet"  # per candidate and fold: validation metrics, chosen flag
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,84 @@ def _write_parquet(storage: Storage, uri: str, frame: pd.DataFrame) -> None:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     storage.write_bytes(uri, buffer.getvalue())
+
+
+def _walk_forward(
+    cfg: Settings, spec: AlgorithmSpec, storage: Storage, split_uri: str, sweep: SweepResult
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Re-train the top sweep trials on every usable fold; returns (chosen params, per-fold, returns).
+
+    Only folds whose validation window ends by ``split.validation_end`` are used, so the held-out test
+    part never influences selection. Each fold trains on its own rows with its own scaler (fitted on
+    that fold's training rows by the split stage).
+    """
+    selection = cfg.tune.selection
+    folds = usable_folds(
+        storage.read_json(join(cfg.run_root, "folds.json"))["folds"], str(cfg.split.validation_end)
+    )
+    if not folds:
+        raise ValueError(
+            f"walk-forward selection needs folds whose validation ends by {cfg.split.validation_end}; "
+            "none do: add folds (split.walk_forward.folds) or move split.validation_end"
+        )
+    ranked = sweep.trials.sort_values(f"best/{spec.tune.metric}", ascending=spec.tune.mode == "min")
+    candidates = [
+        {key.removeprefix("config/"): value for key, value in row.items() if key.startswith("config/")}
+        for row in ranked.head(selection.candidates).to_dict(orient="records")
+    ]
+    frame = storage.read_dataset(split_uri)
+    env = effective_env(spec, cfg.env)
+    obs_size = observation_size(env.window, len(folds[0]["scaler"]["columns"]))
+    root = join(cfg.run_root, "tune", "walk_forward")
+    rows, returns = [], {}
+    for index, fold in enumerate(folds):
+        dataset_uri, scaler_uri = (
+            join(root, f"fold-{index}", "data"),
+            join(root, f"fold-{index}", "scaler.json"),
+        )
+        storage.write_dataset(
+            dataset_uri,
+            assign_fold(frame, fold),
+            inputs={"split": storage.read_manifest(split_uri)["sha256"]},
+        )
+        storage.write_json(scaler_uri, fold["scaler"])
+        for number, params in enumerate(candidates):
+            environment = env_config(dataset_uri, scaler_uri, TRAIN, env, cfg.storage)
+            config = build_algorithm_config(spec, environment, cfg.run.seed, params)
+            result = train_algorithm(
+                config,
+                selection.iterations or cfg.tune.iterations or spec.tune.iterations or 2,
+                join(root, f"fold-{index}", f"candidate-{number}"),
+                storage,
+                obs_size,
+                metric=selection.metric,
+            )
+            rows.append(
+                {
+                    "candidate": number,
+                    "fold": index,
+                    "validation_start": fold["validation"][0],
+                    "validation_end": fold["validation"][1],
+                    **result.best_metrics,
+                }
+            )
+            returns[f"candidate-{number}/fold-{index}"] = pd.Series(result.best_returns, dtype=float)
+            log.info(
+                "walk-forward: fold %d candidate %d %s=%.3f",
+                index,
+                number,
+                selection.metric,
+                result.best_metrics.get(selection.metric, math.nan),
+            )
+    per_fold = pd.DataFrame(rows)
+    summary = summarise(per_fold, selection.metric, selection.aggregate)
+    chosen = select(summary)
+    per_fold["chosen"] = per_fold["candidate"] == chosen
+    per_fold = per_fold.merge(summary[["candidate", "score"]], on="candidate")
+    log.info(
+        "walk-forward: %s per candidate (%s):\n%s", selection.metric, selection.aggregate, summary.to_string()
+    )
+    return candidates[chosen], per_fold, pd.DataFrame(returns)
 
 
 def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) -> TuneResult:
@@ -71,10 +157,17 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
 
     _write_parquet(storage, trials_uri, sweep.trials)
     _write_parquet(storage, join(cfg.run_root, "tune", "trial_returns.parquet"), sweep.returns)
+    best_params, selected_by = sweep.best_params, "sweep"
+    if cfg.tune.selection.walk_forward:
+        best_params, per_fold, fold_returns = _walk_forward(cfg, spec, storage, split_uri, sweep)
+        _write_parquet(storage, join(cfg.run_root, "tune", WALK_FORWARD_FILE), per_fold)
+        _write_parquet(storage, join(cfg.run_root, "tune", "walk_forward_returns.parquet"), fold_returns)
+        selected_by = f"walk-forward {cfg.tune.selection.aggregate} of {cfg.tune.selection.metric}"
     storage.write_json(
         best_params_uri,
         {
-            "best_params": sweep.best_params,
+            "best_params": best_params,
+            "selected_by": selected_by,
             "metric": spec.tune.metric,
             "best_metric": sweep.best_metric,
             "trials": len(sweep.trials),
@@ -89,15 +182,16 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
             "search_space": {k: d.model_dump() for k, d in spec.search_space.items()},
         },
         trials=sweep.trials,
-        best_params=sweep.best_params,
+        best_params=best_params,
         metric=spec.tune.metric,
         best_metric=sweep.best_metric,
     )
     log.info(
-        "tune: %d trials, best %s=%.3f with %s",
+        "tune: %d trials, best %s=%.3f; chosen by %s: %s",
         len(sweep.trials),
         spec.tune.metric,
         sweep.best_metric,
-        sweep.best_params,
+        selected_by,
+        best_params,
     )
-    return TuneResult(best_params_uri, sweep.best_params, sweep.best_metric, trials_uri, len(sweep.trials))
+    return TuneResult(best_params_uri, best_params, sweep.best_metric, trials_uri, len(sweep.trials))

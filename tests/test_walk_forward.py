@@ -1,0 +1,74 @@
+"""Walk-forward model selection: aggregation rules, the test part kept out, and a real selection run."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from rsc.rl.walk_forward import select, summarise, usable_folds
+from rsc.stages import evaluate, tune
+from rsc.storage import Storage, join
+from tests.conftest import smoke_settings
+
+
+def per_fold_table() -> pd.DataFrame:
+    # candidate 0: steady; candidate 1: one great fold, one bad fold.
+    return pd.DataFrame({
+        "candidate": [0, 0, 0, 1, 1, 1],
+        "fold": [0, 1, 2, 0, 1, 2],
+        "eval/sharpe": [0.8, 0.9, 0.7, 3.0, -1.5, 0.6],
+    })
+
+
+@pytest.mark.parametrize(("how", "winner"), [("mean", 0), ("worst", 0), ("mean_minus_std", 0)])
+def test_aggregates_prefer_the_steady_candidate(how, winner):
+    summary = summarise(per_fold_table(), "eval/sharpe", how)
+    assert select(summary) == winner
+    steady = summary.set_index("candidate").loc[0]
+    assert steady["mean"] == pytest.approx(0.8) and steady["worst"] == pytest.approx(0.7)
+    assert steady["std"] == pytest.approx(0.1)
+
+
+def test_the_lucky_candidate_wins_on_the_mean_when_it_really_is_better():
+    table = per_fold_table()
+    table.loc[table.candidate == 1, "eval/sharpe"] = [3.0, 0.5, 0.9]
+    assert select(summarise(table, "eval/sharpe", "mean")) == 1
+    assert select(summarise(table, "eval/sharpe", "worst")) == 0
+
+
+def test_unknown_aggregate_is_named():
+    with pytest.raises(ValueError, match="unknown aggregate 'median'"):
+        summarise(per_fold_table(), "eval/sharpe", "median")
+
+
+def test_folds_touching_the_test_part_are_not_used():
+    folds = [{"validation": ["2017-01-01", "2017-06-30"]}, {"validation": ["2017-07-01", "2018-01-31"]}]
+    assert usable_folds(folds, "2017-12-31") == folds[:1]
+    assert usable_folds(folds, "2018-01-31") == folds
+
+
+@pytest.mark.slow
+def test_selection_runs_on_real_folds_and_reaches_the_report(smoke_split, ray_session):
+    cfg, split = smoke_split
+    cfg = smoke_settings(
+        Storage().local_path(cfg.storage.root), f"ray.address={ray_session.address}", "tune.num_samples=2",
+        "tune.iterations=1", "tune.selection.walk_forward=true", "tune.selection.candidates=2",
+        "tune.selection.aggregate=worst",
+    )
+    result = tune.run(cfg, split.split_uri, split.scaler_uri)
+    storage = Storage()
+    per_fold = pd.read_parquet(io.BytesIO(storage.read_bytes(join(cfg.run_root, "tune", "walk_forward.parquet"))))
+    folds = usable_folds(storage.read_json(split.folds_uri)["folds"], str(cfg.split.validation_end))
+    assert len(per_fold) == 2 * len(folds) and len(folds) >= 1
+    summary = summarise(per_fold, "eval/sharpe", "worst")
+    chosen = select(summary)
+    assert per_fold.loc[per_fold.chosen, "candidate"].unique().tolist() == [chosen]
+    trials = pd.read_parquet(io.BytesIO(storage.read_bytes(result.trials_uri)))
+    ranked = trials.sort_values("best/eval/sharpe", ascending=False).reset_index(drop=True)
+    assert result.best_params == {"lr": ranked.loc[chosen, "config/lr"]}
+    assert storage.read_json(result.best_params_uri)["selected_by"] == "walk-forward worst of eval/sharpe"
+    assert (per_fold["validation_end"] <= str(cfg.split.validation_end)).all()
+    rows = evaluate.load_folds(storage, cfg.run_root)
+    assert len(rows) == len(folds) and {"eval/sharpe", "validation_start"} <= set(rows[0])
