@@ -23,9 +23,17 @@ pytestmark = pytest.mark.slow
 
 def tune_command(cfg, ray_address: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "rsc", "tune", str(CONFIGS / "base.yaml"), str(CONFIGS / "smoke.yaml"),
-        f"storage.root={cfg.storage.root}", f"ray.address={ray_address}", "tune.num_samples=4",
-        "tune.iterations=2", *extra,
+        sys.executable,
+        "-m",
+        "rsc",
+        "tune",
+        str(CONFIGS / "base.yaml"),
+        str(CONFIGS / "smoke.yaml"),
+        f"storage.root={cfg.storage.root}",
+        f"ray.address={ray_address}",
+        "tune.num_samples=4",
+        "tune.iterations=2",
+        *extra,
     ]
 
 
@@ -42,8 +50,9 @@ def test_interrupted_sweep_restores_and_logs_every_trial(smoke_split, ray_head):
     cfg, _ = smoke_split
     root = Path(cfg.storage.root.removeprefix("file://"))
     experiment = root / cfg.run.name / "tune" / "sweep"
-    process = subprocess.Popen(tune_command(cfg, ray_head.address), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        tune_command(cfg, ray_head.address), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None and finished_trials(experiment) < 1:
         time.sleep(0.5)
@@ -53,14 +62,16 @@ def test_interrupted_sweep_restores_and_logs_every_trial(smoke_split, ray_head):
     done_before = {p.parent.name for p in experiment.glob("trial_*/result.json")}
     assert done_before and not (root / cfg.run.name / "tune" / "trials.parquet").exists()
 
-    resumed = subprocess.run([*tune_command(cfg, ray_head.address), "--resume"], capture_output=True,
-                             text=True, timeout=900)
+    resumed = subprocess.run(
+        [*tune_command(cfg, ray_head.address), "--resume"], capture_output=True, text=True, timeout=900
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = pd.read_parquet(io.BytesIO((root / cfg.run.name / "tune" / "trials.parquet").read_bytes()))
     assert len(trials) == 4
     assert {f"trial_{t}" for t in trials["trial_id"]} >= done_before  # the interrupted sweep's trials kept
     assert trials["config/lr"].between(1e-4, 1e-3).all()
-    returns = pd.read_parquet(io.BytesIO((root / cfg.run.name / "tune" / "trial_returns.parquet").read_bytes()))
+    tune_dir = root / cfg.run.name / "tune"
+    returns = pd.read_parquet(io.BytesIO((tune_dir / "trial_returns.parquet").read_bytes()))
     assert list(returns.columns) == list(trials["trial_id"]) and len(returns) > 100
     best = json.loads((root / cfg.run.name / "tune" / "best_params.json").read_text())
     assert best["best_metric"] == pytest.approx(trials["best/eval/sharpe"].max())

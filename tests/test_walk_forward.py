@@ -15,11 +15,13 @@ from tests.conftest import smoke_settings
 
 def per_fold_table() -> pd.DataFrame:
     # candidate 0: steady; candidate 1: one great fold, one bad fold.
-    return pd.DataFrame({
-        "candidate": [0, 0, 0, 1, 1, 1],
-        "fold": [0, 1, 2, 0, 1, 2],
-        "eval/sharpe": [0.8, 0.9, 0.7, 3.0, -1.5, 0.6],
-    })
+    return pd.DataFrame(
+        {
+            "candidate": [0, 0, 0, 1, 1, 1],
+            "fold": [0, 1, 2, 0, 1, 2],
+            "eval/sharpe": [0.8, 0.9, 0.7, 3.0, -1.5, 0.6],
+        }
+    )
 
 
 @pytest.mark.parametrize(("how", "winner"), [("mean", 0), ("worst", 0), ("mean_minus_std", 0)])
@@ -53,13 +55,18 @@ def test_folds_touching_the_test_part_are_not_used():
 def test_selection_runs_on_real_folds_and_reaches_the_report(smoke_split, ray_session):
     cfg, split = smoke_split
     cfg = smoke_settings(
-        Storage().local_path(cfg.storage.root), f"ray.address={ray_session.address}", "tune.num_samples=2",
-        "tune.iterations=1", "tune.selection.walk_forward=true", "tune.selection.candidates=2",
+        Storage().local_path(cfg.storage.root),
+        f"ray.address={ray_session.address}",
+        "tune.num_samples=2",
+        "tune.iterations=1",
+        "tune.selection.walk_forward=true",
+        "tune.selection.candidates=2",
         "tune.selection.aggregate=worst",
     )
     result = tune.run(cfg, split.split_uri, split.scaler_uri)
     storage = Storage()
-    per_fold = pd.read_parquet(io.BytesIO(storage.read_bytes(join(cfg.run_root, "tune", "walk_forward.parquet"))))
+    stored = storage.read_bytes(join(cfg.run_root, "tune", "walk_forward.parquet"))
+    per_fold = pd.read_parquet(io.BytesIO(stored))
     folds = usable_folds(storage.read_json(split.folds_uri)["folds"], str(cfg.split.validation_end))
     assert len(per_fold) == 2 * len(folds) and len(folds) >= 1
     summary = summarise(per_fold, "eval/sharpe", "worst")
