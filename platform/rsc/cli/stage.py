@@ -2,8 +2,8 @@
 
 Remote launchers submit this as their entrypoint (``python -m rsc stage train ...``), so a stage
 runs the same way in a KFP step, on a KubeRay cluster and in a test. :func:`launch_stage` is what
-the train and tune components call: in process for ``cluster.launcher: local``, as a RayJob for
-``kuberay``.
+the train and tune components call: in process for ``cluster.launcher: local``, as a Ray job on an
+existing cluster for ``ray-jobs``, as a RayJob for ``kuberay``.
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ def launch_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[st
     """
     if cfg.cluster.launcher == "local":
         return run_stage(name, cfg, inputs)
+    if cfg.cluster.launcher == "ray-jobs":
+        return _launch_on_ray_jobs(name, cfg, inputs)
     if name == "deploy":
         return served_model(cfg, inputs["model_name"])
     from rsc.cluster import kuberay, rayjob  # the kubernetes client only where a cluster is used
@@ -121,6 +123,28 @@ def launch_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[st
     )
     outcome = kuberay.run_rayjob(body, cluster.namespace, cluster.wait_timeout_s, cluster.watch_s)
     log.info("%s finished on rayjob %s/%s in %.0fs", name, outcome.namespace, outcome.name, outcome.seconds)
+    return Storage.from_settings(cfg.storage).read_json(result_uri)
+
+
+def _launch_on_ray_jobs(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[str, Any]:
+    """Submit the stage to an existing cluster's Jobs API and read the result it stored."""
+    import uuid
+
+    from rsc.cluster import ray_jobs
+    from rsc.storage import Storage, join
+
+    submission_id = f"rsc-{cfg.run.name}-{name}-{uuid.uuid4().hex[:8]}"
+    result_uri = join(cfg.run_root, "jobs", f"{submission_id}.json")
+    command = stage_command(name, cfg, inputs, result_uri)
+    command[0] = cfg.cluster.jobs_python
+    outcome = ray_jobs.run_job(
+        cfg.cluster.jobs_address,
+        command,
+        submission_id,
+        env={"RAY_AUTH_MODE": "token", "PYTHONUNBUFFERED": "1"},
+        timeout_s=cfg.cluster.wait_timeout_s,
+    )
+    log.info("%s finished as Ray job %s in %.0fs", name, outcome.submission_id, outcome.seconds)
     return Storage.from_settings(cfg.storage).read_json(result_uri)
 
 

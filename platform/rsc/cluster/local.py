@@ -77,6 +77,7 @@ def local_head(
     )
     try:
         _wait_for_port(port, process, timeout_s)
+        _wait_for_port(dashboard_port, process, timeout_s)  # the Jobs API lives on the dashboard
         yield LocalHead(f"{HOST}:{port}", f"http://{HOST}:{dashboard_port}")
     finally:
         if process.poll() is None:

@@ -338,9 +338,15 @@ class Toleration(Section):
 class ClusterSettings(Section):
     """Where the train and tune steps run: in process (``local``) or as a KubeRay ``RayJob``."""
 
-    launcher: Literal["local", "kuberay"] = Field(
-        "local", description="local: run the stage in the step's process; kuberay: one RayJob per step."
+    launcher: Literal["local", "ray-jobs", "kuberay"] = Field(
+        "local",
+        description="local: run the stage in the step's process; ray-jobs: submit it to an existing Ray "
+        "cluster's Jobs API; kuberay: one RayJob per step.",
     )
+    jobs_address: str = Field(
+        "http://127.0.0.1:8265", description="ray-jobs: the cluster's dashboard (Jobs API) address."
+    )
+    jobs_python: str = Field("python", description="ray-jobs: the Python that runs `-m rsc` on the cluster.")
     image: str = Field(
         "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0",
         description="Project image of the Ray head and CPU workers.",

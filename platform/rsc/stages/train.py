@@ -38,6 +38,15 @@ def _log_iteration(row: dict) -> None:
     )
 
 
+def _tuned_params(storage: Storage, uri: str | None) -> dict:
+    if not uri:
+        return {}
+    stored = storage.read_json(uri)
+    if "best_params" not in stored:
+        raise ValueError(f"{uri}: not a tune result (no 'best_params' key)")
+    return stored["best_params"]
+
+
 def run(
     cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | None = None, resume: bool = False
 ) -> TrainResult:
@@ -45,7 +54,7 @@ def run(
     spec_path = resolve_spec_path(cfg.train.algorithm_config)
     spec = load_algorithm_spec(spec_path, cfg.cluster.learner_overrides)  # GPU learners when gpus > 0
     env = effective_env(spec, cfg.env)
-    tuned = storage.read_json(best_params_uri)["best_params"] if best_params_uri else {}
+    tuned = _tuned_params(storage, best_params_uri)
     environment = env_config(split_uri, scaler_uri, TRAIN, env, cfg.storage, eval_every=cfg.train.eval_every)
     config = build_algorithm_config(spec, environment, cfg.run.seed, tuned)
     scaler = storage.read_json(scaler_uri)
