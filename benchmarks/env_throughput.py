@@ -23,7 +23,7 @@ import pandas as pd
 from rsc.config.settings import EnvSettings, IndicatorSpec
 from rsc.core.features import IndicatorRef, compute_features, feature_names
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, PART, SYMBOL, TIMESTAMP, VOLUME
-from rsc.data.sources import load_bundled
+from rsc.data.sources import BundledSource
 from rsc.data.validate import validate_bars
 from rsc.env import MarketArrays, PanelArrays, PortfolioEnv, TradingEnv
 
@@ -45,8 +45,13 @@ INDICATORS = [
 ]
 
 
+def sp500_bars() -> pd.DataFrame:
+    raw = next(BundledSource().fetch(["SPX"]))
+    return validate_bars(raw.frame, raw.origin, raw.symbol).assign(**{SYMBOL: "SPX"})
+
+
 def sp500_features() -> tuple[pd.DataFrame, dict]:
-    bars = validate_bars(load_bundled("SPX"), "bundled", "SPX")
+    bars = sp500_bars()
     refs = [IndicatorRef(spec.name, spec.window) for spec in INDICATORS]
     names = feature_names(refs)
     from rsc.core.features import Bars
@@ -138,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     frame, scaler = sp500_features()
-    bars = validate_bars(load_bundled("SPX"), "bundled", "SPX")
+    bars = sp500_bars()
     actions = np.random.default_rng(0).integers(0, 3, args.steps).tolist()
     benches = {
         "gym-anytrading stocks-v0": lambda: bench_gym_anytrading(bars, actions),
