@@ -90,7 +90,8 @@ def main() -> None:
         )
     baseline = best["null env (same spaces)"]
     print(
-        f"RLlib SingleAgentEnvRunner, PPO default module, {args.envs} envs, {args.steps} steps, best of {args.rounds}"
+        f"RLlib SingleAgentEnvRunner, PPO default module, {args.envs} envs, {args.steps} steps, "
+        f"best of {args.rounds}"
     )
     print(f"{'env':28s} {'env steps/s':>12s} {'vs null env':>12s}")
     for name, rate in best.items():
