@@ -9,6 +9,10 @@ the trading env itself costs (target: 0.9x or better, so the env is never the bo
 
 from __future__ import annotations
 
+import rsc  # noqa: F401  (sets Ray's token auth mode, which must precede importing ray)
+
+# isort: split
+
 import argparse
 import time
 
@@ -19,7 +23,6 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.tune.registry import register_env
 
-import rsc  # noqa: F401  (Ray's token auth setting, before ray is imported)
 from benchmarks.env_throughput import WINDOW, sp500_features
 from rsc.config.settings import EnvSettings
 from rsc.env import MarketArrays, TradingEnv

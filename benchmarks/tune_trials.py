@@ -9,11 +9,14 @@ trial's single training iteration measured in the same run as the baseline.
 
 from __future__ import annotations
 
+import rsc  # noqa: F401  (sets Ray's token auth mode, which must precede importing ray)
+
+# isort: split
+
 import sys
 import tempfile
 import time
 
-import rsc  # noqa: F401  (Ray's token auth setting, before ray is imported)
 from rsc.config import load_settings
 from rsc.config.loader import default_config_paths
 from rsc.rl.runtime import connect
