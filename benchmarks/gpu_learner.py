@@ -68,7 +68,7 @@ def measure(dataset_uri: str, scaler_uri: str, gpus: float, args: argparse.Names
             "resources.num_envs_per_env_runner=4",
             "resources.num_learners=0",
             f"resources.num_gpus_per_learner={gpus}",
-            "model.fcnet_hiddens=[512, 512]",
+            f"model.fcnet_hiddens=[{args.hidden}, {args.hidden}]",
         ),
     )
     environment = env_config(dataset_uri, scaler_uri, "train", env, eval_every=10_000)
@@ -76,7 +76,11 @@ def measure(dataset_uri: str, scaler_uri: str, gpus: float, args: argparse.Names
         spec,
         environment,
         seed=0,
-        training={"train_batch_size_per_learner": args.batch, "minibatch_size": 1000, "num_epochs": 10},
+        training={
+            "train_batch_size_per_learner": args.batch,
+            "minibatch_size": args.minibatch,
+            "num_epochs": 10,
+        },
     )
     algo = config.build_algo()
     try:
@@ -102,6 +106,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16_000)
     parser.add_argument("--runners", type=int, default=4)
+    parser.add_argument("--minibatch", type=int, default=1000)
+    parser.add_argument("--hidden", type=int, default=512, help="width of the two hidden layers")
     args = parser.parse_args()
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -114,7 +120,8 @@ def main() -> None:
     ray.shutdown()
     baseline = rows["CPU learner"]["learner_steps_per_s"]
     print(
-        f"PPO, MLP 512x512, batch {args.batch}, minibatch 1000, 10 epochs, {args.runners} env runners; "
+        f"PPO, MLP {args.hidden}x{args.hidden}, batch {args.batch}, minibatch {args.minibatch}, 10 epochs, "
+        f"{args.runners} env runners; "
         f"observation size {observation_size(30, len(INDICATORS))}; GPU: {device}"
     )
     print(
