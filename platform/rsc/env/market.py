@@ -113,3 +113,15 @@ class PanelArrays(NamedTuple):
             symbols,
             first,
         )
+
+
+def episode_bounds(
+    mode: str, first: int, n_bars: int, episode_length: int, rng: np.random.Generator
+) -> tuple[int, int]:
+    """(start, end) bars of an episode: a random ``episode_length`` slice in training (when the data
+    is long enough), one full pass from ``first`` to the last bar in evaluation."""
+    last = n_bars - 1
+    if mode == "train" and last - first > episode_length:
+        start = int(rng.integers(first, last - episode_length + 1))
+        return start, start + episode_length
+    return first, last

@@ -10,7 +10,7 @@ import numpy as np
 from rsc.config.settings import EnvSettings
 from rsc.core import execution, observation
 from rsc.core.rewards import REWARDS, RewardParams
-from rsc.env.market import MarketArrays
+from rsc.env.market import MarketArrays, episode_bounds
 
 ENV_ID = "rsc/Trading-v0"
 
@@ -155,12 +155,9 @@ class TradingEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        last = len(self._close) - 1
-        if self.mode == "train" and last - self.market.first > self.settings.episode_length:
-            self._t = int(self.np_random.integers(self.market.first, last - self.settings.episode_length + 1))
-            self._end = self._t + self.settings.episode_length
-        else:
-            self._t, self._end = self.market.first, last
+        self._t, self._end = episode_bounds(
+            self.mode, self.market.first, len(self._close), self.settings.episode_length, self.np_random
+        )
         self._reset_portfolio()
         return self._observe(), {"equity": self._equity}
 
