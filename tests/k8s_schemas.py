@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
-# ``shared/`` beside the checkout; RSC_SHARED points elsewhere (a worktree whose parent has none).
+# ``shared/`` beside the checkout; RSC_SHARED points elsewhere (a checkout whose parent has none).
 SHARED = Path(os.environ.get("RSC_SHARED") or PROJECT.parent / "shared")
 KUBERAY_SCHEMAS = SHARED / "schemas" / "kuberay"
 KUBERNETES_VERSION = "1.35"
