@@ -32,10 +32,13 @@ def rule(bars: list[dict], position: float) -> int:
 class StandinPolicy:
     """An HTTP server on 127.0.0.1 shaped like the Serve endpoint; ``fail`` answers 503 that many times."""
 
-    def __init__(self, model_version: int = 3, rule=rule):
+    default_rule = staticmethod(rule)
+
+    def __init__(
+        self, model_version: int = 3, rule=rule, fail: int = 0, down: bool = False, positions=tuple(POSITIONS)
+    ):
         self.calls = 0
-        self.fail = 0
-        self.down = False
+        self.fail, self.down = fail, down
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,7 +69,7 @@ class StandinPolicy:
                         "window": 2,
                         "min_bars": MIN_BARS,
                         "feature_names": ["x"],
-                        "positions": POSITIONS,
+                        "positions": list(positions),
                     },
                 )
 
@@ -83,7 +86,7 @@ class StandinPolicy:
                     200,
                     {
                         "action": action,
-                        "target_position": POSITIONS[action],
+                        "target_position": positions[action],
                         "model_name": "standin",
                         "model_version": model_version,
                     },

@@ -8,11 +8,12 @@ when the order is placed), borrow on shorts at each mark. An order asks either f
 sizes the env's trades) or for a signed quantity of units. Orders live for one bar: one that does
 not fill expires.
 
-Rejections: a fill that would leave one symbol's weight above ``max_position`` or the gross
-exposure above ``max_leverage`` (both against the equity at the opens), and a buy of a fixed
-quantity that costs more than the cash on hand plus the margin ``max_leverage`` allows. A
-target-weight order is sized on equity, so, like the env's trades, it never overdraws by more than
-its own costs (an all-in buy leaves cash at minus its commission and slippage).
+Rejections, of orders that grow a position (one that shrinks a position only lowers the risk): a
+fill that would leave one symbol's weight above ``max_position`` or the gross exposure above
+``max_leverage`` (both against the equity at the opens), and a buy of a fixed quantity that costs
+more than the cash on hand plus the margin ``max_leverage`` allows. A target-weight order is sized
+on equity, so, like the env's trades, it never overdraws by more than its own costs (an all-in buy
+leaves cash at minus its commission and slippage).
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ def _rejection(
     others: float,
     limits: Limits,
 ) -> str | None:
-    """Why the broker refuses a fill (``others``: gross value of the book's other positions), or None."""
+    """Why the broker refuses a fill (``others``: gross value of the book's other positions), or None.
+
+    An order that shrinks a position only lowers exposure and is never refused.
+    """
+    if abs(after) <= abs(after - traded):
+        return None
     if equity <= 0:
         return "no equity"
     weight = after * price / equity
@@ -75,18 +81,28 @@ def _rejection(
     return None
 
 
+def _sized(order: Event, held: float, equity: float, price: float) -> tuple[float, float]:
+    """``(traded, after)`` units; a target weight is sized as execution.fill sizes the env's trades."""
+    if order["target_weight"] is not None:
+        after = order["target_weight"] * equity / price
+        return after - held, after
+    return order["quantity"], held + order["quantity"]
+
+
 def execute(book: BookState, name: str, bars: Mapping[str, Bar], limits: Limits) -> list[Event]:
     """One ``fill``, ``reject`` or ``expire`` event per pending order of ``book`` on this bar.
 
-    Sells go first (they free cash), then buys; within each, symbols in order. A symbol without a
-    bar this time keeps its last close for the equity; its orders expire.
+    Orders that shrink a position fill first (they free cash and exposure for the ones that grow
+    one); within each group, symbols in order. A symbol without a bar this time keeps its last close
+    for the equity; its orders expire.
     """
     prices = {**book.prices, **{symbol: bar.open for symbol, bar in bars.items()}}
     cash, units, entry = book.cash, dict(book.units), dict(book.entry)
     equity = cash + sum(_values(units, prices).values())
     events: list[Event] = []
-    for order in sorted(book.pending, key=lambda o: (o["side"] > 0, o["symbol"], o["id"])):
-        symbol, bar = order["symbol"], bars.get(order["symbol"])
+    priced = []
+    for order in book.pending:
+        bar = bars.get(order["symbol"])
         if bar is None:
             events.append(_closed("expire", name, order, "no bar for the symbol"))
             continue
@@ -96,13 +112,12 @@ def execute(book: BookState, name: str, bars: Mapping[str, Bar], limits: Limits)
         if price is None:
             events.append(_closed("expire", name, order, "price not reached"))
             continue
+        held = units.get(order["symbol"], 0.0)
+        grows = abs(_sized(order, held, equity, price)[1]) > abs(held)
+        priced.append((grows, order["symbol"], order["id"], order, price))
+    for _, symbol, _, order, price in sorted(priced, key=lambda p: p[:3]):
         held = units.get(symbol, 0.0)
-        if order["target_weight"] is not None:  # sized as execution.fill sizes the env's trades
-            after = order["target_weight"] * equity / price
-            traded = after - held
-        else:
-            traded = order["quantity"]
-            after = held + traded
+        traded, after = _sized(order, held, equity, price)
         if order["kind"] != "market" and traded * order["side"] <= 0:
             events.append(_closed("expire", name, order, "target already reached"))
             continue
@@ -185,6 +200,11 @@ def flatten(book: BookState, name: str, rates: Mapping[str, float], reason: str)
         cash = cash + held * price - cost
         events.append(_fill(name, None, symbol, -held, price, cost, cash, 0.0, 0.0, reason))
     return events
+
+
+def halt(name: str, reason: str, cash: float) -> Event:
+    """The kill switch's last word on a book: why, and its equity once flat (all cash)."""
+    return {"type": "halt", "book": name, "reason": reason, "equity": finite(cash)}
 
 
 def new_order(

@@ -225,7 +225,7 @@ class PaperTrader:
                 log.error("paper: kill switch on %s: %s", name, reason)
                 for event in broker.flatten(book, name, rates, "kill_switch"):
                     emit(event)
-                emit({"type": "halt", "book": name, "reason": reason})
+                emit(broker.halt(name, reason, book.cash))
                 if name == CHAMPION:
                     self._guard(work, emit, "risk", "critical", f"kill switch: {reason}")
         for name, source in self.sources.items():

@@ -14,7 +14,7 @@ Events (dicts with a ``type``):
 ``reject`` / ``expire``  ``{book, id, symbol, reason}``: the order is gone without a fill.
 ``mark``   ``{book, timestamp, day, prices, borrow, cash, equity}``: the book valued at the bar's close.
 ``decision``  ``{book, symbol, status (ok | hold), target, ...}``: what the model asked for, or why not.
-``halt``   ``{book, reason}``: a kill switch flattened the book; it trades no more.
+``halt``   ``{book, reason, equity}``: a kill switch flattened the book; it trades no more.
 ``guard``  ``{check, status, message}``: a service check changed state (risk, model, data, drift).
 """
 
@@ -140,7 +140,7 @@ def apply(state: PaperState, event: Event) -> None:
         if event.get("model_version") is not None:
             book.model_version = event["model_version"]
     elif kind == "halt":
-        book.halted = event["reason"]
+        book.halted, book.equity = event["reason"], event["equity"]
         book.pending = []
     elif kind == "guard":
         state.guards[event["check"]] = {"status": event["status"], "message": event["message"]}
