@@ -56,7 +56,7 @@ def cmd_start(args: argparse.Namespace, load: SettingsLoader) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     if args.detach:
         log_path = path.with_suffix(".log")
-        argv = [a for a in sys.argv[1:] if a != "--detach"]
+        argv = ["paper", "start", *args.config, "--env", args.env]
         with open(log_path, "ab") as log_file:
             child = subprocess.Popen(
                 [sys.executable, "-m", "rsc", *argv],
@@ -120,7 +120,7 @@ def cmd_status(args: argparse.Namespace, load: SettingsLoader) -> int:
     if state is None:
         print(f"rsc: no paper ledger at {uri}", file=sys.stderr)
         return 1
-    console = Console(width=120)
+    console = Console(width=120, soft_wrap=True)
     pid = _running(pid_path(cfg))
     running = f"running (pid {pid})" if pid is not None else "not running"
     console.print(f"paper session [bold]{cfg.paper.session}[/] ({state.start.get('strategy')}): {running}")
