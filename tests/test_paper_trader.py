@@ -4,6 +4,8 @@ the model-unavailable guard, several symbols, and the challenger in shadow mode.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,11 +13,14 @@ import torch
 
 from rsc.core.execution import Costs, order_fill_price, simulate
 from rsc.core.features import IndicatorRef
+from rsc.core.schema import NETWORK_FILE, POLICY_FILE
 from rsc.monitor import MemorySink, names
-from rsc.paper.app import build_trader
+from rsc.paper.app import build_trader, ledger_uri
 from rsc.paper.decisions import PolicyDecisions
+from rsc.paper.ledger import Ledger
 from rsc.paper.service import CHALLENGER, CHAMPION
 from rsc.registry.policy import Policy
+from rsc.storage import Storage
 from tests.helpers import synthetic_bars
 from tests.paper_tools import StandinPolicy, paper_settings, store_bars
 
@@ -272,3 +277,39 @@ def test_stop_request_commits_the_bar_in_hand_and_a_restart_finishes_the_same(tm
         ).run()
     assert first.bars + rest.bars == 30
     assert rest.state.to_json() == whole.state.to_json()
+
+
+def test_registry_decisions_and_the_shadow_challenger_come_from_mlflow(tmp_path):
+    """``paper.decisions: registry`` and ``paper.shadow``: both books load their policy through MLflow
+    (SQLite in the storage root), by alias."""
+    from rsc.registry.tracking import configure, log_policy, register_policy, set_alias
+
+    cfg = paper_settings(tmp_path, "paper.bars=12", "paper.decisions=registry", "paper.shadow=true")
+    frame = store_bars(cfg)
+    policy = tiny_policy()
+    folder = tmp_path / "policy"
+    folder.mkdir()
+    torch.jit.save(policy.network, str(folder / NETWORK_FILE))
+    (folder / POLICY_FILE).write_text(json.dumps(policy.spec))
+    configure(cfg.tracking_uri, "paper-test", f"file://{tmp_path}/mlartifacts")
+    uri = log_policy(folder, frame.tail(policy.min_bars), {}, {}, {}, {}, "paper-test")
+    version = register_policy(uri, cfg.registry.model_name)  # the new version is the challenger
+    set_alias(cfg.registry.model_name, CHAMPION, version)
+    outcome = build_trader(cfg, MemorySink()).run()
+    events = list(Ledger(Storage(), ledger_uri(cfg)).events())
+    closes = frame.close.to_numpy()
+    went_up = (closes[-12:] > closes[-13:-1]).astype(float).tolist()
+    for book in (CHAMPION, CHALLENGER):
+        decisions = of(events, "decision", book)
+        assert [d["target"] for d in decisions] == went_up
+        assert {(d["model_name"], d["model_version"]) for d in decisions} == {
+            (cfg.registry.model_name, version)
+        }
+    champion, challenger = outcome.state.books[CHAMPION], outcome.state.books[CHALLENGER]
+    # One model, one feed, one broker: one result (only the pending orders' ids name their book).
+    assert (champion.cash, champion.units, champion.equity) == (
+        challenger.cash,
+        challenger.units,
+        challenger.equity,
+    )
+    assert champion.fills == challenger.fills > 0
