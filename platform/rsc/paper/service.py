@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -53,13 +53,13 @@ class PaperOutcome:
     stopped: str  # "end of feed", "stop requested", "max bars", or "halted: <reason>"
 
 
-class _Ask:
+class _Ask(NamedTuple):
     """One decision request's result: a decision, or why there is none (``error``: the model failed)."""
 
-    def __init__(
-        self, decision: Decision | None, latency_ms: float = 0.0, reason: str = "", error: bool = False
-    ):
-        self.decision, self.latency_ms, self.reason, self.error = decision, latency_ms, reason, error
+    decision: Decision | None
+    latency_ms: float = 0.0
+    reason: str = ""
+    error: bool = False
 
 
 class PaperTrader:
