@@ -301,7 +301,7 @@ class RiskSettings(Section):
         0.05,
         gt=0,
         lt=1,
-        description="Kill switch: flatten and stop below this fraction of the day's first equity.",
+        description="Kill switch: flatten and stop this fraction below the previous day's last equity.",
     )
     max_drawdown: float | None = Field(
         0.25, gt=0, lt=1, description="Kill switch: flatten and stop this fraction below the equity peak."
@@ -348,10 +348,13 @@ class PaperSettings(Section):
         "market", description="Order kind placed for each decision (market = the env's own fills)."
     )
     limit_offset_bps: float = Field(
-        10.0, ge=0, description="limit / stop_limit: limit price this far beyond the decision close (bps)."
+        10.0,
+        ge=0,
+        description="limit: buy this far below (sell above) the decision close; stop_limit: "
+        "the limit this far beyond the stop (bps).",
     )
     stop_offset_bps: float = Field(
-        10.0, ge=0, description="stop / stop_limit: stop price this far beyond the decision close (bps)."
+        10.0, ge=0, description="stop / stop_limit: buy this far above (sell below) the decision close (bps)."
     )
     sizing: Literal["weight", "units"] = Field(
         "weight",
