@@ -18,7 +18,7 @@ from rsc.storage import Storage
 from tests.conftest import CONFIGS, PROJECT
 from tests.paper_tools import StandinPolicy, paper_settings, store_bars
 
-BARS = 60
+BARS = 80
 
 
 def overrides(root, url: str, *extra: str) -> list[str]:
@@ -85,7 +85,7 @@ def wait_for(condition, timeout: float = 90.0) -> None:
 
 
 def test_sigkill_sigterm_and_detach_end_in_the_uninterrupted_state(tmp_path, capsys):
-    settings = (f"paper.bars={BARS}", "paper.speed=25", "paper.session=crash")
+    settings = (f"paper.bars={BARS}", "paper.speed=20", "paper.session=crash")
     cfg = paper_settings(tmp_path, *settings)
     store_bars(cfg)
     with StandinPolicy() as policy:
@@ -107,7 +107,7 @@ def test_sigkill_sigterm_and_detach_end_in_the_uninterrupted_state(tmp_path, cap
 
         # 2. Restart, then a graceful stop (SIGTERM through `rsc paper stop`) a few bars later.
         second = start(tmp_path, policy.url, *settings)
-        wait_for(lambda: len(ledger.segments()) >= killed_at + 10)
+        wait_for(lambda: len(ledger.segments()) >= killed_at + 5)
         assert main(cli(tmp_path, policy.url, "status", *settings)) == 0
         assert f"running (pid {second.pid})" in capsys.readouterr().out
         assert main(cli(tmp_path, policy.url, "stop", *settings)) == 0
@@ -117,7 +117,7 @@ def test_sigkill_sigterm_and_detach_end_in_the_uninterrupted_state(tmp_path, cap
             "(stop requested)" in output and f"resuming {ledger.uri} after segment {killed_at - 1}" in output
         )
         stopped_at = len(ledger.segments())
-        assert killed_at + 10 <= stopped_at < BARS + 1
+        assert killed_at + 5 <= stopped_at < BARS + 1
         assert not pid_path(cfg).exists()
 
         # 3. Finish in the background.
