@@ -1,12 +1,11 @@
 """The whole DAG through the real KFP local runner, real Ray, MLflow on SQLite and Ray Serve over HTTP."""
 
-import json
-
 import pytest
 import requests
 
 from rsc.cli.run import execute
 from rsc.cluster.local import free_port
+from rsc.paper.ledger import Ledger
 from rsc.registry.tracking import CHAMPION, resolve_alias
 from rsc.storage import Storage, join
 from tests.conftest import smoke_settings
@@ -86,17 +85,21 @@ def test_nan_is_rejected_not_a_500(demo_run):
 
 
 def test_paper_ledger_adds_up(demo_run):
+    """The replay went through the paper trader and the real endpoint; its ledger balances."""
     cfg, summary = demo_run
-    assert summary.paper.decisions == cfg.paper.bars
-    events = [
-        json.loads(line) for line in Storage().read_bytes(summary.paper.ledger_uri).decode().splitlines()
-    ]
+    assert summary.paper.decisions == cfg.paper.bars and summary.paper.outcome.stopped == "end of feed"
+    events = list(Ledger(Storage(), summary.paper.ledger_uri).events())
+    decisions = [e for e in events if e["type"] == "decision"]
+    assert {d["status"] for d in decisions} == {"ok"}
+    assert {d["model_version"] for d in decisions} == {summary.deployment["model_version"]}
     marks = [e for e in events if e["type"] == "mark"]
     assert len(marks) == cfg.paper.bars
     for mark in marks:
-        assert mark["cash"] + mark["units"] * mark["price"] == pytest.approx(
-            mark["equity"], rel=1e-12, abs=1e-6
-        )
+        value = sum(units * mark["prices"][symbol] for symbol, units in mark["units"].items())
+        assert mark["cash"] + value == pytest.approx(mark["equity"], rel=1e-12, abs=1e-6)
     fills = [e for e in events if e["type"] == "fill"]
     cash = cfg.env.initial_cash - sum(f["units"] * f["price"] + f["cost"] for f in fills)
-    assert cash == pytest.approx(marks[-1]["cash"], abs=1e-9 * cfg.env.initial_cash)
+    cash -= sum(m["borrow"] for m in marks)
+    book = summary.paper.outcome.state.books["champion"]
+    assert cash == pytest.approx(book.cash, abs=1e-9 * cfg.env.initial_cash)
+    assert book.equity == summary.paper.final_equity == marks[-1]["equity"]

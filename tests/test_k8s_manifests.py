@@ -19,6 +19,7 @@ from tests.k8s_schemas import PROJECT, load_documents, require_kuberay_schemas, 
 K8S = PROJECT / "k8s"
 MANIFESTS = sorted(K8S.rglob("*.yaml"))
 RSC_METRICS = {value for key, value in vars(names).items() if key.isupper() and isinstance(value, str)}
+RSC_CHECKS = set(names.CHECKS.values())
 # Metric names of Datadog's Ray check that the dashboard and monitors use.
 RAY_METRICS = {
     "ray.node.cpu_utilization",
@@ -137,12 +138,12 @@ def test_dashboard_uses_known_metrics_and_declared_variables():
     dashboard = json.loads((K8S / "datadog" / "dashboard.json").read_text())
     assert dashboard["layout_type"] == "ordered" and dashboard["title"]
     variables = {v["name"] for v in dashboard["template_variables"]}
-    queries = [
-        request["q"]
-        for group in dashboard["widgets"]
-        for widget in group["definition"]["widgets"]
-        for request in widget["definition"]["requests"]
+    widgets = [
+        widget["definition"] for group in dashboard["widgets"] for widget in group["definition"]["widgets"]
     ]
+    queries = [request["q"] for widget in widgets for request in widget.get("requests", [])]
+    checks = {widget["check"] for widget in widgets if widget["type"] == "check_status"}
+    assert checks == RSC_CHECKS, "every service check of the paper trader has a status widget"
     assert len(queries) >= 10
     used = {m for q in queries for m in METRIC.findall(q)}
     assert used - RSC_METRICS - RAY_METRICS == set()
@@ -154,9 +155,20 @@ def test_dashboard_uses_known_metrics_and_declared_variables():
 def test_monitors_are_consistent():
     monitors = json.loads((K8S / "datadog" / "monitors.json").read_text())
     assert len(monitors) >= 4
+    watched = set()
     for monitor in monitors:
-        assert monitor["type"] in {"query alert", "metric alert"}
+        assert monitor["type"] in {"query alert", "metric alert", "service check"}
         assert monitor["message"] and "@" in monitor["message"], monitor["name"]
+        assert all(tag.split(":")[0] in {"service", "team", "env"} for tag in monitor["tags"])
+        if monitor["type"] == "service check":
+            check = re.fullmatch(
+                r'"([a-z_.]+)"\.over\("env:cluster"\)\.by\("strategy"\)\.last\(\d+\)'
+                r"\.count_by_status\(\)",
+                monitor["query"],
+            ).group(1)
+            assert check in RSC_CHECKS and monitor["options"]["thresholds"]["critical"] >= 1
+            watched.add(check)
+            continue
         critical = monitor["options"]["thresholds"]["critical"]
         comparator, bound = re.search(r"([<>]=?)\s*(-?[0-9.]+)\s*$", monitor["query"]).groups()
         assert float(bound) == critical, monitor["name"]
@@ -164,7 +176,7 @@ def test_monitors_are_consistent():
         if warning is not None:  # a warning fires before the critical threshold
             assert (warning < critical) if comparator.startswith(">") else (warning > critical)
         assert {m for m in METRIC.findall(monitor["query"])} <= RSC_METRICS | RAY_METRICS
-        assert all(tag.split(":")[0] in {"service", "team", "env"} for tag in monitor["tags"])
+    assert watched >= {names.CHECKS[check] for check in ("risk", "model", "data")}
 
 
 def test_dev_bootstrap_wires_minio_to_the_storage_secret():

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rsc.cli import data as data_commands
+from rsc.cli import paper as paper_commands
 from rsc.cli import train as train_commands
 from rsc.config import ConfigError, load_settings
 from rsc.config.loader import default_config_paths
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_commands.register(commands, _settings)
     train_commands.register(commands, _settings)
+    paper_commands.register(commands, _settings)
 
     from rsc.cli import stage, submit
 

@@ -14,8 +14,8 @@ from rich.table import Table
 from rsc.cluster.local import local_head
 from rsc.config import Settings
 from rsc.evaluate.suite import strategy_metrics
-from rsc.monitor import DogStatsdSink, NullSink
-from rsc.paper.replay import PaperResult, replay_run
+from rsc.monitor import sink_from_settings
+from rsc.paper.app import ReplaySummary, replay_run
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class RunSummary:
     metrics: dict[str, dict[str, float]]
     deployment: dict
     served_action: dict
-    paper: PaperResult
+    paper: ReplaySummary
     seconds: float
 
 
@@ -61,15 +61,7 @@ def execute(cfg: Settings, keep_serving: bool = False, console: Console | None =
         deployment = json.loads(run_locally(cfg.model_dump_json(), root))
         console.rule("paper trading replay")
         served = _served_action(deployment["url"], cfg)
-        sink = (
-            DogStatsdSink(
-                cfg.monitor.statsd_host,
-                cfg.monitor.statsd_port,
-                {"env": cfg.monitor.environment, "service": "rsc-paper"},
-            )
-            if cfg.monitor.enabled
-            else NullSink()
-        )
+        sink = sink_from_settings(cfg.monitor, "rsc-paper")
         paper = replay_run(cfg, deployment["url"], sink)
         metrics = Storage.from_settings(cfg.storage).read_json(
             join(cfg.run_root, "evaluation", "metrics.json")
@@ -102,7 +94,7 @@ def print_summary(summary: RunSummary, cfg: Settings, console: Console) -> None:
     console.print(f"Served action for the latest bars: {summary.served_action}")
     console.print(
         f"Paper trading: {paper.decisions} decisions, {paper.trades} trades, final equity "
-        f"{paper.final_equity:,.2f}; ledger {paper.ledger_uri}"
+        f"{paper.final_equity:,.2f} ({paper.outcome.stopped}); ledger {paper.ledger_uri}"
     )
     console.print(
         f"Artifacts under {cfg.run_root}; MLflow at {cfg.tracking_uri}; took {summary.seconds:.0f}s"

@@ -298,9 +298,87 @@ class ServeSettings(Section):
     num_replicas: int = Field(1, ge=1, description="Replicas of the policy deployment.")
 
 
+class RiskSettings(Section):
+    """Limits the paper trader enforces on every bar (``None`` switches a kill switch off)."""
+
+    max_position: float = Field(
+        1.0, gt=0, le=10, description="|weight| of one symbol; larger targets are clipped."
+    )
+    max_leverage: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="Gross exposure; targets are scaled down to it, orders beyond it rejected.",
+    )
+    max_daily_loss: float | None = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Kill switch: flatten and stop this fraction below the previous day's last equity.",
+    )
+    max_drawdown: float | None = Field(
+        0.25, gt=0, lt=1, description="Kill switch: flatten and stop this fraction below the equity peak."
+    )
+    stale_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="Stale-data guard: a bar this old, or no bar for this long, holds and alerts; "
+        "None = 5 bar intervals (live feed only; a replay is never stale).",
+    )
+    model_retries: int = Field(3, ge=0, description="Retries of a failed decision request within one bar.")
+    model_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles per retry.")
+    model_backoff_max_s: float = Field(60.0, ge=0, description="Ceiling of one retry delay.")
+
+
 class PaperSettings(Section):
-    bars: int = Field(20, ge=1, description="Test bars the paper replay trades through.")
+    bars: int = Field(20, ge=1, description="Replay: the last `bars` bars of the run's data are traded.")
     strategy: str = Field("rsc-demo", description="Strategy tag on paper-trading metrics.")
+    session: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Ledger name: <run root>/paper/<session>/; a restart with the same name resumes it.",
+    )
+    feed: Literal["replay", "live"] = Field(
+        "replay", description="replay: the run's stored bars; live: Yahoo's chart endpoint polled each bar."
+    )
+    speed: float = Field(0.0, ge=0, description="Replay: bars per second; 0 = as fast as possible.")
+    symbols: tuple[str, ...] = Field((), description="Symbols traded; empty = data.symbols.")
+    poll_s: float | None = Field(
+        None,
+        gt=0,
+        description="Live: seconds between polls; None = the bar interval (data.yfinance.interval).",
+    )
+    lookback_days: int = Field(500, ge=1, description="Live: calendar days of history fetched for decisions.")
+    decisions: Literal["http", "registry"] = Field(
+        "http", description="http: the Serve endpoint's /v1/act; registry: the @champion model in process."
+    )
+    endpoint: str | None = Field(None, description="Policy endpoint URL; None = serve.host:serve.port.")
+    shadow: bool = Field(
+        False,
+        description="Also run the registry's @challenger on the same bars without trading; P&L side by side.",
+    )
+    order_type: Literal["market", "limit", "stop", "stop_limit"] = Field(
+        "market", description="Order kind placed for each decision (market = the env's own fills)."
+    )
+    limit_offset_bps: float = Field(
+        10.0,
+        ge=0,
+        description="limit: buy this far below (sell above) the decision close; stop_limit: "
+        "the limit this far beyond the stop (bps).",
+    )
+    stop_offset_bps: float = Field(
+        10.0, ge=0, description="stop / stop_limit: buy this far above (sell below) the decision close (bps)."
+    )
+    sizing: Literal["weight", "units"] = Field(
+        "weight",
+        description="weight: a target weight sized at the fill price (the env's fills); units: whole units "
+        "sized at the decision close, as a broker takes orders (a gap up can then reject a buy).",
+    )
+    rebalance_band: float = Field(
+        0.0, ge=0, description="No order when the target weight is within this of the current weight."
+    )
+    snapshot_every: int = Field(100, ge=1, description="Write a state snapshot every N ledger segments.")
+    risk: RiskSettings = RiskSettings()
 
 
 class MonitorSettings(Section):
@@ -308,6 +386,14 @@ class MonitorSettings(Section):
     statsd_host: str = Field("127.0.0.1", description="DogStatsD host (the Datadog agent).")
     statsd_port: int = Field(8125, ge=1, le=65535, description="DogStatsD UDP port.")
     environment: str = Field("local", description="`env` tag on every metric.")
+    drift: bool = Field(True, description="Paper trading: compare live features with the training window.")
+    drift_reference: Literal["train", "validation"] = Field(
+        "train", description="Part of the run's split the live features are compared with."
+    )
+    drift_window: int = Field(60, ge=10, description="Latest live bars of features in each comparison.")
+    drift_every: int = Field(20, ge=1, description="Bars between drift measurements.")
+    drift_bins: int = Field(10, ge=2, description="Quantile bins of the reference for the PSI.")
+    drift_psi_alert: float = Field(0.25, gt=0, description="PSI above which the drift check warns.")
 
 
 class RaySettings(Section):

@@ -116,6 +116,56 @@ def protective_exit(
     return None
 
 
+ORDER_KINDS = ("market", "limit", "stop", "stop_limit")
+
+
+def order_fill_price(
+    kind: str,
+    side: int,
+    limit: float | None,
+    stop: float | None,
+    open_: float,
+    high: float,
+    low: float,
+) -> float | None:
+    """Price at which an order placed before a bar fills during it, or None (it does not fill).
+
+    ``side`` is +1 to buy, -1 to sell. A market order fills at the open. A limit order fills at the
+    open when the bar opens at or through the limit, else at the limit when the bar's range reaches
+    it. A stop order triggers at the open on a gap through the stop, else at the stop when the range
+    reaches it, and fills there. A stop-limit order becomes a limit order once its stop triggers: it
+    fills at the trigger price when that is within the limit; a trigger beyond the limit is assumed
+    not to come back inside it during the bar (the path inside a bar is unknown; conservative, as
+    :func:`protective_exit`).
+    """
+    if kind not in ORDER_KINDS:
+        raise ValueError(f"unknown order kind {kind!r}; known: {ORDER_KINDS}")
+    if kind == "market":
+        return open_
+    if side not in (1, -1):
+        raise ValueError(f"order side must be +1 (buy) or -1 (sell), got {side}")
+    best, worst = (low, high) if side > 0 else (high, low)  # the bar's most and least favourable prices
+    if kind == "limit":
+        if limit is None:
+            raise ValueError("a limit order needs a limit price")
+        if side * (open_ - limit) <= 0:
+            return open_
+        return limit if side * (best - limit) <= 0 else None
+    if stop is None:
+        raise ValueError(f"a {kind} order needs a stop price")
+    if side * (open_ - stop) >= 0:
+        trigger = open_
+    elif side * (worst - stop) >= 0:
+        trigger = stop
+    else:
+        return None
+    if kind == "stop":
+        return trigger
+    if limit is None:
+        raise ValueError("a stop_limit order needs a limit price")
+    return trigger if side * (trigger - limit) <= 0 else None
+
+
 def entry_price_after(units_before: float, entry_before: float, units_after: float, price: float) -> float:
     """Average entry price after a trade: weighted on additions, kept on reductions, reset on flips."""
     if units_after == 0:

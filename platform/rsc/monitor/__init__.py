@@ -1,5 +1,23 @@
-"""L2: the only package that imports ``datadog``: metric sinks and metric-name constants."""
+"""L2: the only package that imports ``datadog``: sinks, metric-name constants, drift statistics."""
 
-from rsc.monitor.sink import DogStatsdSink, MemorySink, Metric, MetricsSink, NullSink
+from rsc.monitor.sink import (
+    DogStatsdSink,
+    Event,
+    MemorySink,
+    Metric,
+    MetricsSink,
+    NullSink,
+    ServiceCheck,
+    sink_from_settings,
+)
 
-__all__ = ["DogStatsdSink", "MemorySink", "Metric", "MetricsSink", "NullSink"]
+__all__ = [
+    "DogStatsdSink",
+    "Event",
+    "MemorySink",
+    "Metric",
+    "MetricsSink",
+    "NullSink",
+    "ServiceCheck",
+    "sink_from_settings",
+]

@@ -6,6 +6,23 @@ PAPER_POSITION = "rsc.paper.position"
 PAPER_ORDERS = "rsc.paper.orders"
 PAPER_DECISION_LATENCY = "rsc.paper.decision_latency_ms"
 PAPER_ERRORS = "rsc.paper.errors"
+PAPER_DRAWDOWN = "rsc.paper.drawdown"
+# Feature drift of live bars against the training window, tagged ``feature`` (the configured names).
+PAPER_DRIFT_PSI = "rsc.paper.drift.psi"
+PAPER_DRIFT_KS = "rsc.paper.drift.ks"
+
+# Training progress, one point per RLlib iteration, tagged ``algorithm``.
+TRAIN_EPISODE_RETURN = "rsc.train.episode_return"
+TRAIN_THROUGHPUT = "rsc.train.env_steps_per_s"
+TRAIN_VALIDATION = "rsc.train.validation"  # tagged ``metric`` (sharpe, total_return, ...)
+
+# Service checks (not metrics): their state is what Datadog's service check monitors watch.
+CHECKS = {
+    "risk": "rsc.paper.risk",  # ok; critical once a kill switch has flattened and stopped the trader
+    "model": "rsc.paper.model",  # ok; critical while decisions cannot be had (holding)
+    "data": "rsc.paper.data",  # ok; warning while bars are stale (holding)
+    "drift": "rsc.paper.drift",  # ok; warning while a feature's PSI is above monitor.drift_psi_alert
+}
 
 
 def eval_metric(key: str) -> str:

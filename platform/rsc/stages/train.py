@@ -10,6 +10,8 @@ from rsc.core.features import feature_names
 from rsc.core.observation import observation_size
 from rsc.core.schema import POLICY_FILE, TRAIN
 from rsc.data.features import indicator_refs
+from rsc.monitor import sink_from_settings
+from rsc.monitor.train import TrainMetrics
 from rsc.rl.algorithm import build_algorithm_config
 from rsc.rl.envs import env_config
 from rsc.rl.runtime import connect
@@ -29,7 +31,8 @@ class TrainResult:
     resumed_from: list[int]
 
 
-def _log_iteration(row: dict) -> None:
+def _log_iteration(row: dict, metrics: TrainMetrics) -> None:
+    metrics(row)
     log.info(
         "train: iteration %d  episode_return_mean=%s  eval/sharpe=%.3f",
         row["iteration"],
@@ -61,6 +64,7 @@ def run(
     obs_size = observation_size(env.window, len(scaler["columns"]))
 
     connect(cfg.ray.address)
+    metrics = TrainMetrics(sink_from_settings(cfg.monitor, "rsc-train"), {"algorithm": spec.algorithm})
     model_uri = join(cfg.run_root, "model")
     result = train_algorithm(
         config,
@@ -71,7 +75,7 @@ def run(
         metric=cfg.train.metric,
         checkpoint_every=cfg.train.checkpoint_every,
         resume=resume,
-        on_iteration=_log_iteration,
+        on_iteration=lambda row: _log_iteration(row, metrics),
     )
     storage.write_json(
         join(model_uri, POLICY_FILE),

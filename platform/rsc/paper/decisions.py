@@ -1,0 +1,127 @@
+"""Where decisions come from: the Serve endpoint over HTTP, or a registered policy in process.
+
+Both act on a window of raw OHLCV bars, oldest first, with the book's current weight and the open
+position's unrealised return, and answer with the model's target weight. A source that cannot
+answer raises :class:`DecisionUnavailable`; the trader then retries with backoff and holds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+import numpy as np
+import requests
+
+from rsc.core.features import Bars
+from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, TIMESTAMP, VOLUME
+
+if TYPE_CHECKING:
+    from rsc.registry.policy import Policy
+
+# Bars beyond the model's minimum, so that recursive indicators (Wilder's RSI) converge to the values
+# training saw on the full history.
+INDICATOR_LOOKBACK = 250
+FIELDS = (OPEN, HIGH, LOW, CLOSE, VOLUME)
+
+
+class Window(NamedTuple):
+    """A symbol's latest bars, oldest first: ISO timestamps ``[T]`` and OHLCV values ``[T, 5]``."""
+
+    timestamps: list[str]
+    values: np.ndarray
+
+    def bars(self) -> Bars:
+        return Bars.from_columns({name: self.values[:, j] for j, name in enumerate(FIELDS)})
+
+
+class Decision(NamedTuple):
+    action: int | float
+    target_position: float
+    model_name: str
+    model_version: int
+
+
+class DecisionUnavailable(RuntimeError):
+    """The model could not answer (endpoint down, timeout, error status, malformed answer)."""
+
+
+class DecisionSource(Protocol):
+    def min_bars(self) -> int:
+        """Fewest bars a window must hold."""
+        ...
+
+    def decide(self, window: Window, position: float, unrealised: float) -> Decision: ...
+
+
+class HttpDecisions:
+    """``GET /v1/model`` and ``POST /v1/act`` of the policy endpoint (``rsc.serve``)."""
+
+    def __init__(self, endpoint: str, timeout_s: float = 30.0, session: requests.Session | None = None):
+        self.endpoint, self.timeout_s = endpoint.rstrip("/"), timeout_s
+        self.session = session or requests.Session()
+
+    def _call(self, method: str, path: str, payload: dict | None = None) -> dict:
+        url = f"{self.endpoint}{path}"
+        try:
+            response = self.session.request(method, url, json=payload, timeout=self.timeout_s)
+        except requests.RequestException as error:
+            raise DecisionUnavailable(f"{url}: {type(error).__name__}: {error}") from error
+        if response.status_code != 200:
+            raise DecisionUnavailable(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+        try:
+            return response.json()
+        except ValueError as error:
+            raise DecisionUnavailable(f"{url}: not JSON: {response.text[:300]}") from error
+
+    def min_bars(self) -> int:
+        info = self._call("GET", "/v1/model")
+        try:
+            return int(info["min_bars"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise DecisionUnavailable(f"{self.endpoint}/v1/model: no min_bars in {info}") from error
+
+    def decide(self, window: Window, position: float, unrealised: float) -> Decision:
+        bars = [
+            {TIMESTAMP: stamp, **dict(zip(FIELDS, row, strict=True))}
+            for stamp, row in zip(window.timestamps, window.values.tolist(), strict=True)
+        ]
+        answer = self._call(
+            "POST", "/v1/act", {"bars": bars, "position": position, "unrealised_return": unrealised}
+        )
+        try:
+            return Decision(
+                answer["action"],
+                float(answer["target_position"]),
+                str(answer["model_name"]),
+                int(answer["model_version"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise DecisionUnavailable(f"{self.endpoint}/v1/act: malformed answer {answer}") from error
+
+
+class PolicyDecisions:
+    """A policy in this process: the same feature code and network the endpoint serves."""
+
+    def __init__(self, policy: Policy, model_name: str, model_version: int):
+        self.policy, self.model_name, self.model_version = policy, model_name, model_version
+
+    @classmethod
+    def from_registry(cls, tracking_uri: str, model_name: str, alias: str) -> PolicyDecisions:
+        """The version behind ``models:/<name>@<alias>`` (MLflow's pyfunc flavour)."""
+        from rsc.registry.tracking import load_policy
+
+        version, policy = load_policy(tracking_uri, model_name, alias)
+        return cls(policy, model_name, version)
+
+    def min_bars(self) -> int:
+        return self.policy.min_bars
+
+    def decide(self, window: Window, position: float, unrealised: float) -> Decision:
+        try:
+            features = self.policy.features_from_bars(window.bars())
+            decision = self.policy.decide(features, position, unrealised)
+        except (ValueError, RuntimeError) as error:
+            raise DecisionUnavailable(f"{self.model_name} v{self.model_version}: {error}") from error
+        action = decision.action
+        action = int(action) if isinstance(action, int | np.integer) else float(np.ravel(action)[0])
+        return Decision(action, float(decision.target_position), self.model_name, self.model_version)

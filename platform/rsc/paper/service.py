@@ -1,0 +1,364 @@
+"""The paper trader: each new bar fills the orders placed on the one before, marks the books, checks
+the risk limits, asks the model and places new orders; the bar's events reach the ledger before the
+trader's state moves on (see :mod:`rsc.paper.ledger` for why that makes a crash harmless).
+
+Per bar, in this order: the ``bar`` event; for each book, the ``fill`` / ``reject`` / ``expire`` of
+its pending orders at this bar's prices, the ``mark`` at the close, and, when a kill switch fires,
+the flattening fills at the close and ``halt``; then, for each book still trading, one ``decision``
+per symbol (or a hold, with the reason) and the ``order`` that moves toward the target; changes of
+the service checks as ``guard`` events. The ``challenger`` book, when there is one, runs beside the
+``champion`` on the same bars and the same broker; it never stops the trader.
+
+Guards: stale data (a live bar that arrives too late) holds decisions but still fills and marks;
+an unavailable model is retried with exponential backoff within the bar, then the book holds and
+the model check goes critical until a decision succeeds again.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from rsc.config import Settings
+from rsc.core.execution import Costs
+from rsc.monitor import MetricsSink, NullSink
+from rsc.monitor.drift import Drift
+from rsc.paper import broker, telemetry
+from rsc.paper import risk as risk_rules
+from rsc.paper.decisions import INDICATOR_LOOKBACK, Decision, DecisionSource, DecisionUnavailable
+from rsc.paper.drift import DriftWatch
+from rsc.paper.feeds import Feed, Step
+from rsc.paper.history import History
+from rsc.paper.ledger import Ledger, LedgerError
+from rsc.paper.state import BookState, Event, PaperState, apply, apply_segment, finite
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class PaperOutcome:
+    ledger_uri: str
+    state: PaperState
+    bars: int  # bars this run processed
+    stopped: str  # "end of feed", "stop requested", "max bars", or "halted: <reason>"
+
+
+class _Ask(NamedTuple):
+    """One decision request's result: a decision, or why there is none (``error``: the model failed)."""
+
+    decision: Decision | None
+    latency_ms: float = 0.0
+    reason: str = ""
+    error: bool = False
+
+
+class PaperTrader:
+    def __init__(
+        self,
+        cfg: Settings,
+        feed: Feed,
+        ledger: Ledger,
+        champion: DecisionSource,
+        challenger: DecisionSource | None = None,
+        sink: MetricsSink | None = None,
+        drift: DriftWatch | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.cfg, self.paper, self.feed, self.ledger = cfg, cfg.paper, feed, ledger
+        self.sink, self.drift, self.clock = sink or NullSink(), drift, clock
+        self.symbols = tuple(cfg.paper.symbols or cfg.data.symbols)
+        env = cfg.env
+        self.costs = Costs(
+            env.commission_bps,
+            env.slippage_bps,
+            env.spread_factor,
+            env.borrow_bps_per_year,
+            env.periods_per_year,
+        )
+        self.limits = broker.Limits(cfg.paper.risk.max_position, cfg.paper.risk.max_leverage)
+        self.sources: dict[str, DecisionSource] = {CHAMPION: champion}
+        if challenger is not None:
+            self.sources[CHALLENGER] = challenger
+        self.stale_after = risk_rules.stale_after_s(cfg.paper.risk, feed.interval_s) if feed.live else None
+        self.delays = risk_rules.backoff_delays(
+            cfg.paper.risk.model_retries, cfg.paper.risk.model_backoff_s, cfg.paper.risk.model_backoff_max_s
+        )
+        self.stop_requested = threading.Event()
+        self.history = History()
+        self._min_bars: dict[str, tuple[int, int | None]] = {}  # book -> (min_bars, model version seen)
+        self._last_bar_at = clock()
+
+    def request_stop(self) -> None:
+        """Finish the bar in hand, commit it, and return (a SIGTERM handler calls this)."""
+        self.stop_requested.set()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self, max_bars: int | None = None) -> PaperOutcome:
+        state = self._open()
+        if state.books[CHAMPION].halted:
+            return PaperOutcome(self.ledger.uri, state, 0, f"halted: {state.books[CHAMPION].halted}")
+        after = pd.Timestamp(state.timestamp) if state.timestamp else None
+        self.history.extend(self.feed.history(after))
+        self._last_bar_at = self.clock()
+        done, stopped = 0, "end of feed"
+        for step in self.feed.steps(after, self.stop_requested.wait):
+            if self.stop_requested.is_set():
+                stopped = "stop requested"
+                break
+            if step is None:
+                state = self._idle(state)
+                continue
+            if state.timestamp is not None and step.timestamp <= pd.Timestamp(state.timestamp):
+                log.warning("paper: bar %s is not after %s; skipped", step.timestamp, state.timestamp)
+                continue
+            state = self._bar(state, step)
+            done += 1
+            if state.books[CHAMPION].halted:
+                stopped = f"halted: {state.books[CHAMPION].halted}"
+                break
+            if max_bars is not None and done >= max_bars:
+                stopped = "max bars"
+                break
+        log.info("paper: %d bars this run (%s); ledger %s", done, stopped, self.ledger.uri)
+        return PaperOutcome(self.ledger.uri, state, done, stopped)
+
+    def _open(self) -> PaperState:
+        """The ledger's state, or a new ledger whose segment 0 records how it was started."""
+        books = {name: float(self.cfg.env.initial_cash) for name in self.sources}
+        state = self.ledger.load()
+        if state is None:
+            start = {
+                "type": "start",
+                "strategy": self.paper.strategy,
+                "symbols": list(self.symbols),
+                "books": books,
+                "order_type": self.paper.order_type,
+                "costs": self.costs._asdict(),
+                "risk": self.paper.risk.model_dump(mode="json"),
+            }
+            self.ledger.append(0, [start])
+            state = PaperState()
+            apply_segment(state, 0, [start])
+            return state
+        if state.start.get("symbols") != list(self.symbols) or state.start.get("books") != books:
+            raise LedgerError(
+                f"{self.ledger.uri} was started with symbols {state.start.get('symbols')} and books "
+                f"{state.start.get('books')}, not {list(self.symbols)} and {books}: use another paper.session"
+            )
+        log.info(
+            "paper: resuming %s after segment %d (bar %s)", self.ledger.uri, state.seq - 1, state.timestamp
+        )
+        return state
+
+    def _commit(
+        self, state: PaperState, work: PaperState, events: list[Event], extra: list[Any]
+    ) -> PaperState:
+        """Write the segment, then let the state move on, then tell Datadog."""
+        self.ledger.append(state.seq, events)
+        work.seq = state.seq + 1
+        if work.seq % self.paper.snapshot_every == 0:
+            self.ledger.write_snapshot(work)
+        for item in [*telemetry.segment_items(work, events), *telemetry.service_checks(work), *extra]:
+            self.sink.send(item)
+        return work
+
+    def _idle(self, state: PaperState) -> PaperState:
+        """A poll without a new bar: the stale-data check, and the service checks as a heartbeat."""
+        waited = self.clock() - self._last_bar_at
+        if self.stale_after is None or waited <= self.stale_after or state.guard("data") == "warning":
+            for check in telemetry.service_checks(state):
+                self.sink.send(check)
+            return state
+        work, events = copy.deepcopy(state), []
+        event = {
+            "type": "guard",
+            "check": "data",
+            "status": "warning",
+            "message": f"no new bar for {waited:.0f}s (limit {self.stale_after:.0f}s)",
+        }
+        apply(work, event)
+        events.append(event)
+        return self._commit(state, work, events, [])
+
+    def _bar(self, state: PaperState, step: Step) -> PaperState:
+        work, events = copy.deepcopy(state), []
+
+        def emit(event: Event) -> None:
+            apply(work, event)
+            events.append(event)
+
+        stamp = str(step.timestamp)
+        bars = {s: {k: finite(v) for k, v in bar._asdict().items()} for s, bar in sorted(step.bars.items())}
+        emit({"type": "bar", "timestamp": stamp, "bars": bars})
+        self.history.add(step)
+        self._last_bar_at = self.clock()
+        stale = self.stale_after is not None and step.age_s > self.stale_after
+        stale_note = (
+            f"bar {stamp} arrived {step.age_s:.0f}s after it ended (limit {self.stale_after}s); holding"
+        )
+        self._guard(work, emit, "data", "warning" if stale else "ok", stale_note if stale else "")
+        closes = {symbol: bar.close for symbol, bar in step.bars.items()}
+        rates = {
+            symbol: broker.order_cost_rate(self.costs.rate, bar, self.costs.spread_factor)
+            for symbol, bar in step.bars.items()
+        }
+        day = str(step.timestamp.date())
+        for name in self.sources:
+            book = work.books[name]
+            if book.halted:
+                continue
+            for event in broker.execute(book, name, step.bars, self.limits):
+                emit(event)
+            emit(broker.mark(book, name, stamp, day, closes, self.costs.borrow_rate_per_bar))
+            reason = risk_rules.breach(book, self.paper.risk)
+            if reason:
+                log.error("paper: kill switch on %s: %s", name, reason)
+                for event in broker.flatten(book, name, rates, "kill_switch"):
+                    emit(event)
+                emit(broker.halt(name, reason, book.cash))
+                if name == CHAMPION:
+                    self._guard(work, emit, "risk", "critical", f"kill switch: {reason}")
+        for name, source in self.sources.items():
+            if not work.books[name].halted:
+                self._decide(work, emit, name, source, step, rates, stale)
+        drift = self._drift(work, emit, state.seq)
+        return self._commit(state, work, events, telemetry.drift_items(work, drift) if drift else [])
+
+    # -- decisions and orders ---------------------------------------------------------------------
+    def _decide(
+        self,
+        work: PaperState,
+        emit: Callable[[Event], None],
+        name: str,
+        source: DecisionSource,
+        step: Step,
+        rates: dict[str, float],
+        stale: bool,
+    ) -> None:
+        book, stamp = work.books[name], str(step.timestamp)
+        asked: dict[str, _Ask] = {}
+        failure: _Ask | None = None
+        for symbol in sorted(step.bars):
+            if stale:
+                asked[symbol] = _Ask(None, reason="stale data")
+            elif failure is not None:  # the model already failed this bar: no more retries
+                asked[symbol] = _Ask(None, reason=failure.reason, error=True)
+            else:
+                asked[symbol] = self._ask(name, source, symbol, book)
+                failure = asked[symbol] if asked[symbol].error else None
+        targets = risk_rules.limit_targets(
+            {s: a.decision.target_position for s, a in asked.items() if a.decision is not None},
+            self.limits.max_position,
+            self.limits.max_leverage,
+        )
+        for symbol, ask in asked.items():
+            event = {
+                "type": "decision",
+                "book": name,
+                "symbol": symbol,
+                "timestamp": stamp,
+                "position": finite(book.weight(symbol)),
+            }
+            if ask.decision is None:
+                emit({**event, "status": "hold", "reason": ask.reason, "error": ask.error})
+                continue
+            decision = ask.decision
+            emit(
+                {
+                    **event,
+                    "status": "ok",
+                    "action": decision.action,
+                    "target_position": finite(decision.target_position),
+                    "target": finite(targets[symbol]),
+                    "model_name": decision.model_name,
+                    "model_version": decision.model_version,
+                    "latency_ms": finite(ask.latency_ms),
+                }
+            )
+        if name == CHAMPION and not stale:
+            status = "critical" if failure is not None else "ok"
+            self._guard(work, emit, "model", status, failure.reason if failure is not None else "")
+        for symbol, target in targets.items():
+            current = book.weight(symbol)
+            if abs(target - current) <= self.paper.rebalance_band:  # band 0: skip only an unchanged weight
+                continue
+            units = None
+            if self.paper.sizing == "units":
+                close = step.bars[symbol].close
+                units = float(math.trunc(target * book.equity / close) - book.units.get(symbol, 0.0))
+                if not units:
+                    continue
+            order = broker.place(
+                f"{name}-{work.seq}-{symbol}",
+                name,
+                symbol,
+                self.paper.order_type,
+                target,
+                current,
+                step.bars[symbol],
+                rates[symbol],
+                self.paper.limit_offset_bps * 1e-4,
+                self.paper.stop_offset_bps * 1e-4,
+                units,
+            )
+            emit(order)
+
+    def _ask(self, name: str, source: DecisionSource, symbol: str, book: BookState) -> _Ask:
+        """The model's decision for ``symbol``, retried with backoff while it is unavailable."""
+        error = ""
+        for attempt in range(len(self.delays) + 1):
+            try:
+                if name not in self._min_bars:
+                    self._min_bars[name] = (source.min_bars(), None)
+                min_bars, version = self._min_bars[name]
+                have = self.history.count(symbol)
+                if have < min_bars:
+                    return _Ask(None, reason=f"history: {have} of {min_bars} bars")
+                window = self.history.window(symbol, min_bars + INDICATOR_LOOKBACK)
+                started = time.perf_counter()
+                decision = source.decide(window, book.weight(symbol), book.unrealised(symbol))
+                latency_ms = (time.perf_counter() - started) * 1000
+                if version is not None and decision.model_version != version:
+                    del self._min_bars[name]  # a new model version may need another window
+                else:
+                    self._min_bars[name] = (min_bars, decision.model_version)
+                return _Ask(decision, latency_ms)
+            except DecisionUnavailable as failure:
+                error = str(failure)
+                log.warning("paper: %s model, try %d: %s", name, attempt + 1, error)
+                if attempt < len(self.delays) and self.stop_requested.wait(self.delays[attempt]):
+                    break
+        return _Ask(None, reason=f"model unavailable: {error}", error=True)
+
+    # -- checks -----------------------------------------------------------------------------------
+    @staticmethod
+    def _guard(
+        work: PaperState, emit: Callable[[Event], None], check: str, status: str, message: str
+    ) -> None:
+        """Record a service check's change of state (nothing when it stays the same)."""
+        if work.guard(check) != status:
+            emit({"type": "guard", "check": check, "status": status, "message": message})
+
+    def _drift(self, work: PaperState, emit: Callable[[Event], None], seq: int) -> list[Drift] | None:
+        if self.drift is None or seq % self.cfg.monitor.drift_every:
+            return None
+        measured = self.drift.measure(self.history, self.symbols)
+        if measured is None:
+            return None
+        worst = max(measured, key=lambda row: row.psi)
+        if worst.psi > self.drift.alert:
+            message = f"PSI {worst.psi:.3f} on {worst.feature} above {self.drift.alert} (KS {worst.ks:.3f})"
+            self._guard(work, emit, "drift", "warning", message)
+        else:
+            self._guard(work, emit, "drift", "ok", "")
+        return measured
