@@ -28,13 +28,16 @@ def jobs_settings(cfg, head, *extra: str):
 
 
 def listed_jobs(head) -> dict[str, str]:
-    """submission id -> status, from the dashboard's REST API (token auth stays on)."""
+    """submission id -> status of submitted jobs, from the dashboard's REST API (token auth stays on).
+
+    Drivers that connected with ``ray.init`` are listed too, without a submission id; they are skipped.
+    """
     token = (Path.home() / ".ray" / "auth_token").read_text().strip()
     response = requests.get(
         f"{head.dashboard_url}/api/jobs/", headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     response.raise_for_status()
-    return {job["submission_id"]: job["status"] for job in response.json()}
+    return {job["submission_id"]: job["status"] for job in response.json() if job.get("submission_id")}
 
 
 def test_train_runs_as_a_ray_job_and_is_listed_by_the_dashboard(smoke_split, ray_head):
