@@ -30,13 +30,11 @@ from rsc.registry.tracking import (
     resolve_alias,
     use_registry,
 )
-from rsc.stages import register
 from rsc.storage import Storage, join
 from tests.conftest import smoke_settings
-from tests.stored_run import store_run, write_policy
+from tests.stored_run import NO_DSR, register_policy_run, store_run
 
 OVERRIDES = ("split.validation_end=2017-06-30", "data.symbols=[SYN]")
-NO_DSR = "not available for this run: no hyperparameter search was recorded (tune/trials.parquet is absent)"
 
 
 # -- the gate, on hand-made numbers ------------------------------------------------------------------
@@ -84,29 +82,6 @@ def test_gate_reason_carries_the_numbers_and_why_dsr_is_missing():
 
 
 # -- runs, versions and aliases ----------------------------------------------------------------------
-
-
-def evaluated_metrics(sharpe: float, buy_and_hold: float, dsr: float | None) -> dict:
-    """metrics.json as the evaluate stage writes it, with chosen numbers."""
-    return {
-        "policy": {"sharpe": sharpe, "total_return": sharpe / 10},
-        "buy_and_hold": {"sharpe": buy_and_hold, "total_return": buy_and_hold / 10},
-        "statistics": {"psr": 0.9, "dsr": dsr, "n_trials": None if dsr is None else 8},
-        "notes": {} if dsr is not None else {"dsr": NO_DSR},
-        "verdict": "test",
-    }
-
-
-def register_policy_run(cfg, uris, seed, sharpe, buy_and_hold=0.5, dsr=0.99):
-    """A new policy folder (seeded random network), its metrics and report, then the register stage."""
-    storage = Storage.from_settings(cfg.storage)
-    model_uri = join(cfg.run_root, f"model-{seed}")
-    write_policy(storage.local_path(model_uri), cfg, storage.read_json(uris["scaler"]), seed=seed)
-    metrics_uri = join(cfg.run_root, f"evaluation-{seed}", "metrics.json")
-    report_uri = join(cfg.run_root, f"evaluation-{seed}", "report.html")
-    storage.write_json(metrics_uri, evaluated_metrics(sharpe, buy_and_hold, dsr))
-    storage.write_bytes(report_uri, b"<html>report</html>")
-    return model_uri, register.run(cfg, uris["split"], model_uri, metrics_uri, report_uri)
 
 
 @pytest.fixture(scope="module")

@@ -172,8 +172,6 @@ def build_api(server: PolicyServer) -> FastAPI:
     )
     api.add_exception_handler(RequestValidationError, invalid_request)
     api.add_exception_handler(InvalidInput, invalid_input)
-    api.add_middleware(BodyLimit, max_bytes=server.settings.max_body_bytes)
-    api.add_middleware(RequestMetrics, sink=server.sink, version=lambda: server.current.version)
 
     @api.post("/v1/act", response_model=ActResponse, responses=ERRORS)
     async def act(request: ActRequest) -> ActResponse:
@@ -194,4 +192,11 @@ def build_api(server: PolicyServer) -> FastAPI:
     async def healthz() -> Health:
         return server.health()
 
+    api.add_middleware(BodyLimit, max_bytes=server.settings.max_body_bytes)
+    api.add_middleware(
+        RequestMetrics,
+        sink=server.sink,
+        version=lambda: server.current.version,
+        endpoints=frozenset(route.path for route in api.routes),
+    )
     return api

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rsc.monitor import Metric, MetricsSink, names
@@ -55,10 +56,23 @@ class BodyLimit:
 
 
 class RequestMetrics:
-    """Count, latency and 5xx of every request, tagged by route template, status class and version."""
+    """Count, latency and 5xx of every request, tagged by route template, status class and version.
 
-    def __init__(self, app: ASGIApp, sink: MetricsSink, version: Callable[[], int]):
-        self.app, self.sink, self.version = app, sink, version
+    ``endpoints`` are the app's route paths: a request rejected before routing (413) is tagged with its
+    path when that is one of them; any other path is ``unmatched``, so the tag stays a bounded set.
+    """
+
+    def __init__(
+        self, app: ASGIApp, sink: MetricsSink, version: Callable[[], int], endpoints: frozenset[str]
+    ):
+        self.app, self.sink, self.version, self.endpoints = app, sink, version, endpoints
+
+    def _endpoint(self, scope: Scope) -> str:
+        route = getattr(scope.get("route"), "path", None)
+        if route is not None:
+            return route
+        path = get_route_path(scope)
+        return path if path in self.endpoints else "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,8 +88,11 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")  # a template: a bounded set
-            tags = {"endpoint": route, "status_class": f"{status // 100}xx", "model_version": str(version)}
+            tags = {
+                "endpoint": self._endpoint(scope),
+                "status_class": f"{status // 100}xx",
+                "model_version": str(version),
+            }
             self.sink.send(Metric(names.SERVE_REQUESTS, 1, "count", tags))
             self.sink.send(
                 Metric(names.SERVE_LATENCY, (time.perf_counter() - started) * 1e3, "histogram", tags)
