@@ -26,22 +26,31 @@ from tests.helpers import synthetic_bars
 
 
 class LinearGreedy(torch.nn.Module):
-    """observation -> argmax of a random linear score: the exported network's contract (greedy actions)."""
+    """observation -> argmax of a random score: the exported network's contract (greedy actions).
 
-    def __init__(self, size: int, actions: int):
+    Linear by default; ``hidden`` sizes put tanh layers in between (PPO's default is ``(64, 64)``).
+    """
+
+    def __init__(self, size: int, actions: int, hidden: tuple[int, ...] = ()):
         super().__init__()
-        self.scores = torch.nn.Linear(size, actions)
+        layers: list[torch.nn.Module] = []
+        for width in hidden:
+            layers += [torch.nn.Linear(size, width), torch.nn.Tanh()]
+            size = width
+        self.scores = torch.nn.Sequential(*layers, torch.nn.Linear(size, actions))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.scores(obs).argmax(dim=-1)
 
 
-def write_policy(directory: Path, cfg: Settings, scaler: dict, seed: int = 0) -> None:
-    """A random linear policy over the observation, saved as the train stage saves a policy."""
+def write_policy(
+    directory: Path, cfg: Settings, scaler: dict, seed: int = 0, hidden: tuple[int, ...] = ()
+) -> None:
+    """A random policy over the observation, saved as the train stage saves a policy."""
     n_features = len(scaler["columns"])
     size = observation_size(cfg.env.window, n_features)
     torch.manual_seed(seed)
-    network = torch.jit.script(LinearGreedy(size, len(cfg.env.positions)))
+    network = torch.jit.script(LinearGreedy(size, len(cfg.env.positions), hidden))
     directory.mkdir(parents=True, exist_ok=True)
     network.save(str(directory / NETWORK_FILE))
     spec = {
@@ -119,11 +128,12 @@ def register_policy_run(
     sharpe: float,
     buy_and_hold: float = 0.5,
     dsr: float | None = 0.99,
+    hidden: tuple[int, ...] = (),
 ) -> tuple[str, register.RegisterResult]:
     """A new policy folder (seeded random network), its metrics and report, then the register stage."""
     storage = Storage.from_settings(cfg.storage)
     model_uri = join(cfg.run_root, f"model-{seed}")
-    write_policy(storage.local_path(model_uri), cfg, storage.read_json(uris["scaler"]), seed=seed)
+    write_policy(storage.local_path(model_uri), cfg, storage.read_json(uris["scaler"]), seed, hidden)
     metrics_uri = join(cfg.run_root, f"evaluation-{seed}", "metrics.json")
     report_uri = join(cfg.run_root, f"evaluation-{seed}", "report.html")
     storage.write_json(metrics_uri, evaluated_metrics(sharpe, buy_and_hold, dsr))

@@ -322,7 +322,9 @@ class ServeSettings(Section):
         16, ge=1, description="Observations per network call (@serve.batch); 1 = no batching."
     )
     batch_wait_timeout_s: float = Field(
-        0.002, ge=0, description="Longest wait for a batch to fill after its first request."
+        0.0,
+        ge=0,
+        description="Longest wait for a batch to fill after its first request; 0 = batch what is queued.",
     )
     max_ongoing_requests: int = Field(
         64, ge=1, description="Concurrent requests per replica (must allow batches to fill)."
