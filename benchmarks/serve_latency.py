@@ -1,11 +1,12 @@
 """Latency and throughput of ``POST /v1/act`` against a no-op Ray Serve deployment, in one run.
 
-Run: ``PYTHONPATH=platform:. python benchmarks/serve_latency.py``. Starts Ray in this process, registers
-a random policy shaped like PPO's default network (64x64 tanh; window 30, 5 features) in a temporary
-MLflow registry, and serves, side by side on one HTTP proxy:
+Run: ``PYTHONPATH=platform:. python benchmarks/serve_latency.py [--hidden 64 64]``. Starts Ray in a
+child process per ingress, registers a random policy shaped like PPO's default network (64x64 tanh;
+``--hidden`` for others; window 30, 5 features) in a temporary MLflow registry, and serves, side by side:
 
 - ``/noop``: a FastAPI deployment whose ``POST /v1/act`` returns a constant (Serve's own cost);
-- ``/policy``: the policy app with ``@serve.batch`` (the configured batch size and wait);
+- ``/noop-body``: the same, but it reads and parses the request body;
+- ``/policy``: the policy app with ``@serve.batch`` (``max_batch_size`` 16, the configured wait);
 - ``/policy-unbatched``: the same app with ``serve.max_batch_size=1``.
 
 Latency: sequential requests on one keep-alive connection (p50, p99). Peak throughput: ``wrk`` (Debian
@@ -44,6 +45,7 @@ from rsc.storage import Storage
 PROJECT = Path(__file__).resolve().parents[1]
 NAME = "rsc-policy"
 PPO_HIDDEN = (64, 64)  # rllib_configs/ppo.yaml: fcnet_hiddens
+BATCH = 16  # max_batch_size of the batched policy app
 # Ray Serve's HAProxy ingress: HAProxy takes HTTP and forwards it to the replicas' own HTTP servers
 # (direct ingress), so a replica reads the request body locally instead of fetching it from the proxy
 # actor. Documented in Ray's "Enable High Throughput on Ray Serve" guide.
@@ -173,8 +175,8 @@ def noop_apps():
     return NoOp.bind(), NoOpReadingBody.bind()
 
 
-def registered_policy(root: Path):
-    """Settings (base.yaml on a temporary root) and a random 64x64 policy registered as champion."""
+def registered_policy(root: Path, hidden: tuple[int, ...]):
+    """Settings (base.yaml on a temporary root) and a random policy registered as champion."""
     cfg = load_settings(
         [PROJECT / "configs" / "base.yaml"],
         [
@@ -188,7 +190,7 @@ def registered_policy(root: Path):
         ],
     )
     uris = store_run(cfg)
-    model_uri, _ = register_policy_run(cfg, uris, seed=1, sharpe=1.0, hidden=PPO_HIDDEN)
+    model_uri, _ = register_policy_run(cfg, uris, seed=1, sharpe=1.0, hidden=hidden)
     policy = Policy.load(Storage().local_path(model_uri))
     frame = Storage().read_dataset(uris["split"])
     bars = frame[(frame["part"] == TEST) & (frame[SYMBOL] == "SYN")].tail(
@@ -243,16 +245,18 @@ def run_one(args: argparse.Namespace) -> dict:
 
     peak = wrk_peak if shutil.which("wrk") else thread_peak
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, policy, bars = registered_policy(Path(tmp))
+        hidden = tuple(args.hidden)
+        cfg, policy, bars = registered_policy(Path(tmp), hidden)
         ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         bare, reading = noop_apps()
+        batched = cfg.serve.model_copy(update={"max_batch_size": BATCH})
         unbatched = cfg.serve.model_copy(update={"max_batch_size": 1})
         deployments = {  # label -> (route prefix, application)
             "no-op": ("/noop", bare),
             "no-op reading body": ("/noop-body", reading),
-            "policy": ("/policy", policy_app(cfg.serve, cfg.tracking_uri, NAME, cfg.monitor)),
+            "policy": ("/policy", policy_app(batched, cfg.tracking_uri, NAME, cfg.monitor)),
             "policy unbatched": (
                 "/policy-unbatched",
                 policy_app(unbatched, cfg.tracking_uri, NAME, cfg.monitor),
@@ -272,8 +276,8 @@ def run_one(args: argparse.Namespace) -> dict:
         "ingress": args.ingress,
         "client": peak.__name__,
         "load": os.getloadavg()[0],
-        "policy": f"window {policy.window} x {len(policy.feature_names)} features, network {PPO_HIDDEN}",
-        "batching": f"max_batch_size {cfg.serve.max_batch_size}, wait {cfg.serve.batch_wait_timeout_s}s",
+        "policy": f"window {policy.window} x {len(policy.feature_names)} features, network {hidden}",
+        "batching": f"max_batch_size {BATCH}, wait {cfg.serve.batch_wait_timeout_s}s",
         "bars": {"n": len(bars), "p50": percentile(bars_latency, 50), "p99": percentile(bars_latency, 99)},
         "apps": {name: {k: v for k, v in row.items() if k != "latencies"} for name, row in results.items()},
     }
@@ -314,6 +318,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64], help="client connections")
     parser.add_argument(
         "--ingress", choices=["proxy", "haproxy", "both"], default="both", help="Ray Serve's HTTP ingress"
+    )
+    parser.add_argument(
+        "--hidden", type=int, nargs="+", default=list(PPO_HIDDEN), help="hidden layer sizes of the network"
     )
     parser.add_argument("--json", action="store_true", help="print one mode's results as JSON (internal)")
     args = parser.parse_args()

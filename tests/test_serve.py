@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +29,7 @@ from rsc.registry.pyfunc import decide_on_bars
 from rsc.registry.tracking import use_registry
 from rsc.serve.deploy import deploy
 from rsc.storage import Storage, join
-from tests.conftest import smoke_settings
+from tests.conftest import CONFIGS, smoke_settings
 from tests.stored_run import register_policy_run, store_run
 
 MAX_BATCH_REQUESTS = 8
@@ -340,3 +344,43 @@ def test_moving_the_alias_under_load_fails_no_request(served):
         assert len(versions) - first_back > 5 and mark - first_v2 > 5
     health = requests.get(f"{url}/healthz", timeout=10).json()
     assert health["model_version"] == 1 and not math.isnan(health["alias_checked_s_ago"])
+
+
+@pytest.mark.slow
+def test_rsc_serve_runs_the_champion_on_localhost_until_interrupted(served, tmp_path):
+    """``rsc serve`` with its own in-process Ray: answers on 127.0.0.1, stops cleanly on Ctrl-C."""
+    cfg = served[0]
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "rsc",
+        "serve",
+        str(CONFIGS / "base.yaml"),
+        str(CONFIGS / "smoke.yaml"),
+        f"storage.root={cfg.storage.root}",
+        f"serve.port={port}",
+        "monitor.enabled=false",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(1)
+        model = requests.get(f"{url}/v1/model", timeout=10).json()
+        assert model["model_name"] == cfg.registry.model_name and model["alias"] == "champion"
+        w, f = model["window"], len(model["feature_names"])
+        answer = requests.post(f"{url}/v1/act", json={"features": [[0.0] * f] * w}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["model_version"] == model["model_version"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    assert f"serving {cfg.registry.model_name}@champion at http://127.0.0.1:{port}" in output
+    assert "stopped" in output
