@@ -1,7 +1,8 @@
 """A stored run without training: real split and scaler from synthetic bars, and a small exported policy.
 
 The policy is a seeded linear TorchScript network in the layout the train stage writes (network.pt +
-policy.json), so the evaluate stage and ``rsc report`` load and act with it exactly as with a trained one.
+policy.json), so the evaluate stage and ``rsc report`` load and act with it exactly as with a trained one;
+:func:`register_policy_run` registers such a policy with chosen test metrics, as after evaluation.
 """
 
 from __future__ import annotations
@@ -19,27 +20,37 @@ from rsc.core.observation import observation_size
 from rsc.core.schema import NETWORK_FILE, POLICY_FILE
 from rsc.data.features import add_features, indicator_refs
 from rsc.data.splits import assign_parts, fit_scaler
+from rsc.stages import register
 from rsc.storage import Storage, join
 from tests.helpers import synthetic_bars
 
 
 class LinearGreedy(torch.nn.Module):
-    """observation -> argmax of a random linear score: the exported network's contract (greedy actions)."""
+    """observation -> argmax of a random score: the exported network's contract (greedy actions).
 
-    def __init__(self, size: int, actions: int):
+    Linear by default; ``hidden`` sizes put tanh layers in between (PPO's default is ``(64, 64)``).
+    """
+
+    def __init__(self, size: int, actions: int, hidden: tuple[int, ...] = ()):
         super().__init__()
-        self.scores = torch.nn.Linear(size, actions)
+        layers: list[torch.nn.Module] = []
+        for width in hidden:
+            layers += [torch.nn.Linear(size, width), torch.nn.Tanh()]
+            size = width
+        self.scores = torch.nn.Sequential(*layers, torch.nn.Linear(size, actions))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.scores(obs).argmax(dim=-1)
 
 
-def write_policy(directory: Path, cfg: Settings, scaler: dict, seed: int = 0) -> None:
-    """A random linear policy over the observation, saved as the train stage saves a policy."""
+def write_policy(
+    directory: Path, cfg: Settings, scaler: dict, seed: int = 0, hidden: tuple[int, ...] = ()
+) -> None:
+    """A random policy over the observation, saved as the train stage saves a policy."""
     n_features = len(scaler["columns"])
     size = observation_size(cfg.env.window, n_features)
     torch.manual_seed(seed)
-    network = torch.jit.script(LinearGreedy(size, len(cfg.env.positions)))
+    network = torch.jit.script(LinearGreedy(size, len(cfg.env.positions), hidden))
     directory.mkdir(parents=True, exist_ok=True)
     network.save(str(directory / NETWORK_FILE))
     spec = {
@@ -94,3 +105,37 @@ def store_run(
         )
         storage.write_bytes(join(cfg.run_root, "tune", "trial_returns.parquet"), buffer.getvalue())
     return uris
+
+
+NO_DSR = "not available for this run: no hyperparameter search was recorded (tune/trials.parquet is absent)"
+
+
+def evaluated_metrics(sharpe: float, buy_and_hold: float, dsr: float | None) -> dict:
+    """metrics.json as the evaluate stage writes it, with chosen numbers."""
+    return {
+        "policy": {"sharpe": sharpe, "total_return": sharpe / 10},
+        "buy_and_hold": {"sharpe": buy_and_hold, "total_return": buy_and_hold / 10},
+        "statistics": {"psr": 0.9, "dsr": dsr, "n_trials": None if dsr is None else 8},
+        "notes": {} if dsr is not None else {"dsr": NO_DSR},
+        "verdict": "test",
+    }
+
+
+def register_policy_run(
+    cfg: Settings,
+    uris: dict[str, str],
+    seed: int,
+    sharpe: float,
+    buy_and_hold: float = 0.5,
+    dsr: float | None = 0.99,
+    hidden: tuple[int, ...] = (),
+) -> tuple[str, register.RegisterResult]:
+    """A new policy folder (seeded random network), its metrics and report, then the register stage."""
+    storage = Storage.from_settings(cfg.storage)
+    model_uri = join(cfg.run_root, f"model-{seed}")
+    write_policy(storage.local_path(model_uri), cfg, storage.read_json(uris["scaler"]), seed, hidden)
+    metrics_uri = join(cfg.run_root, f"evaluation-{seed}", "metrics.json")
+    report_uri = join(cfg.run_root, f"evaluation-{seed}", "report.html")
+    storage.write_json(metrics_uri, evaluated_metrics(sharpe, buy_and_hold, dsr))
+    storage.write_bytes(report_uri, b"<html>report</html>")
+    return model_uri, register.run(cfg, uris["split"], model_uri, metrics_uri, report_uri)

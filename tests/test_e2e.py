@@ -6,7 +6,7 @@ import requests
 from rsc.cli.run import execute
 from rsc.cluster.local import free_port
 from rsc.paper.ledger import Ledger
-from rsc.registry.tracking import CHAMPION, resolve_alias
+from rsc.registry.tracking import CHAMPION, model_version, resolve_alias, use_registry
 from rsc.storage import Storage, join
 from tests.conftest import smoke_settings
 
@@ -35,6 +35,23 @@ def test_model_version_is_champion(demo_run):
     mlflow.set_tracking_uri(cfg.tracking_uri)
     mlflow.set_registry_uri(cfg.tracking_uri)
     assert resolve_alias(cfg.registry.model_name, CHAMPION) == summary.deployment["model_version"] == 1
+
+
+def test_train_run_holds_curve_provenance_evaluation_and_gate(demo_run):
+    cfg, summary = demo_run
+    from mlflow.tracking import MlflowClient
+
+    use_registry(cfg.tracking_uri)
+    version = model_version(cfg.registry.model_name, summary.deployment["model_version"])
+    tags = version.run_tags
+    assert tags["rsc.kind"] == "train" and tags["rsc.model_uri"] == join(cfg.run_root, "model")
+    assert tags["rsc.data.split_sha256"] == Storage().read_manifest(join(cfg.run_root, "split"))["sha256"]
+    assert tags["rsc.data.bars_sha256"] == Storage().read_manifest(join(cfg.run_root, "bars"))["sha256"]
+    assert tags["rsc.checkpoint_uri"].endswith("/model/checkpoint") and tags["rsc.git_commit"]
+    curve = MlflowClient().get_metric_history(version.run_id, "eval/sharpe")
+    assert [m.step for m in curve] == list(range(1, cfg.train.iterations + 1))
+    assert "test/policy/sharpe" in version.metrics and "test/buy_and_hold/sharpe" in version.metrics
+    assert version.tags["rsc.gate.promote"] == "True" and "no champion yet" in version.tags["rsc.gate.reason"]
 
 
 def test_artifacts_left_behind(demo_run):

@@ -1,4 +1,4 @@
-"""The ``rsc`` command line: run, compile, submit, stage, data, train, tune, report."""
+"""The ``rsc`` command line: run, compile, submit, stage, data, train, tune, report, registry, serve."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 from rsc.cli import data as data_commands
 from rsc.cli import paper as paper_commands
+from rsc.cli import registry as registry_commands
+from rsc.cli import serve as serve_commands
 from rsc.cli import train as train_commands
 from rsc.config import ConfigError, load_settings
 from rsc.config.loader import default_config_paths
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.register(commands, _settings)
     train_commands.register(commands, _settings)
     paper_commands.register(commands, _settings)
+    registry_commands.register(commands, _settings)
+    serve_commands.register(commands, _settings)
 
     from rsc.cli import stage, submit
 

@@ -286,8 +286,39 @@ class RegistrySettings(Section):
     experiment: str = Field("rsc", description="MLflow experiment name.")
     model_name: str = Field("rsc-policy", description="Registered model name.")
     promotion_metric: str = Field("sharpe", description="Test-period metric the promotion gate compares.")
-    min_improvement: float = Field(0.0, description="Margin the challenger must win by.")
+    min_improvement: float = Field(
+        0.0, description="Margin the challenger must beat the champion (and buy-and-hold) by."
+    )
     require_beat_benchmark: bool = Field(True, description="Also require beating buy-and-hold.")
+    min_deflated_sharpe: float | None = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="The challenger's deflated Sharpe ratio must exceed this; None = no DSR check.",
+    )
+    missing_deflated_sharpe: Literal["reject", "skip"] = Field(
+        "reject",
+        description="A run without a DSR (no sweep): reject, or skip the check (the decision says so).",
+    )
+
+
+class ServeAutoscalingSettings(Section):
+    """Ray Serve autoscaling of the policy deployment (replaces ``num_replicas`` when enabled)."""
+
+    enabled: bool = Field(False, description="Scale replicas on ongoing requests.")
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas.")
+    max_replicas: int = Field(4, ge=1, description="Most replicas.")
+    target_ongoing_requests: float = Field(
+        8.0, gt=0, description="Ongoing requests per replica the autoscaler aims at."
+    )
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> ServeAutoscalingSettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})"
+            )
+        return self
 
 
 class ServeSettings(Section):
@@ -295,7 +326,26 @@ class ServeSettings(Section):
     port: int = Field(8000, ge=1, le=65535, description="HTTP port of Ray Serve.")
     app_name: str = Field("rsc", description="Ray Serve application name.")
     route_prefix: str = Field("/", description="Route prefix of the application.")
-    num_replicas: int = Field(1, ge=1, description="Replicas of the policy deployment.")
+    num_replicas: int = Field(1, ge=1, description="Replicas of the policy deployment (no autoscaling).")
+    alias: str = Field("champion", description="Registered model alias the application serves and follows.")
+    alias_poll_s: float = Field(
+        5.0, gt=0, description="How often each replica checks the alias and loads a newly pointed version."
+    )
+    max_batch_size: int = Field(
+        16, ge=1, description="Observations per network call (@serve.batch); 1 = no batching."
+    )
+    batch_wait_timeout_s: float = Field(
+        0.0,
+        ge=0,
+        description="Longest wait for a batch to fill after its first request; 0 = batch what is queued.",
+    )
+    max_ongoing_requests: int = Field(
+        64, ge=1, description="Concurrent requests per replica (must allow batches to fill)."
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
+    max_batch_requests: int = Field(256, ge=1, description="Items of one /v1/act/batch request, else 413.")
+    replica_cpus: float = Field(1.0, ge=0, description="CPUs reserved by each replica.")
+    autoscaling: ServeAutoscalingSettings = ServeAutoscalingSettings()
 
 
 class RiskSettings(Section):

@@ -29,3 +29,9 @@ def eval_metric(key: str) -> str:
     """Evaluation figures: ``rsc.eval.<key of metrics.json>`` (sharpe, max_drawdown, psr, ...), tagged by
     strategy; a bounded set, since the keys are the metric names of :mod:`rsc.core.metrics`."""
     return f"rsc.eval.{key}"
+
+
+# Serving (rsc.serve): tags endpoint (route template), status_class (2xx/4xx/5xx), model_version.
+SERVE_REQUESTS = "rsc.serve.requests"
+SERVE_LATENCY = "rsc.serve.latency_ms"
+SERVE_ERRORS = "rsc.serve.errors"  # 5xx responses

@@ -1,34 +1,114 @@
-"""The promotion gate: evidence-backed decision to move ``champion`` to the challenger."""
+"""The promotion gate: the challenger becomes champion only on out-of-sample evidence.
+
+Three checks, each recorded with its numbers whether it passes or not:
+
+1. the challenger's test metric beats the current champion's by ``min_improvement`` (passes when
+   there is no champion yet);
+2. it beats buy-and-hold on the same test period by the same margin (``require_beat_benchmark``);
+3. its deflated Sharpe ratio (Bailey & López de Prado, 2014) is above ``min_deflated_sharpe``. A run
+   without a hyperparameter search has no DSR: ``missing_deflated_sharpe`` says whether that rejects
+   the challenger or skips the check, and the decision says which.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from rsc.config.settings import RegistrySettings
+
+Outcome = Literal["pass", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """The numbers the gate compares, read from the challenger's and the champion's runs."""
+
+    metric: str
+    challenger: float
+    buy_and_hold: float
+    champion: float | None = None
+    champion_version: int | None = None
+    deflated_sharpe: float | None = None
+    deflated_sharpe_note: str | None = None  # why the DSR is missing, when it is
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    outcome: Outcome
+    detail: str
 
 
 @dataclass(frozen=True)
 class GateDecision:
     promote: bool
     reason: str
+    checks: tuple[Check, ...]
+    evidence: GateEvidence
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "promote": self.promote,
+            "reason": self.reason,
+            "checks": [asdict(c) for c in self.checks],
+            "evidence": asdict(self.evidence),
+        }
 
 
-def decide_promotion(
-    challenger: float,
-    champion: float | None,
-    benchmark: float,
-    min_improvement: float,
-    require_beat_benchmark: bool,
-    metric: str,
-) -> GateDecision:
-    """Promote when the challenger beats the champion (and, if required, the benchmark) by the margin."""
-    if require_beat_benchmark and challenger < benchmark + min_improvement:
-        return GateDecision(
-            False,
-            f"{metric} {challenger:.4f} does not beat buy-and-hold {benchmark:.4f} by {min_improvement}",
-        )
-    if champion is None:
-        return GateDecision(True, f"no champion yet; challenger {metric} {challenger:.4f}")
-    if challenger < champion + min_improvement:
-        return GateDecision(
-            False, f"{metric} {challenger:.4f} does not beat champion {champion:.4f} by {min_improvement}"
-        )
-    return GateDecision(True, f"{metric} {challenger:.4f} beats champion {champion:.4f} by {min_improvement}")
+def _beats(name: str, metric: str, value: float, other: float, other_name: str, margin: float) -> Check:
+    passed = value > other + margin
+    verb = "beats" if passed else "does not beat"
+    return Check(
+        name,
+        "pass" if passed else "fail",
+        f"{metric} {value:.4f} {verb} {other_name} {other:.4f} by {margin}",
+    )
+
+
+def _champion_check(evidence: GateEvidence, margin: float) -> Check:
+    if evidence.champion is None:
+        return Check("champion", "pass", "no champion yet")
+    label = f"champion v{evidence.champion_version}" if evidence.champion_version else "champion"
+    return _beats("champion", evidence.metric, evidence.challenger, evidence.champion, label, margin)
+
+
+def _benchmark_check(evidence: GateEvidence, margin: float, required: bool) -> Check:
+    check = _beats(
+        "buy_and_hold", evidence.metric, evidence.challenger, evidence.buy_and_hold, "buy-and-hold", margin
+    )
+    if required or check.outcome == "pass":
+        return check
+    return Check(check.name, "skip", f"{check.detail} (not required: registry.require_beat_benchmark)")
+
+
+def _deflated_check(evidence: GateEvidence, settings: RegistrySettings) -> Check:
+    threshold, dsr = settings.min_deflated_sharpe, evidence.deflated_sharpe
+    if threshold is None:
+        return Check("deflated_sharpe", "skip", "no DSR threshold (registry.min_deflated_sharpe is null)")
+    if dsr is None:
+        why = evidence.deflated_sharpe_note or "not available for this run"
+        if settings.missing_deflated_sharpe == "skip":
+            return Check("deflated_sharpe", "skip", f"deflated Sharpe {why}; check skipped")
+        return Check("deflated_sharpe", "fail", f"deflated Sharpe {why}; a DSR above {threshold} is required")
+    passed = dsr > threshold
+    return Check(
+        "deflated_sharpe",
+        "pass" if passed else "fail",
+        f"deflated Sharpe {dsr:.4f} {'is' if passed else 'is not'} above {threshold}",
+    )
+
+
+def decide_promotion(evidence: GateEvidence, settings: RegistrySettings) -> GateDecision:
+    """Promote when no check fails; the reason lists every check, passed, failed or skipped."""
+    margin = settings.min_improvement
+    checks = (
+        _champion_check(evidence, margin),
+        _benchmark_check(evidence, margin, settings.require_beat_benchmark),
+        _deflated_check(evidence, settings),
+    )
+    promote = all(c.outcome != "fail" for c in checks)
+    reason = f"{'promote' if promote else 'keep champion'}: " + "; ".join(
+        f"[{c.outcome}] {c.detail}" for c in checks
+    )
+    return GateDecision(promote, reason, checks, evidence)

@@ -77,7 +77,14 @@ class Policy:
         """``[T]`` bars -> the last ``window`` rows of raw features ``[W, F]``."""
         return compute_features(bars, self.indicators)[-self.window :]
 
-    def decide(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> Decision:
-        action = self.act(self.observe_features(features, position, unrealised))
-        raw = action if self.discrete else float(np.ravel(action)[0])
+    def decision(self, action) -> Decision:
+        """One greedy action (an index, or a ``[d]`` continuous action) as a :class:`Decision`."""
+        raw = int(action) if self.discrete else float(np.ravel(action)[0])
         return Decision(raw, self.target_position(action))
+
+    def decide(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> Decision:
+        return self.decision(self.act(self.observe_features(features, position, unrealised)))
+
+    def decide_batch(self, obs: np.ndarray) -> list[Decision]:
+        """``[B, D]`` observations -> one decision each, in one network call."""
+        return [self.decision(action) for action in self.act_batch(obs)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import shutil
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,21 @@ from mlflow.tracking import MlflowClient
 
 from rsc.core.schema import CHECKPOINT_DIR, OHLCV_COLUMNS
 from rsc.registry.policy import Policy
-from rsc.registry.pyfunc import POLICY_ARTIFACT, PolicyModel, decide_on_bars
+from rsc.registry.pyfunc import DEFAULT_PARAMS, POLICY_ARTIFACT, PolicyModel, decide_on_bars
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "policy"
+KIND_TAG = "rsc.kind"  # train | sweep | trial | policy: what a run records
+MODEL_URI_TAG = "rsc.model_uri"  # the policy folder a train run wrote (register finds the run by it)
+
+# What the pyfunc model needs to act, and nothing else: the numpy feature and observation kernels, the
+# Policy class and the pyfunc wrapper. They travel inside the model (``code/rsc``), so that a version
+# acts with the code it was registered with, wherever it is loaded.
+SERVING_CODE = ("__init__.py", "core", "registry/__init__.py", "registry/policy.py", "registry/pyfunc.py")
+SERVING_REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas")
 
 
 @dataclass(frozen=True)
@@ -33,13 +42,21 @@ class ModelVersion:
     version: int
     run_id: str
     aliases: tuple[str, ...]
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # of the run that logged the model
+    tags: dict[str, str] = field(default_factory=dict)  # of the model version (gate decisions)
+    run_tags: dict[str, str] = field(default_factory=dict)
+    created_ms: int = 0
+
+
+def use_registry(tracking_uri: str) -> None:
+    """Point this process's MLflow client at the tracking store and model registry."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
 
 
 def configure(tracking_uri: str, experiment: str, artifact_root: str) -> str:
     """Point MLflow at the tracking store; the experiment keeps its artifacts under ``artifact_root``."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    use_registry(tracking_uri)
     found = mlflow.get_experiment_by_name(experiment)
     experiment_id = (
         found.experiment_id
@@ -61,6 +78,76 @@ def _flatten(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _serving_code(destination: Path) -> Path:
+    """A copy of the modules in :data:`SERVING_CODE` as a package folder ``destination/rsc``."""
+    source = Path(__file__).resolve().parents[1]
+    package = destination / "rsc"
+    for entry in SERVING_CODE:
+        target = package / entry
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (source / entry).is_dir():
+            shutil.copytree(source / entry, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source / entry, target)
+    return package
+
+
+def _pinned(distributions: Iterable[str]) -> list[str]:
+    """``name==version`` of each distribution as installed here (what the model was checked with)."""
+    return [f"{name}=={importlib.metadata.version(name)}" for name in distributions]
+
+
+def log_training(
+    run_name: str,
+    params: Mapping[str, Any],
+    history: Iterable[Mapping[str, Any]],
+    tags: Mapping[str, str],
+    config: Mapping[str, Any],
+) -> str:
+    """A train run: its parameters, one step of metrics per iteration, provenance tags and the config.
+
+    Tags should carry :data:`MODEL_URI_TAG`, so that :func:`find_training_run` finds the run again when
+    the policy it wrote is registered. Returns the run id.
+    """
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags({KIND_TAG: "train", **tags})
+        mlflow.log_params(_flatten("", params))
+        for row in history:
+            numbers = {
+                key: float(value)
+                for key, value in row.items()
+                if key != "iteration" and isinstance(value, int | float) and value == value
+            }
+            mlflow.log_metrics(numbers, step=int(row["iteration"]))
+        mlflow.log_dict(dict(config), "config.json")
+        return run.info.run_id
+
+
+def find_training_run(model_uri: str) -> str | None:
+    """The newest train run that wrote the policy folder ``model_uri``, or None."""
+    if "'" in model_uri:
+        return None  # not expressible in a search filter; register then logs a run of its own
+    runs = mlflow.search_runs(
+        filter_string=f"tags.`{KIND_TAG}` = 'train' and tags.`{MODEL_URI_TAG}` = '{model_uri}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def _new_params(run_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` less those the run already holds (MLflow params are write-once)."""
+    logged = MlflowClient().get_run(run_id).data.params
+    fresh = {}
+    for key, value in _flatten("", params).items():
+        if key not in logged:
+            fresh[key] = value
+        elif logged[key] != str(value):
+            log.warning("registry: run %s keeps param %s=%s (not %s)", run_id, key, logged[key], value)
+    return fresh
+
+
 def log_policy(
     policy_dir: Path,
     input_example: pd.DataFrame,
@@ -69,29 +156,43 @@ def log_policy(
     tags: Mapping[str, str],
     artifacts: Mapping[str, Path],
     run_name: str,
-) -> str:
-    """One MLflow run holding the policy as a pyfunc model plus its evidence; returns the model URI."""
+    run_id: str | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> tuple[str, str]:
+    """The policy as a pyfunc model plus its evidence, in run ``run_id`` (the train run that produced
+    it) or, when None, in a new run (with ``config`` as ``config.json``). Returns the model URI and the
+    run id.
+
+    The model holds the network, ``policy.json`` (feature specs, fitted scaler, window, positions), the
+    code that acts with them and pinned requirements; it loads and acts without Ray or RLlib.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         serving_dir = Path(tmp) / "policy"
         shutil.copytree(policy_dir, serving_dir, ignore=shutil.ignore_patterns(CHECKPOINT_DIR))
+        code = _serving_code(Path(tmp) / "code")
         example = input_example[list(OHLCV_COLUMNS)].reset_index(drop=True)
         output = decide_on_bars(Policy.load(serving_dir), example, 0.0)
-        signature = infer_signature(example, output, params={"position": 0.0})
-        with mlflow.start_run(run_name=run_name) as run:
-            mlflow.log_params(_flatten("", params))
+        signature = infer_signature(example, output, params=dict(DEFAULT_PARAMS))
+        with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name) as run:
+            mlflow.set_tag(KIND_TAG, "train" if run_id else "policy")
+            mlflow.log_params(_new_params(run.info.run_id, params))
             mlflow.log_metrics({k.replace(" ", "_"): float(v) for k, v in _flatten("", metrics).items()})
             mlflow.set_tags(dict(tags))
             for path in artifacts.values():
                 mlflow.log_artifact(str(path))
+            if config is not None and run_id is None:  # a train run holds its config already
+                mlflow.log_dict(dict(config), "config.json")
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=PolicyModel(),
                 artifacts={POLICY_ARTIFACT: str(serving_dir)},
+                code_paths=[str(code)],
+                pip_requirements=_pinned(SERVING_REQUIREMENTS),
                 signature=signature,
-                input_example=example,
+                input_example=(example, dict(DEFAULT_PARAMS)),
             )
             log.info("registry: run %s logged model %s", run.info.run_id, info.model_uri)
-            return info.model_uri
+            return info.model_uri, run.info.run_id
 
 
 def register_policy(model_uri: str, name: str) -> int:
@@ -117,7 +218,16 @@ def model_version(name: str, version: int) -> ModelVersion:
     client = MlflowClient()
     found = client.get_model_version(name, str(version))
     run = client.get_run(found.run_id)
-    return ModelVersion(name, version, found.run_id, tuple(found.aliases), dict(run.data.metrics))
+    return ModelVersion(
+        name,
+        version,
+        found.run_id,
+        tuple(found.aliases),
+        dict(run.data.metrics),
+        dict(found.tags),
+        dict(run.data.tags),
+        int(found.creation_timestamp or 0),
+    )
 
 
 def list_versions(name: str) -> list[ModelVersion]:
@@ -130,15 +240,19 @@ def model_uri(name: str, alias: str = CHAMPION) -> str:
     return f"models:/{name}@{alias}"
 
 
+def load_version(name: str, version: int) -> Policy:
+    """Version ``version``'s policy, loaded through MLflow's pyfunc flavour (the code it carries)."""
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return loaded.unwrap_python_model().policy
+
+
 def load_policy(tracking_uri: str, name: str, alias: str = CHAMPION) -> tuple[int, Policy]:
-    """The version behind ``alias`` and its policy, loaded through MLflow's pyfunc flavour."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    """The version behind ``alias`` and its policy."""
+    use_registry(tracking_uri)
     version = resolve_alias(name, alias)
     if version is None:
         raise LookupError(f"registered model {name!r} has no @{alias} version")
-    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    return version, loaded.unwrap_python_model().policy
+    return version, load_version(name, version)
 
 
 def log_sweep(
@@ -151,14 +265,14 @@ def log_sweep(
 ) -> str:
     """One parent run for a hyperparameter sweep with a nested child run per trial; returns its id."""
     with mlflow.start_run(run_name=run_name) as parent:
-        mlflow.set_tag("rsc.kind", "sweep")
+        mlflow.set_tag(KIND_TAG, "sweep")
         mlflow.log_params(_flatten("", params))
         mlflow.log_params(_flatten("best/", best_params))
         mlflow.log_metric(f"best/{metric}", float(best_metric))
         mlflow.log_metric("trials", float(len(trials)))
         for trial in trials.to_dict(orient="records"):
             with mlflow.start_run(run_name=f"trial-{trial['trial_id']}", nested=True):
-                mlflow.set_tag("rsc.kind", "trial")
+                mlflow.set_tag(KIND_TAG, "trial")
                 mlflow.log_params(
                     {k: v for k, v in trial.items() if k.startswith("config/") or k == "trial_id"}
                 )

@@ -1,4 +1,7 @@
-"""Request and response models of the policy endpoint (validated by FastAPI/pydantic)."""
+"""Request and response models of the policy endpoint (validated by FastAPI/pydantic).
+
+Field names are a contract with HTTP clients (the paper-trading service among them): add, never rename.
+"""
 
 from __future__ import annotations
 
@@ -40,9 +43,32 @@ class ActRequest(BaseModel):
 
 class ActResponse(BaseModel):
     action: int | float = Field(description="Index into positions (discrete) or the continuous action.")
-    target_position: float
+    target_position: float = Field(description="Position weight the action asks for.")
     model_name: str
     model_version: int
+
+
+class ActBatchRequest(BaseModel):
+    """Several independent ``/v1/act`` requests, answered in order by one model version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[ActRequest] = Field(min_length=1, description="The requests, each as for /v1/act.")
+
+
+class ActBatchResponse(BaseModel):
+    results: list[ActResponse]
+    model_name: str
+    model_version: int
+
+
+class Health(BaseModel):
+    status: str = Field(description="ok while the replica serves a loaded version.")
+    model_name: str
+    model_version: int
+    alias: str
+    alias_checked_s_ago: float = Field(description="Seconds since the alias was last resolved.")
+    last_error: str | None = Field(None, description="Why the last alias check failed, if it did.")
 
 
 class ModelInfo(BaseModel):

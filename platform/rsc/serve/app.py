@@ -1,93 +1,209 @@
-"""The Ray Serve deployment: FastAPI ingress over the registered policy (``models:/<name>@champion``)."""
+"""The Ray Serve deployment: a FastAPI ingress over the registered model version behind an alias.
 
+Each replica loads the version the alias (``champion``) points at, then resolves the alias every
+``serve.alias_poll_s`` seconds. When it has moved, the replica loads the new version beside the old
+one and swaps a single reference; a request reads that reference once, when it starts, so requests in
+flight finish on the version they started with and no request fails during a switch. (Redeploying
+through Serve's rolling update also works, but it restarts every replica for what is a change of
+data, and something outside the app has to notice the alias move and trigger it.)
+
+``/v1/act`` requests meet in ``@serve.batch``: the observations queued while the network is busy (and
+those arriving within ``serve.batch_wait_timeout_s``, 0 by default) go through it in one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
 import logging
+import time
+from dataclasses import dataclass
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from ray import serve
 
-from rsc.core.features import Bars
-from rsc.registry.policy import Policy
-from rsc.registry.tracking import load_policy
-from rsc.serve.api import ActRequest, ActResponse, ModelInfo
+from rsc.config.settings import MonitorSettings, ServeSettings
+from rsc.monitor import DogStatsdSink, MetricsSink, NullSink
+from rsc.registry.policy import Decision, Policy
+from rsc.registry.tracking import load_policy, load_version, resolve_alias
+from rsc.serve.api import ActBatchRequest, ActBatchResponse, ActRequest, ActResponse, Health, ModelInfo
+from rsc.serve.http import BodyLimit, RequestMetrics, invalid_input, invalid_request
+from rsc.serve.inference import InvalidInput, decide_grouped, observation
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1_000_000
-
-api = FastAPI(title="rsc policy server", version="1")
+ERRORS = {413: {"description": "Request body or batch too large"}, 422: {"description": "Invalid input"}}
 
 
-@api.middleware("http")
-async def limit_body_size(request: Request, call_next):
-    length = request.headers.get("content-length")
-    if length is not None and int(length) > MAX_BODY_BYTES:
-        return JSONResponse(status_code=413, content={"detail": f"request body over {MAX_BODY_BYTES} bytes"})
-    return await call_next(request)
+@dataclass(frozen=True)
+class Loaded:
+    """One loaded model version; replaced whole, never mutated."""
+
+    version: int
+    policy: Policy
+    loaded_at: float
 
 
-@api.exception_handler(RequestValidationError)
-async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-    """422 naming each bad field; the offending input is left out (it may hold NaN, not valid JSON)."""
-    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
-    return JSONResponse(status_code=422, content={"detail": detail})
+def _sink(monitor: MonitorSettings | None) -> MetricsSink:
+    if monitor is None or not monitor.enabled:
+        return NullSink()
+    tags = {"env": monitor.environment, "service": "rsc-serve"}
+    return DogStatsdSink(monitor.statsd_host, monitor.statsd_port, tags)
 
 
-@serve.deployment
-@serve.ingress(api)
+@serve.deployment(name="PolicyServer")
+@serve.ingress()
 class PolicyServer:
-    def __init__(self, tracking_uri: str, model_name: str, alias: str):
-        self.model_name, self.alias = model_name, alias
-        self.version, self.policy = load_policy(tracking_uri, model_name, alias)
-        log.info("serving %s version %d (@%s)", model_name, self.version, alias)
+    """Serves ``models:/<model_name>@<settings.alias>`` and follows the alias."""
 
-    def _features(self, request: ActRequest) -> np.ndarray:
-        policy: Policy = self.policy
-        if request.bars is not None:
-            if len(request.bars) < policy.min_bars:
-                raise HTTPException(
-                    422, f"'bars' needs at least {policy.min_bars} bars, got {len(request.bars)}"
-                )
-            columns = {name: np.array([getattr(b, name) for b in request.bars]) for name in Bars._fields}
-            return policy.features_from_bars(Bars.from_columns(columns))
-        if request.feature_names is not None and request.feature_names != policy.feature_names:
-            raise HTTPException(
-                422, f"'feature_names' must be {policy.feature_names}, got {request.feature_names}"
-            )
-        features = np.asarray(request.features, dtype=np.float64)
-        expected = (policy.window, len(policy.feature_names))
-        if features.ndim != 2 or features.shape != expected:
-            raise HTTPException(
-                422,
-                f"'features' must have shape {list(expected)} (window x features), "
-                f"got {list(features.shape)}",
-            )
-        return features
+    async def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str,
+        settings: ServeSettings | None = None,
+        monitor: MonitorSettings | None = None,
+    ):
+        self.model_name, self.settings = model_name, settings or ServeSettings()
+        self.alias = self.settings.alias
+        version, policy = await asyncio.to_thread(load_policy, tracking_uri, model_name, self.alias)
+        self.current = Loaded(version, policy, time.time())
+        self.checked_at, self.last_error = time.monotonic(), None
+        self.sink = _sink(monitor)
+        self._decide_batched.set_max_batch_size(self.settings.max_batch_size)
+        self._decide_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
+        self._follower = asyncio.get_running_loop().create_task(self._follow_alias())
+        log.info("serving %s version %d (@%s)", model_name, version, self.alias)
 
-    @api.post("/v1/act", response_model=ActResponse)
-    def act(self, request: ActRequest) -> ActResponse:
-        decision = self.policy.decide(self._features(request), request.position, request.unrealised_return)
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        """The HTTP API of this replica (built after ``__init__``, so it sees the replica's settings)."""
+        return build_api(self)
+
+    async def refresh(self) -> bool:
+        """Resolve the alias; load and switch to the version it names if that is new."""
+        version = await asyncio.to_thread(resolve_alias, self.model_name, self.alias)
+        self.checked_at = time.monotonic()
+        if version is None or version == self.current.version:
+            return False
+        policy = await asyncio.to_thread(load_version, self.model_name, version)
+        previous, self.current = self.current.version, Loaded(version, policy, time.time())
+        log.info(
+            "%s@%s moved: now serving version %d (was %d)", self.model_name, self.alias, version, previous
+        )
+        return True
+
+    async def _follow_alias(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.alias_poll_s)
+            try:
+                await self.refresh()
+                self.last_error = None
+            except Exception as error:  # keep serving the loaded version; /healthz reports the error
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("alias check failed, still serving version %d: %s", self.current.version, error)
+
+    def check_health(self) -> None:
+        """Serve's replica health check: the alias follower must be alive."""
+        if self._follower.done():
+            raise RuntimeError("the alias follower stopped")
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    async def _decide_batched(self, items: list[tuple[Policy, np.ndarray]]) -> list[Decision]:
+        return decide_grouped(items)
+
+    async def act(self, request: ActRequest) -> ActResponse:
+        current = self.current  # read once: the whole request uses this version
+        obs = observation(current.policy, request)
+        if self.settings.max_batch_size > 1:
+            decision = await self._decide_batched((current.policy, obs))
+        else:
+            decision = current.policy.decide_batch(obs[None])[0]
+        return self._response(current, decision)
+
+    async def act_many(self, request: ActBatchRequest) -> ActBatchResponse:
+        if len(request.requests) > self.settings.max_batch_requests:
+            raise HTTPException(
+                413, f"{len(request.requests)} requests in one batch, over {self.settings.max_batch_requests}"
+            )
+        current = self.current
+        observations = np.stack(
+            [observation(current.policy, r, ("body", "requests", i)) for i, r in enumerate(request.requests)]
+        )
+        results = [self._response(current, d) for d in current.policy.decide_batch(observations)]
+        return ActBatchResponse(results=results, model_name=self.model_name, model_version=current.version)
+
+    def _response(self, current: Loaded, decision: Decision) -> ActResponse:
         return ActResponse(
             action=decision.action,
             target_position=decision.target_position,
             model_name=self.model_name,
-            model_version=self.version,
+            model_version=current.version,
         )
 
-    @api.get("/v1/model", response_model=ModelInfo)
-    def model(self) -> ModelInfo:
+    def model_info(self) -> ModelInfo:
+        current = self.current
         return ModelInfo(
             model_name=self.model_name,
-            model_version=self.version,
+            model_version=current.version,
             alias=self.alias,
-            window=self.policy.window,
-            min_bars=self.policy.min_bars,
-            feature_names=self.policy.feature_names,
-            positions=self.policy.positions,
+            window=current.policy.window,
+            min_bars=current.policy.min_bars,
+            feature_names=current.policy.feature_names,
+            positions=current.policy.positions,
         )
 
-    @api.get("/healthz")
-    def healthz(self) -> dict[str, str]:
-        return {"status": "ok"}
+    def health(self) -> Health:
+        return Health(
+            status="ok",
+            model_name=self.model_name,
+            model_version=self.current.version,
+            alias=self.alias,
+            alias_checked_s_ago=round(time.monotonic() - self.checked_at, 3),
+            last_error=self.last_error,
+        )
+
+
+def _json(model: BaseModel) -> Response:
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+def build_api(server: PolicyServer) -> FastAPI:
+    """Routes over one replica; limits and metrics from its settings."""
+    api = FastAPI(
+        title="rsc policy server",
+        version="1",
+        description="Actions of the registered trading policy behind a model alias.",
+    )
+    api.add_exception_handler(RequestValidationError, invalid_request)
+    api.add_exception_handler(InvalidInput, invalid_input)
+
+    # The hot routes return their JSON themselves: the models are built by this code, so FastAPI's
+    # second validation of the response would only cost time (about a third of the app's own).
+    @api.post("/v1/act", response_model=ActResponse, responses=ERRORS)
+    async def act(request: ActRequest) -> Response:
+        """The action for a window of bars (or of raw features) and the current position."""
+        return _json(await server.act(request))
+
+    @api.post("/v1/act/batch", response_model=ActBatchResponse, responses=ERRORS)
+    async def act_batch(request: ActBatchRequest) -> Response:
+        """Several windows at once (e.g. several symbols), answered by one model version."""
+        return _json(await server.act_many(request))
+
+    @api.get("/v1/model", response_model=ModelInfo)
+    async def model() -> ModelInfo:
+        """The version being served and what a request must carry."""
+        return server.model_info()
+
+    @api.get("/healthz", response_model=Health)
+    async def healthz() -> Health:
+        return server.health()
+
+    api.add_middleware(BodyLimit, max_bytes=server.settings.max_body_bytes)
+    api.add_middleware(
+        RequestMetrics,
+        sink=server.sink,
+        version=lambda: server.current.version,
+        endpoints=frozenset(route.path for route in api.routes),
+    )
+    return api

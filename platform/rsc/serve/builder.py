@@ -9,6 +9,7 @@ counts and actor resources stay in the config's ``deployments`` section, where S
 from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
+from rsc.config.settings import MonitorSettings, ServeSettings
 from rsc.registry.tracking import CHAMPION
 from rsc.serve.app import PolicyServer
 
@@ -18,9 +19,16 @@ class PolicyAppArgs(BaseModel):
 
     tracking_uri: str = Field(description="MLflow tracking URI of the registry.")
     model_name: str = Field("rsc-policy", description="Registered model name.")
-    alias: str = Field(CHAMPION, description="Alias of the version to serve.")
+    alias: str = Field(CHAMPION, description="Alias of the version to serve (followed as it moves).")
+    serve: ServeSettings = Field(
+        ServeSettings(), description="Batching, limits and alias polling (the `serve` settings section)."
+    )
+    monitor: MonitorSettings = Field(
+        MonitorSettings(), description="DogStatsD metrics (the `monitor` settings section)."
+    )
 
 
 def build(args: PolicyAppArgs) -> Application:
     """The policy server bound to the registered model's alias (loaded when a replica starts)."""
-    return PolicyServer.bind(args.tracking_uri, args.model_name, args.alias)
+    settings = args.serve.model_copy(update={"alias": args.alias})
+    return PolicyServer.bind(args.tracking_uri, args.model_name, settings, args.monitor)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import ray
 import requests
 from ray import serve
+from ray.serve import Application
 
-from rsc.config.settings import ServeSettings
-from rsc.registry.tracking import CHAMPION
+from rsc.config.settings import MonitorSettings, ServeSettings
 from rsc.serve.app import PolicyServer
 
 log = logging.getLogger(__name__)
@@ -20,26 +21,63 @@ def base_url(settings: ServeSettings) -> str:
     return f"http://{settings.host}:{settings.port}{settings.route_prefix.rstrip('/')}"
 
 
+def deployment_options(settings: ServeSettings) -> dict[str, Any]:
+    """Replicas (fixed, or autoscaled on ongoing requests), their CPUs and their request limit."""
+    options: dict[str, Any] = {
+        "ray_actor_options": {"num_cpus": settings.replica_cpus},
+        "max_ongoing_requests": settings.max_ongoing_requests,
+    }
+    scaling = settings.autoscaling
+    if scaling.enabled:
+        options["autoscaling_config"] = {
+            "min_replicas": scaling.min_replicas,
+            "max_replicas": scaling.max_replicas,
+            "target_ongoing_requests": scaling.target_ongoing_requests,
+        }
+    else:
+        options["num_replicas"] = settings.num_replicas
+    return options
+
+
+def policy_app(
+    settings: ServeSettings, tracking_uri: str, model_name: str, monitor: MonitorSettings | None = None
+) -> Application:
+    """The application: one PolicyServer deployment serving ``models:/<model_name>@<settings.alias>``."""
+    return PolicyServer.options(**deployment_options(settings)).bind(
+        tracking_uri, model_name, settings, monitor
+    )
+
+
+def wait_until_healthy(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the policy endpoint at {url} did not become healthy within {timeout_s:.0f}s")
+
+
 def deploy(
     settings: ServeSettings,
     ray_address: str | None,
     tracking_uri: str,
     model_name: str,
+    monitor: MonitorSettings | None = None,
     timeout_s: float = 120.0,
 ) -> str:
-    """Run the app on the cluster at ``ray_address`` (it outlives this process) and return its URL."""
+    """Run the app on the cluster at ``ray_address`` (it outlives this process) and return its URL.
+
+    With ``ray_address=None`` Ray starts in this process and the app lives as long as it does.
+    """
     if not ray.is_initialized():
-        ray.init(address=ray_address, log_to_driver=False)
+        ray.init(address=ray_address or "local", log_to_driver=False)
     serve.start(http_options={"host": settings.host, "port": settings.port})
-    app = PolicyServer.options(num_replicas=settings.num_replicas).bind(tracking_uri, model_name, CHAMPION)
+    app = policy_app(settings, tracking_uri, model_name, monitor)
     serve.run(app, name=settings.app_name, route_prefix=settings.route_prefix, blocking=False)
     url = base_url(settings)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return url
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the policy endpoint at {url} did not become healthy within {timeout_s:.0f}s")
+    wait_until_healthy(url, timeout_s)
+    log.info("serving %s@%s at %s", model_name, settings.alias, url)
+    return url

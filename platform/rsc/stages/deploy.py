@@ -25,7 +25,7 @@ def run(cfg: Settings, model_name: str) -> DeployResult:
         raise ValueError(
             "deploy needs a running Ray cluster (ray.address): an in-process Ray ends with the step"
         )
-    url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, model_name)
+    url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, model_name, cfg.monitor)
     info = requests.get(f"{url}/v1/model", timeout=10).json()
     log.info("deploy: %s version %s serving at %s/v1/act", model_name, info["model_version"], url)
     return DeployResult(url, model_name, int(info["model_version"]))

@@ -1,10 +1,14 @@
-"""register: log the policy and its evidence to MLflow, register a version, run the promotion gate."""
+"""register: log the policy and its evidence to MLflow, register a version, run the promotion gate.
+
+The model and the evaluation go into the train run that produced the policy (found by its
+``rsc.model_uri`` tag), so one run holds the training curve, the test metrics and the model. A policy
+trained elsewhere (no such run) gets a run of its own with the same provenance tags.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,17 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from rsc.config import Settings
-from rsc.core.schema import POLICY_FILE, TEST
-from rsc.registry.gate import decide_promotion
+from rsc.core.schema import CHECKPOINT_DIR, POLICY_FILE, TEST
 from rsc.registry.policy import Policy
+from rsc.registry.promotion import NOTE_TAG_PREFIX, TEST_PREFIX, promote, record_decision, run_gate
+from rsc.registry.provenance import git_commit
 from rsc.registry.tracking import (
     CHAMPION,
+    MODEL_URI_TAG,
     configure,
+    find_training_run,
     log_policy,
-    model_version,
     register_policy,
     resolve_alias,
-    set_alias,
 )
 from rsc.storage import Storage, join
 
@@ -36,16 +41,7 @@ class RegisterResult:
     champion_version: int | None
     promoted: bool
     reason: str
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    run_id: str
 
 
 def numeric_leaves(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,11 +57,22 @@ def numeric_leaves(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _provenance(cfg: Settings, model_uri: str, spec: Mapping[str, Any]) -> dict[str, str]:
+    """What a train run records about its policy, for a policy that comes without one."""
+    return {
+        "rsc.run": cfg.run.name,
+        "rsc.git_commit": git_commit(),
+        "rsc.data.split_sha256": spec.get("inputs", {}).get("split", "unknown"),
+        "rsc.checkpoint_uri": join(model_uri, CHECKPOINT_DIR),
+        MODEL_URI_TAG: model_uri,
+    }
+
+
 def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_uri: str) -> RegisterResult:
     storage = Storage.from_settings(cfg.storage)
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
     results = storage.read_json(metrics_uri)
-    metric = cfg.registry.promotion_metric
+    train_run = find_training_run(model_uri)
     with tempfile.TemporaryDirectory() as tmp:
         policy_dir = storage.download_dir(model_uri, Path(tmp) / "policy")
         policy = Policy.load(policy_dir)
@@ -75,7 +82,7 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
         (evidence / "report.html").write_bytes(storage.read_bytes(report_uri))
         (evidence / "metrics.json").write_text(json.dumps(results, indent=2))
         spec = json.loads((policy_dir / POLICY_FILE).read_text())
-        uri = log_policy(
+        uri, run_id = log_policy(
             policy_dir,
             input_example=test.tail(policy.min_bars),
             params={
@@ -85,42 +92,26 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
                 "best_iteration": spec["best_iteration"],
             },
             metrics={
-                "test": numeric_leaves(results),
+                TEST_PREFIX: numeric_leaves(results),
                 "validation": {k.split("/", 1)[1]: v for k, v in spec["validation"].items()},
             },
             tags={
-                "rsc.run": cfg.run.name,
-                "rsc.git_commit": _git_commit(),
-                "rsc.data.split_sha256": spec["inputs"]["split"],
-                "rsc.checkpoint_uri": join(model_uri, "checkpoint"),
-                "rsc.config": cfg.model_dump_json(),
+                "rsc.evaluation_uri": metrics_uri,
+                **{NOTE_TAG_PREFIX + k: str(v) for k, v in results.get("notes", {}).items()},
+                **({} if train_run else _provenance(cfg, model_uri, spec)),
             },
             artifacts={"report": evidence / "report.html", "metrics": evidence / "metrics.json"},
             run_name=cfg.run.name,
+            run_id=train_run,
+            config=cfg.model_dump(mode="json"),
         )
-    version = register_policy(uri, cfg.registry.model_name)
-    champion = resolve_alias(cfg.registry.model_name, CHAMPION)
-    champion_value = (
-        model_version(cfg.registry.model_name, champion).metrics.get(f"test/policy/{metric}")
-        if champion
-        else None
-    )
-    decision = decide_promotion(
-        challenger=results["policy"][metric],
-        champion=champion_value,
-        benchmark=results["buy_and_hold"][metric],
-        min_improvement=cfg.registry.min_improvement,
-        require_beat_benchmark=cfg.registry.require_beat_benchmark,
-        metric=metric,
-    )
+    name = cfg.registry.model_name
+    version = register_policy(uri, name)
+    decision = run_gate(name, version, cfg.registry)
+    record_decision(name, version, decision)
     if decision.promote:
-        set_alias(cfg.registry.model_name, CHAMPION, version)
-        champion = version
-    log.info(
-        "register: %s version %d; promote=%s (%s)",
-        cfg.registry.model_name,
-        version,
-        decision.promote,
-        decision.reason,
+        promote(name, version)
+    log.info("register: %s version %d (run %s); %s", name, version, run_id, decision.reason)
+    return RegisterResult(
+        name, version, resolve_alias(name, CHAMPION), decision.promote, decision.reason, run_id
     )
-    return RegisterResult(cfg.registry.model_name, version, champion, decision.promote, decision.reason)

@@ -1,4 +1,8 @@
-"""train: RLlib on the training part, validated on the validation part -> checkpoint + policy folder."""
+"""train: RLlib on the training part, validated on the validation part -> checkpoint + policy folder.
+
+The run is logged to MLflow (parameters, one step of metrics per iteration, data hashes, code version,
+config, checkpoint URI); the register stage later adds the evaluation and the model to the same run.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from rsc.core.schema import POLICY_FILE, TRAIN
 from rsc.data.features import indicator_refs
 from rsc.monitor import sink_from_settings
 from rsc.monitor.train import TrainMetrics
+from rsc.registry.provenance import git_commit
+from rsc.registry.tracking import MODEL_URI_TAG, configure, log_training
 from rsc.rl.algorithm import build_algorithm_config
 from rsc.rl.envs import env_config
 from rsc.rl.runtime import connect
@@ -29,6 +35,19 @@ class TrainResult:
     best_iteration: int
     metrics: dict[str, float]
     resumed_from: list[int]
+    run_id: str
+
+
+def data_hashes(storage: Storage, run_root: str, split_uri: str) -> dict[str, str]:
+    """Content hashes of the split and of the datasets it came from (tags ``rsc.data.<name>_sha256``)."""
+    manifest = storage.read_manifest(split_uri)
+    hashes = {"split": manifest["sha256"], **manifest.get("inputs", {})}
+    features_uri = join(run_root, "features")
+    if storage.exists(join(features_uri, "manifest.json")):
+        features = storage.read_manifest(features_uri)
+        if features["sha256"] == hashes.get("features"):
+            hashes.update(features.get("inputs", {}))
+    return {f"rsc.data.{name}_sha256": value for name, value in sorted(hashes.items())}
 
 
 def _log_iteration(row: dict, metrics: TrainMetrics) -> None:
@@ -95,7 +114,36 @@ def run(
             "inputs": {"split": storage.read_manifest(split_uri)["sha256"]},
         },
     )
-    log.info("train: best iteration %d %s", result.best_iteration, result.best_metrics)
+    configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
+    run_id = log_training(
+        run_name=cfg.run.name,
+        params={
+            "algorithm": spec.algorithm,
+            "algorithm_config": spec_path.name,
+            "hyperparameters": {**spec.training, **tuned},
+            "iterations": cfg.train.iterations or spec.stop.training_iteration,
+            "seed": cfg.run.seed,
+            "window": env.window,
+        },
+        history=result.history,
+        tags={
+            "rsc.run": cfg.run.name,
+            "rsc.git_commit": git_commit(),
+            "rsc.checkpoint_uri": result.checkpoint_uri,
+            "rsc.best_iteration": str(result.best_iteration),
+            MODEL_URI_TAG: model_uri,
+            **data_hashes(storage, cfg.run_root, split_uri),
+        },
+        config=cfg.model_dump(mode="json"),
+    )
+    log.info(
+        "train: best iteration %d %s (MLflow run %s)", result.best_iteration, result.best_metrics, run_id
+    )
     return TrainResult(
-        model_uri, result.checkpoint_uri, result.best_iteration, result.best_metrics, result.resumed_from
+        model_uri,
+        result.checkpoint_uri,
+        result.best_iteration,
+        result.best_metrics,
+        result.resumed_from,
+        run_id,
     )

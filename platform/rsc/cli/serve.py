@@ -1,0 +1,49 @@
+"""``rsc serve``: the policy endpoint for ``models:/<registry.model_name>@<serve.alias>`` on this machine.
+
+Without ``ray.address`` Ray starts in this process and the endpoint lives until Ctrl-C; with it, the
+app is deployed to that cluster and outlives the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+SettingsLoader = Callable[[argparse.Namespace], Any]
+
+
+def cmd_serve(args: argparse.Namespace, load: SettingsLoader) -> int:
+    import ray
+    from ray import serve
+
+    from rsc.serve.deploy import deploy
+
+    cfg = load(args)
+    url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, cfg.registry.model_name, cfg.monitor)
+    print(
+        f"serving {cfg.registry.model_name}@{cfg.serve.alias} at {url}/v1/act (OpenAPI: {url}/openapi.json)"
+    )
+    if cfg.ray.address is not None:
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("Ctrl-C stops it", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    serve.shutdown()
+    ray.shutdown()
+    print("stopped")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
+    parser = commands.add_parser("serve", help="serve the registered champion over HTTP (Ray Serve)")
+    parser.add_argument(
+        "config", nargs="*", help="YAML files (default configs/base.yaml + configs/<env>.yaml) and key=value"
+    )
+    parser.add_argument("--env", default="local", help="environment overlay under configs/")
+    parser.set_defaults(func=lambda args: cmd_serve(args, load))

@@ -1,0 +1,139 @@
+"""Moving ``champion``: the gate's evidence read from MLflow, its decision recorded, promotion, rollback.
+
+Every promotion appends to the registered model's champion history (tag ``rsc.champion_history``,
+oldest first) and points the ``previous_champion`` alias at the champion it replaced. A rollback
+moves ``champion`` back to the entry before the current one and drops the current one from the
+history, so repeated rollbacks walk further back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from rsc.config.settings import RegistrySettings
+from rsc.registry.gate import GateDecision, GateEvidence, decide_promotion
+from rsc.registry.tracking import CHAMPION, model_version, resolve_alias, set_alias
+
+log = logging.getLogger(__name__)
+
+PREVIOUS_CHAMPION = "previous_champion"
+HISTORY_TAG = "rsc.champion_history"
+HISTORY_LIMIT = 100
+TEST_PREFIX = "test"  # evaluation metrics are logged as test/<strategy>/<figure>
+NOTE_TAG_PREFIX = "rsc.note."  # why a statistic of metrics.json is null (rsc.note.dsr, ...)
+DSR = "dsr"
+
+
+def metric_key(strategy: str, figure: str) -> str:
+    return f"{TEST_PREFIX}/{strategy}/{figure}"
+
+
+def gate_evidence(name: str, version: int, metric: str) -> GateEvidence:
+    """The numbers to decide on: the version's own test metrics and the current champion's."""
+    challenger = model_version(name, version)
+    key = metric_key("policy", metric)
+    if key not in challenger.metrics:
+        raise LookupError(f"{name} version {version}: its run {challenger.run_id} has no metric {key!r}")
+    champion_version = resolve_alias(name, CHAMPION)
+    champion = None
+    if champion_version is not None and champion_version != version:
+        champion = model_version(name, champion_version).metrics.get(key)
+    return GateEvidence(
+        metric=metric,
+        challenger=challenger.metrics[key],
+        buy_and_hold=challenger.metrics.get(metric_key("buy_and_hold", metric), float("nan")),
+        champion=champion,
+        champion_version=champion_version if champion is not None else None,
+        deflated_sharpe=challenger.metrics.get(metric_key("statistics", DSR)),
+        deflated_sharpe_note=challenger.run_tags.get(NOTE_TAG_PREFIX + DSR),
+    )
+
+
+def run_gate(name: str, version: int, settings: RegistrySettings) -> GateDecision:
+    return decide_promotion(gate_evidence(name, version, settings.promotion_metric), settings)
+
+
+def record_decision(name: str, version: int, decision: GateDecision, forced: bool = False) -> None:
+    """The decision and its numbers on the version's run (tags, ``gate/*`` metrics, a JSON artifact)
+    and on the model version (tags), where ``rsc registry list`` shows it."""
+    client = MlflowClient()
+    run_id = client.get_model_version(name, str(version)).run_id
+    evidence = decision.evidence
+    numbers = {
+        "gate/challenger": evidence.challenger,
+        "gate/buy_and_hold": evidence.buy_and_hold,
+        "gate/champion": evidence.champion,
+        "gate/deflated_sharpe": evidence.deflated_sharpe,
+        "gate/promote": float(decision.promote),
+    }
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({k: float(v) for k, v in numbers.items() if v is not None and v == v})
+        mlflow.set_tags({"rsc.gate.promote": str(decision.promote), "rsc.gate.reason": decision.reason})
+        mlflow.log_dict({**decision.to_json(), "version": version, "forced": forced}, f"gate/{stamp}.json")
+    tags = {"rsc.gate.promote": str(decision.promote), "rsc.gate.reason": decision.reason}
+    if forced:
+        tags["rsc.gate.forced"] = "true"
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    log.info("gate: %s version %d: %s", name, version, decision.reason)
+
+
+def champion_history(name: str) -> list[int]:
+    """Versions that were champion, oldest first (the last one is the champion unless moved by hand)."""
+    tags = MlflowClient().get_registered_model(name).tags
+    text = tags.get(HISTORY_TAG, "")
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _write_history(name: str, history: list[int]) -> None:
+    value = ",".join(str(v) for v in history[-HISTORY_LIMIT:])
+    MlflowClient().set_registered_model_tag(name, HISTORY_TAG, value)
+
+
+def _with_current(name: str) -> tuple[int | None, list[int]]:
+    """The champion and the history ending in it (a champion set outside this module is appended)."""
+    current, history = resolve_alias(name, CHAMPION), champion_history(name)
+    if current is not None and (not history or history[-1] != current):
+        history.append(current)
+    return current, history
+
+
+def promote(name: str, version: int) -> int | None:
+    """Make ``version`` the champion; returns the champion it replaced (None if none or itself)."""
+    current, history = _with_current(name)
+    if current == version:
+        return None
+    history.append(version)
+    set_alias(name, CHAMPION, version)
+    if current is not None:
+        set_alias(name, PREVIOUS_CHAMPION, current)
+    _write_history(name, history)
+    log.info("registry: %s champion %s -> %d", name, current, version)
+    return current
+
+
+def rollback(name: str) -> tuple[int, int]:
+    """Move ``champion`` back to the previous champion; returns (from, to)."""
+    current, history = _with_current(name)
+    if current is None or len(history) < 2:
+        raise LookupError(f"{name}: no earlier champion to roll back to (champion history {history})")
+    rolled_back = history.pop()
+    target = history[-1]
+    client = MlflowClient()
+    set_alias(name, CHAMPION, target)
+    if len(history) >= 2:
+        set_alias(name, PREVIOUS_CHAMPION, history[-2])
+    else:
+        client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
+    _write_history(name, history)
+    client.set_model_version_tag(
+        name, str(rolled_back), "rsc.rolled_back", json.dumps({"to": target, "at": time.time()})
+    )
+    log.info("registry: %s rolled back champion %d -> %d", name, rolled_back, target)
+    return rolled_back, target

@@ -1,0 +1,83 @@
+"""From a validated request to the policy's decision: the checks that need the model, and batching.
+
+Pydantic has already checked the request's types, NaN/inf and required fields; what depends on the
+served version (window, feature names, bars needed) is checked here, each failure naming its field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rsc.core.features import Bars
+from rsc.registry.policy import Decision, Policy
+from rsc.serve.api import ActRequest
+
+Loc = tuple[str | int, ...]
+
+
+class InvalidInput(ValueError):
+    """A well-formed request that does not fit the served policy (answered with 422)."""
+
+    def __init__(self, loc: Loc, message: str):
+        super().__init__(message)
+        self.loc, self.message = loc, message
+
+    def detail(self) -> dict:
+        return {"loc": list(self.loc), "msg": self.message, "type": "value_error"}
+
+
+def request_features(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> np.ndarray:
+    """The raw feature window ``[W, F]`` of a request (computed from its bars, or as given)."""
+    if request.bars is not None:
+        if len(request.bars) < policy.min_bars:
+            raise InvalidInput(
+                (*loc, "bars"), f"'bars' needs at least {policy.min_bars} bars, got {len(request.bars)}"
+            )
+        columns = {name: np.array([getattr(b, name) for b in request.bars]) for name in Bars._fields}
+        features = policy.features_from_bars(Bars.from_columns(columns))
+        if not np.isfinite(features).all():
+            raise InvalidInput(
+                (*loc, "bars"),
+                "'bars' give non-finite features (flat prices or volume over an indicator window?)",
+            )
+        return features
+    if request.feature_names is not None and request.feature_names != policy.feature_names:
+        raise InvalidInput(
+            (*loc, "feature_names"),
+            f"'feature_names' must be {policy.feature_names}, got {request.feature_names}",
+        )
+    rows = request.features or []
+    expected = (policy.window, len(policy.feature_names))
+    shape = (len(rows), *sorted({len(row) for row in rows}))
+    if shape != expected:
+        raise InvalidInput(
+            (*loc, "features"),
+            f"'features' must have shape {list(expected)} (window x features), got "
+            f"{len(rows)} rows of {sorted({len(row) for row in rows})} values",
+        )
+    return np.asarray(rows, dtype=np.float64)
+
+
+def observation(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> np.ndarray:
+    """The observation ``[D]`` the policy acts on: scaled feature window plus position state."""
+    features = request_features(policy, request, loc)
+    return policy.observe_features(features, request.position, request.unrealised_return)
+
+
+def decide_grouped(items: Sequence[tuple[Policy, np.ndarray]]) -> list[Decision]:
+    """Decisions for ``(policy, observation [D])`` pairs, one network call per distinct policy.
+
+    A batch can straddle a version switch: each observation is acted on by the policy that built it.
+    """
+    decisions: list[Decision | None] = [None] * len(items)
+    groups: dict[int, list[int]] = {}
+    for index, (policy, _) in enumerate(items):
+        groups.setdefault(id(policy), []).append(index)
+    for indices in groups.values():
+        policy = items[indices[0]][0]
+        batch = np.stack([items[i][1] for i in indices])
+        for i, decision in zip(indices, policy.decide_batch(batch), strict=True):
+            decisions[i] = decision
+    return decisions  # type: ignore[return-value]

@@ -1,0 +1,386 @@
+"""The policy endpoint over real HTTP: a Ray Serve app on the session's Ray head, MLflow on SQLite.
+
+One app serves the module; the last test moves the ``champion`` alias (a new version through the
+register stage's gate, then a rollback) while clients keep sending requests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from rsc.cluster.local import free_port
+from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TEST, TIMESTAMP
+from rsc.registry.policy import Policy
+from rsc.registry.promotion import rollback
+from rsc.registry.pyfunc import decide_on_bars
+from rsc.registry.tracking import use_registry
+from rsc.serve.deploy import deploy
+from rsc.storage import Storage, join
+from tests.conftest import CONFIGS, smoke_settings
+from tests.stored_run import register_policy_run, store_run
+
+MAX_BATCH_REQUESTS = 8
+
+
+class StatsdListener:
+    """A UDP socket standing in for the Datadog agent: collects DogStatsD lines."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.lines += self.sock.recv(65535).decode().splitlines()
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, ray_session):
+    """Version 1 registered and promoted, served on a free port; torn down after the module."""
+    from ray import serve
+
+    statsd = StatsdListener()
+    root = tmp_path_factory.mktemp("serve")
+    cfg = smoke_settings(
+        root,
+        "split.validation_end=2017-06-30",
+        "data.symbols=[SYN]",
+        "registry.min_deflated_sharpe=null",
+        f"serve.port={free_port()}",
+        "serve.alias_poll_s=0.5",
+        f"serve.max_batch_requests={MAX_BATCH_REQUESTS}",
+        "serve.max_body_bytes=200000",
+        "monitor.enabled=true",
+        f"monitor.statsd_port={statsd.port}",
+    )
+    uris = store_run(cfg)
+    register_policy_run(cfg, uris, 1, sharpe=1.0)
+    url = deploy(cfg.serve, ray_session.address, cfg.tracking_uri, cfg.registry.model_name, cfg.monitor)
+    yield cfg, uris, url, statsd
+    serve.shutdown()
+    statsd.close()
+
+
+def local_policy(cfg, seed: int) -> Policy:
+    return Policy.load(Storage().local_path(join(cfg.run_root, f"model-{seed}")))
+
+
+def test_bars_window_gets_the_registered_policys_action(served):
+    cfg, uris, url, _ = served
+    frame = Storage().read_dataset(uris["split"])
+    bars = frame[(frame["part"] == TEST) & (frame[SYMBOL] == "SYN")].tail(80)
+    payload = [
+        {TIMESTAMP: str(row[TIMESTAMP]), **{c: row[c] for c in OHLCV_COLUMNS}} for _, row in bars.iterrows()
+    ]
+    response = requests.post(
+        f"{url}/v1/act", json={"bars": payload, "position": 1.0, "unrealised_return": 0.01}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = decide_on_bars(local_policy(cfg, 1), bars[list(OHLCV_COLUMNS)], 1.0, 0.01)
+    assert body == {
+        "action": int(expected["action"][0]),
+        "target_position": float(expected["target_position"][0]),
+        "model_name": cfg.registry.model_name,
+        "model_version": 1,
+    }
+
+
+def feature_windows(policy: Policy, n: int, seed: int = 0) -> list[list[list[float]]]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 0.02, (n, policy.window, len(policy.feature_names))).tolist()
+
+
+def test_concurrent_feature_requests_are_batched_and_each_gets_its_own_answer(served):
+    cfg, _, url, _ = served
+    policy = local_policy(cfg, 1)
+    windows = feature_windows(policy, 24)
+    positions = [i % 2 * 1.0 for i in range(24)]
+
+    def call(i: int) -> dict:
+        payload = {"features": windows[i], "position": positions[i], "feature_names": policy.feature_names}
+        response = requests.post(f"{url}/v1/act", json=payload, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(call, range(24)))
+    expected = [policy.decide(np.asarray(w), p) for w, p in zip(windows, positions, strict=True)]
+    assert [a["action"] for a in answers] == [e.action for e in expected]
+    assert len({e.action for e in expected}) > 1  # the check can tell answers apart
+
+
+def test_batch_endpoint_answers_in_order(served):
+    cfg, _, url, _ = served
+    policy = local_policy(cfg, 1)
+    windows = feature_windows(policy, 5, seed=1)
+    body = {"requests": [{"features": w, "position": 0.0} for w in windows]}
+    response = requests.post(f"{url}/v1/act/batch", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model_version"] == 1
+    assert [r["action"] for r in answer["results"]] == [
+        policy.decide(np.asarray(w), 0.0).action for w in windows
+    ]
+
+
+def test_model_health_and_openapi(served):
+    cfg, _, url, _ = served
+    model = requests.get(f"{url}/v1/model", timeout=10).json()
+    policy = local_policy(cfg, 1)
+    assert model["model_version"] == 1 and model["alias"] == "champion"
+    assert model["feature_names"] == policy.feature_names and model["min_bars"] == policy.min_bars
+    health = requests.get(f"{url}/healthz", timeout=10).json()
+    assert health["status"] == "ok" and health["alias_checked_s_ago"] < 30 and health["last_error"] is None
+    spec = requests.get(f"{url}/openapi.json", timeout=10).json()
+    assert {"/v1/act", "/v1/act/batch", "/v1/model", "/healthz"} <= set(spec["paths"])
+    assert "ActRequest" in spec["components"]["schemas"]
+
+
+def window(url: str) -> tuple[int, int]:
+    model = requests.get(f"{url}/v1/model", timeout=10).json()
+    return model["window"], len(model["feature_names"])
+
+
+@pytest.mark.parametrize(
+    ("make_payload", "status", "message"),
+    [
+        (lambda w, f: {"features": [[0.0] * f] * (w - 1)}, 422, "must have shape"),
+        (lambda w, f: {"features": [[0.0] * (f + 1)] * w}, 422, "must have shape"),
+        (
+            lambda w, f: {"features": [[0.0] * f] * w, "feature_names": ["a"] * f},
+            422,
+            "'feature_names' must be",
+        ),
+        (lambda w, f: {}, 422, "exactly one of 'bars' or 'features'"),
+        (lambda w, f: {"bars": [{"open": 1, "high": 1, "low": 1, "close": 1}]}, 422, "volume"),
+        (
+            lambda w, f: {"bars": [{"open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}] * 3},
+            422,
+            "at least",
+        ),
+        (lambda w, f: {"features": [[0.0] * f] * w, "position": 50}, 422, "position"),
+        (lambda w, f: {"features": [[0.0] * f] * w, "extra": 1}, 422, "extra"),
+        (lambda w, f: {"features": "nope"}, 422, "features"),
+        (lambda w, f: {"features": [[0.0] * f] * 10_000}, 413, "request body over 200000 bytes"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(served, make_payload, status, message):
+    _, _, url, _ = served
+    response = requests.post(f"{url}/v1/act", json=make_payload(*window(url)), timeout=30)
+    assert response.status_code == status, response.text
+    assert message in response.text
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_422_not_500(served, literal):
+    _, _, url, _ = served
+    w, f = window(url)
+    rows = [[0.0] * f for _ in range(w)]
+    body = json.dumps({"features": rows}).replace("0.0", literal, 1)
+    response = requests.post(
+        f"{url}/v1/act", data=body, headers={"content-type": "application/json"}, timeout=30
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "features", 0, 0]
+
+
+def test_chunked_oversized_body_is_413(served):
+    _, _, url, _ = served
+
+    def chunks():
+        for _ in range(50):
+            yield b" " * 10_000  # 500 kB of whitespace, no Content-Length
+
+    response = requests.post(
+        f"{url}/v1/act", data=chunks(), headers={"content-type": "application/json"}, timeout=30
+    )
+    assert response.status_code == 413
+
+
+def test_batch_limits_and_item_errors(served):
+    _, _, url, _ = served
+    w, f = window(url)
+    good = {"features": [[0.0] * f] * w}
+    too_many = requests.post(
+        f"{url}/v1/act/batch", json={"requests": [good] * (MAX_BATCH_REQUESTS + 1)}, timeout=30
+    )
+    assert too_many.status_code == 413 and f"over {MAX_BATCH_REQUESTS}" in too_many.text
+    bad_item = requests.post(
+        f"{url}/v1/act/batch", json={"requests": [good, {"features": [[0.0]]}]}, timeout=30
+    )
+    assert bad_item.status_code == 422
+    assert bad_item.json()["detail"][0]["loc"] == ["body", "requests", 1, "features"]
+    empty = requests.post(f"{url}/v1/act/batch", json={"requests": []}, timeout=30)
+    assert empty.status_code == 422
+
+
+def parse(line: str) -> tuple[str, str, str, dict[str, str]]:
+    """``name:value|type|#k:v,...`` -> name, value, type, tags."""
+    head, _, tags = line.partition("|#")
+    name_value, kind = head.split("|")[:2]
+    name, value = name_value.split(":")
+    return name, value, kind, dict(tag.split(":", 1) for tag in tags.split(",") if tag)
+
+
+def test_requests_are_counted_in_datadog_with_bounded_tags(served):
+    _, _, url, statsd = served
+    w, f = window(url)
+    requests.post(f"{url}/v1/act", json={"features": [[0.0] * f] * w}, timeout=30)
+    requests.post(f"{url}/v1/act", json={}, timeout=30)
+    base = {"endpoint": "/v1/act", "model_version": "1", "env": "local", "service": "rsc-serve"}
+    wanted = [("rsc.serve.requests", "1", "c", {**base, "status_class": s}) for s in ("2xx", "4xx")]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(w in map(parse, statsd.lines) for w in wanted):
+        time.sleep(0.1)
+    metrics = [parse(line) for line in statsd.lines if line.startswith("rsc.serve.")]
+    assert all(w in metrics for w in wanted), metrics[-6:]
+    latencies = [m for m in metrics if m[0] == "rsc.serve.latency_ms"]
+    assert latencies and {m[2] for m in latencies} == {"h"} and all(float(m[1]) > 0 for m in latencies)
+    assert {key for m in metrics for key in m[3]} == {
+        "endpoint",
+        "env",
+        "model_version",
+        "service",
+        "status_class",
+    }
+    assert {m[3]["endpoint"] for m in metrics} <= {
+        "/v1/act",
+        "/v1/act/batch",
+        "/v1/model",
+        "/healthz",
+        "/openapi.json",
+    }
+    assert not any(m[0] == "rsc.serve.errors" for m in metrics)  # no 5xx so far
+
+
+class Client(threading.Thread):
+    """Sends /v1/act requests back to back until stopped; records (status, version) of each."""
+
+    def __init__(self, url: str, payload: dict):
+        super().__init__(daemon=True)
+        self.url, self.payload = url, payload
+        self.seen: list[tuple[int, int | None]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with requests.Session() as session:
+            while not self.stop.is_set():
+                try:
+                    response = session.post(f"{self.url}/v1/act", json=self.payload, timeout=30)
+                    version = response.json().get("model_version") if response.ok else None
+                    self.seen.append((response.status_code, version))
+                except requests.RequestException:
+                    self.seen.append((0, None))
+
+    def versions_after(self, start: int) -> list[int | None]:
+        return [v for _, v in self.seen[start:]]
+
+
+def wait_for(client: Client, version: int, start: int = 0, timeout_s: float = 30.0) -> int:
+    """Index of the first response from ``version`` at or after ``start``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for i, (_, v) in enumerate(client.seen[start:], start):
+            if v == version:
+                return i
+        time.sleep(0.05)
+    raise AssertionError(f"no response from version {version} within {timeout_s}s")
+
+
+def test_moving_the_alias_under_load_fails_no_request(served):
+    cfg, uris, url, _ = served
+    w, f = window(url)
+    clients = [Client(url, {"features": [[0.001] * f] * w, "position": 0.0}) for _ in range(2)]
+    for client in clients:
+        client.start()
+    time.sleep(1.0)
+    _, result = register_policy_run(cfg, uris, 2, sharpe=2.0)  # the gate promotes it: champion -> 2
+    assert result.promoted and result.champion_version == 2
+    switched = [wait_for(c, 2) for c in clients]
+    time.sleep(1.0)
+    use_registry(cfg.tracking_uri)
+    marks = [len(c.seen) for c in clients]
+    assert rollback(cfg.registry.model_name) == (2, 1)
+    back = [wait_for(c, 1, m) for c, m in zip(clients, marks, strict=True)]
+    time.sleep(1.0)
+    for client in clients:
+        client.stop.set()
+        client.join()
+    for client, first_v2, mark, first_back in zip(clients, switched, marks, back, strict=True):
+        statuses = {s for s, _ in client.seen}
+        assert statuses == {200}, f"non-200 responses during the switch: {statuses}"
+        versions = [v for _, v in client.seen]
+        assert set(versions[:first_v2]) == {1}
+        assert set(versions[first_v2:mark]) == {2}  # one replica: once switched, it stays switched
+        assert set(versions[first_back:]) == {1}
+        assert len(versions) - first_back > 5 and mark - first_v2 > 5
+    health = requests.get(f"{url}/healthz", timeout=10).json()
+    assert health["model_version"] == 1 and not math.isnan(health["alias_checked_s_ago"])
+
+
+@pytest.mark.slow
+def test_rsc_serve_runs_the_champion_on_localhost_until_interrupted(served, tmp_path):
+    """``rsc serve`` with its own in-process Ray: answers on 127.0.0.1, stops cleanly on Ctrl-C."""
+    cfg = served[0]
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "rsc",
+        "serve",
+        str(CONFIGS / "base.yaml"),
+        str(CONFIGS / "smoke.yaml"),
+        f"storage.root={cfg.storage.root}",
+        f"serve.port={port}",
+        "monitor.enabled=false",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(1)
+        model = requests.get(f"{url}/v1/model", timeout=10).json()
+        assert model["model_name"] == cfg.registry.model_name and model["alias"] == "champion"
+        w, f = model["window"], len(model["feature_names"])
+        answer = requests.post(f"{url}/v1/act", json={"features": [[0.0] * f] * w}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["model_version"] == model["model_version"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    assert f"serving {cfg.registry.model_name}@champion at http://127.0.0.1:{port}" in output
+    assert "stopped" in output
