@@ -14,10 +14,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, ray_head):
+def demo_run(tmp_path_factory, ray_session):
+    """The whole DAG on the session's head; its Serve app is shut down afterwards (Serve keeps one HTTP
+    port per cluster, and later tests start their own)."""
+    from ray import serve
+
     root = tmp_path_factory.mktemp("e2e")
-    cfg = smoke_settings(root, f"ray.address={ray_head.address}", f"serve.port={free_port()}")
-    return cfg, execute(cfg)
+    cfg = smoke_settings(root, f"ray.address={ray_session.address}", f"serve.port={free_port()}")
+    yield cfg, execute(cfg)
+    serve.shutdown()
 
 
 def test_bars_were_ingested(demo_run):

@@ -292,7 +292,7 @@ def test_registry_decisions_and_the_shadow_challenger_come_from_mlflow(tmp_path)
     torch.jit.save(policy.network, str(folder / NETWORK_FILE))
     (folder / POLICY_FILE).write_text(json.dumps(policy.spec))
     configure(cfg.tracking_uri, "paper-test", f"file://{tmp_path}/mlartifacts")
-    uri = log_policy(folder, frame.tail(policy.min_bars), {}, {}, {}, {}, "paper-test")
+    uri, _ = log_policy(folder, frame.tail(policy.min_bars), {}, {}, {}, {}, "paper-test")
     version = register_policy(uri, cfg.registry.model_name)  # the new version is the challenger
     set_alias(cfg.registry.model_name, CHAMPION, version)
     outcome = build_trader(cfg, MemorySink()).run()

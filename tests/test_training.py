@@ -53,6 +53,9 @@ def test_unknown_training_key_names_file_and_key(tmp_path):
     path.write_text("algorithm: PPO\nenv_config:\n  windw: 3\n")
     with pytest.raises(ConfigError, match=r"'env_config.windw'"):
         load_algorithm_spec(path)
+    path.write_text("algorithm: DQN\nreporting:\n  min_sample_steps: 10\n")
+    with pytest.raises(ConfigError, match=r"'reporting.min_sample_steps'.*AlgorithmConfig.reporting"):
+        load_algorithm_spec(path)
     path.write_text("algorithm: PPO\nsearch_space:\n  lr: {type: loguniform, lower: 1, upper: 0.1}\n")
     with pytest.raises(ConfigError, match=r"search_space.lr.*lower < upper"):
         load_algorithm_spec(path)
@@ -73,6 +76,9 @@ def test_each_algorithm_trains_and_exports(name, smoke_split, ray_session, tmp_p
     else:
         assert actions.shape == (3, 1) and bool((actions.abs() <= 1).all())
     assert (tmp_path / "model" / "checkpoint").is_dir()
+    spec = load_algorithm_spec(PROJECT / "rllib_configs" / f"{name}_smoke.yaml")
+    for key, value in spec.reporting.items():  # the YAML's reporting section reached RLlib
+        assert getattr(config, key) == value
 
 
 def test_same_seed_same_validation_metrics(smoke_split, ray_session, tmp_path):

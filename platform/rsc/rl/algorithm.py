@@ -48,6 +48,7 @@ def build_algorithm_config(
         .learners(num_learners=resources.num_learners, num_gpus_per_learner=resources.num_gpus_per_learner)
         .rl_module(model_config=DefaultModelConfig(**spec.model))
         .training(**{**spec.training, **(training or {})})
+        .reporting(**spec.reporting)
         .callbacks(ValidationCallback)
         .fault_tolerance(restart_failed_env_runners=True)
         .debugging(seed=seed, log_level="WARN")

@@ -65,6 +65,10 @@ class AlgorithmSpec(Section):
     model: dict[str, Any] = Field(default_factory=dict, description="RLlib DefaultModelConfig fields.")
     resources: ResourceSpec = ResourceSpec()
     training: dict[str, Any] = Field(default_factory=dict, description="Arguments of config.training().")
+    reporting: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Arguments of config.reporting() (e.g. min_sample_timesteps_per_iteration).",
+    )
     stop: StopSpec = StopSpec()
     search_space: dict[str, SearchDimension] = Field(default_factory=dict, description="Tune search space.")
     tune: TuneSpec = TuneSpec()
@@ -84,6 +88,13 @@ def _accepted_training_keys(algorithm: str) -> set[str]:
     return keys
 
 
+def _accepted_reporting_keys() -> set[str]:
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    parameters = inspect.signature(AlgorithmConfig.reporting).parameters
+    return {name for name, parameter in parameters.items() if parameter.kind == parameter.KEYWORD_ONLY}
+
+
 def _accepted_model_keys() -> set[str]:
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
@@ -97,12 +108,17 @@ def load_algorithm_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> Al
     for section, keys, accepted in (
         ("env_config", spec.env_config, set(EnvSettings.model_fields)),
         ("training", spec.training, training_keys),
+        ("reporting", spec.reporting, _accepted_reporting_keys()),
         ("model", spec.model, _accepted_model_keys()),
         ("search_space", spec.search_space, training_keys),
     ):
         unknown = sorted(set(keys) - accepted)
         if unknown:
-            target = {"env_config": "the env settings", "model": "DefaultModelConfig"}.get(
+            target = {
+                "env_config": "the env settings",
+                "model": "DefaultModelConfig",
+                "reporting": "AlgorithmConfig.reporting()",
+            }.get(
                 section, f"{spec.algorithm}Config.training()"
             )
             raise ConfigError(f"unknown key '{section}.{unknown[0]}' in {path}: not a field of {target}")

@@ -57,7 +57,11 @@ def wait_until_healthy(url: str, timeout_s: float) -> None:
         except requests.RequestException:
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"the policy endpoint at {url} did not become healthy within {timeout_s:.0f}s")
+    raise TimeoutError(
+        f"the policy endpoint at {url} did not become healthy within {timeout_s:.0f}s; see the replica's "
+        "log in the Ray dashboard. Ray Serve keeps one HTTP host and port per cluster: if Serve already "
+        "ran there with another serve.port, that port is the one listening"
+    )
 
 
 def deploy(
