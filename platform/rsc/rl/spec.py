@@ -118,9 +118,7 @@ def load_algorithm_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> Al
                 "env_config": "the env settings",
                 "model": "DefaultModelConfig",
                 "reporting": "AlgorithmConfig.reporting()",
-            }.get(
-                section, f"{spec.algorithm}Config.training()"
-            )
+            }.get(section, f"{spec.algorithm}Config.training()")
             raise ConfigError(f"unknown key '{section}.{unknown[0]}' in {path}: not a field of {target}")
     return spec
 
