@@ -364,15 +364,20 @@ def test_rsc_serve_runs_the_champion_on_localhost_until_interrupted(served, tmp_
     ]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read_output() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C stops it"):  # printed once the endpoint answers
+                ready.set()
+
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
     try:
+        assert ready.wait(timeout=240), "".join(lines)[-3000:]
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if requests.get(f"{url}/healthz", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(1)
         model = requests.get(f"{url}/v1/model", timeout=10).json()
         assert model["model_name"] == cfg.registry.model_name and model["alias"] == "champion"
         w, f = model["window"], len(model["feature_names"])
@@ -380,7 +385,9 @@ def test_rsc_serve_runs_the_champion_on_localhost_until_interrupted(served, tmp_
         assert answer.status_code == 200 and answer.json()["model_version"] == model["model_version"]
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=120)
+        process.wait(timeout=120)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert process.returncode == 0, output[-3000:]
     assert f"serving {cfg.registry.model_name}@champion at http://127.0.0.1:{port}" in output
     assert "stopped" in output

@@ -23,7 +23,14 @@ def cmd_serve(args: argparse.Namespace, load: SettingsLoader) -> int:
     from rsc.serve.deploy import deploy
 
     cfg = load(args)
-    url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, cfg.registry.model_name, cfg.monitor)
+    try:
+        url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, cfg.registry.model_name, cfg.monitor)
+    except KeyboardInterrupt:  # Ctrl-C while the replicas start: leave nothing running behind
+        if cfg.ray.address is None and ray.is_initialized():
+            serve.shutdown()
+            ray.shutdown()
+        print("stopped before the endpoint was up")
+        return 130
     print(
         f"serving {cfg.registry.model_name}@{cfg.serve.alias} at {url}/v1/act (OpenAPI: {url}/openapi.json)"
     )
