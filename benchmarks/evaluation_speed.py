@@ -13,7 +13,7 @@ import pandas as pd
 
 from rsc.config.settings import EnvSettings
 from rsc.core.execution import Costs
-from rsc.core.schema import CLOSE, OPEN, PART, TIMESTAMP
+from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, PART, TIMESTAMP
 from rsc.env import MarketArrays, TradingEnv
 from rsc.evaluate import benchmarks, stats
 from rsc.evaluate.backtest import backtest, backtest_metrics
@@ -36,7 +36,14 @@ def market_arrays(n: int, window: int) -> MarketArrays:
     rng = np.random.default_rng(0)
     close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, n)))
     frame = pd.DataFrame(
-        {TIMESTAMP: pd.bdate_range("2010-01-01", periods=n), OPEN: close * 1.001, CLOSE: close, PART: "test"}
+        {
+            TIMESTAMP: pd.bdate_range("2010-01-01", periods=n),
+            OPEN: close * 1.001,
+            HIGH: close * 1.002,
+            LOW: close * 0.998,
+            CLOSE: close,
+            PART: "test",
+        }
     )
     columns = ["f0", "f1", "f2"]
     frame[columns] = rng.normal(size=(n, 3))
