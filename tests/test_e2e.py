@@ -125,3 +125,18 @@ def test_paper_ledger_adds_up(demo_run):
     book = summary.paper.outcome.state.books["champion"]
     assert cash == pytest.approx(book.cash, abs=1e-9 * cfg.env.initial_cash)
     assert book.equity == summary.paper.final_equity == marks[-1]["equity"]
+
+
+def test_summary_fits_80_columns_with_every_strategy(demo_run):
+    from rich.console import Console
+
+    from rsc.cli.run import print_summary
+
+    cfg, summary = demo_run
+    console = Console(width=80, record=True)
+    print_summary(summary, cfg, console)
+    text = console.export_text()
+    assert "…" not in text, text
+    rows = {line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")}
+    assert {"policy", "buy_and_hold", "flat"} <= rows
+    assert f"version {summary.deployment['model_version']} (@champion)" in text

@@ -79,11 +79,20 @@ def execute(cfg: Settings, keep_serving: bool = False, console: Console | None =
 def print_summary(summary: RunSummary, cfg: Settings, console: Console) -> None:
     strategies = strategy_metrics(summary.metrics)
     table = Table(title=f"Test period: policy vs benchmarks ({cfg.run.name})")
-    table.add_column("metric")
-    for strategy in strategies:
-        table.add_column(strategy, justify="right")
-    for name in ("total_return", "sharpe", "sortino", "max_drawdown", "trades", "costs"):
-        table.add_row(name, *(f"{values.get(name, float('nan')):.4f}" for values in strategies.values()))
+    columns = {  # metrics.json key -> (header, format); one row per strategy keeps it within 80 columns
+        "total_return": ("return", "{:.2%}"),
+        "sharpe": ("Sharpe", "{:.2f}"),
+        "sortino": ("Sortino", "{:.2f}"),
+        "max_drawdown": ("max DD", "{:.2%}"),
+        "trades": ("trades", "{:.0f}"),
+        "costs": ("costs", "{:,.0f}"),
+    }
+    table.add_column("strategy")
+    for header, _ in columns.values():
+        table.add_column(header, justify="right")
+    for strategy, values in strategies.items():
+        cells = (fmt.format(values.get(key, float("nan"))) for key, (_, fmt) in columns.items())
+        table.add_row(f"[bold]{strategy}[/]" if strategy == "policy" else strategy, *cells)
     console.print(table)
     console.print(f"Verdict: {summary.metrics.get('verdict', '')}")
     deployment, paper = summary.deployment, summary.paper
