@@ -225,6 +225,27 @@ def test_cli_list_promote_rollback(registry, capsys):
     assert "no earlier champion" in capsys.readouterr().err
 
 
+def test_cli_errors_are_one_line_not_a_traceback(registry, capsys):
+    cfg, uris = another_model(registry[0], "cli-errors"), registry[1]
+    config = [
+        "configs/base.yaml",
+        "configs/smoke.yaml",
+        f"storage.root={cfg.storage.root}",
+        "registry.model_name=cli-errors",
+    ]
+    assert main(["registry", "rollback", *config]) == 2  # no such registered model yet
+    assert "cli-errors" in capsys.readouterr().err
+    assert main(["serve", *config]) == 2
+    assert "nothing to serve: no version of cli-errors" in capsys.readouterr().err
+    register_policy_run(cfg, uris, 31, sharpe=1.0)
+    assert main(["registry", "promote", "7", *config]) == 2
+    assert "cli-errors" in capsys.readouterr().err
+    tags_before = model_version("cli-errors", 1).tags
+    assert main(["registry", "promote", "champion", *config]) == 2
+    assert "version 1 is already the champion" in capsys.readouterr().err
+    assert model_version("cli-errors", 1).tags == tags_before  # no gate decision written over it
+
+
 # -- the pyfunc model, without Ray -------------------------------------------------------------------
 
 BLOCK_RAY = """

@@ -7,7 +7,6 @@ register stage's gate, then a rollback) while clients keep sending requests.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import socket
@@ -343,7 +342,8 @@ def test_moving_the_alias_under_load_fails_no_request(served):
         assert set(versions[first_back:]) == {1}
         assert len(versions) - first_back > 5 and mark - first_v2 > 5
     health = requests.get(f"{url}/healthz", timeout=10).json()
-    assert health["model_version"] == 1 and not math.isnan(health["alias_checked_s_ago"])
+    # the follower keeps resolving the alias (every 0.5 s here) after the switches
+    assert health["model_version"] == 1 and 0 <= health["alias_checked_s_ago"] < 5
 
 
 @pytest.mark.slow

@@ -79,10 +79,13 @@ def cmd_list(args: argparse.Namespace, load: SettingsLoader) -> int:
 
 def cmd_promote(args: argparse.Namespace, load: SettingsLoader) -> int:
     from rsc.registry.promotion import promote, record_decision, run_gate
+    from rsc.registry.tracking import CHAMPION, resolve_alias
 
     cfg = load(args)
     name = _connect(cfg)
     version = _version(name, args.target)
+    if resolve_alias(name, CHAMPION) == version:
+        raise LookupError(f"{name} version {version} is already the champion")
     decision = run_gate(name, version, cfg.registry)
     if args.force and not decision.promote:
         decision = replace(decision, promote=True, reason=f"forced by the operator over: {decision.reason}")
@@ -108,10 +111,15 @@ def cmd_rollback(args: argparse.Namespace, load: SettingsLoader) -> int:
 
 def _run(func: Callable[[argparse.Namespace, SettingsLoader], int], load: SettingsLoader):
     def run(args: argparse.Namespace) -> int:
+        from mlflow.exceptions import MlflowException
+
         try:
             return func(args, load)
         except LookupError as error:
             print(f"rsc: {error}", file=sys.stderr)
+            return 2
+        except MlflowException as error:  # e.g. no such registered model or version
+            print(f"rsc: {error.message}", file=sys.stderr)
             return 2
 
     return run

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,16 +21,27 @@ def cmd_serve(args: argparse.Namespace, load: SettingsLoader) -> int:
     import ray
     from ray import serve
 
+    from rsc.registry.tracking import resolve_alias, use_registry
     from rsc.serve.deploy import deploy
 
     cfg = load(args)
+    use_registry(cfg.tracking_uri)
+    if resolve_alias(cfg.registry.model_name, cfg.serve.alias) is None:
+        print(
+            f"rsc: nothing to serve: no version of {cfg.registry.model_name} at {cfg.tracking_uri} has the "
+            f"alias {cfg.serve.alias!r} (run the pipeline, or `rsc registry promote VERSION`)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, cfg.registry.model_name, cfg.monitor)
     except KeyboardInterrupt:  # Ctrl-C while the replicas start: leave nothing running behind
         if cfg.ray.address is None and ray.is_initialized():
             serve.shutdown()
             ray.shutdown()
-        print("stopped before the endpoint was up")
+            print("stopped before the endpoint was up")
+        else:
+            print(f"interrupted; the application {cfg.serve.app_name!r} may still be starting on the cluster")
         return 130
     print(
         f"serving {cfg.registry.model_name}@{cfg.serve.alias} at {url}/v1/act (OpenAPI: {url}/openapi.json)"

@@ -236,10 +236,6 @@ def list_versions(name: str) -> list[ModelVersion]:
     return sorted((model_version(name, int(v.version)) for v in versions), key=lambda v: v.version)
 
 
-def model_uri(name: str, alias: str = CHAMPION) -> str:
-    return f"models:/{name}@{alias}"
-
-
 def load_version(name: str, version: int) -> Policy:
     """Version ``version``'s policy, loaded through MLflow's pyfunc flavour (the code it carries)."""
     loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
