@@ -22,6 +22,7 @@ import requests
 
 from rsc.cluster.local import free_port
 from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TEST, TIMESTAMP
+from rsc.monitor import names
 from rsc.registry.policy import Policy
 from rsc.registry.promotion import rollback
 from rsc.registry.pyfunc import decide_on_bars
@@ -32,6 +33,7 @@ from tests.conftest import CONFIGS, smoke_settings
 from tests.stored_run import register_policy_run, store_run
 
 MAX_BATCH_REQUESTS = 8
+REQUEST_METRICS = {names.SERVE_REQUESTS, names.SERVE_LATENCY, names.SERVE_ERRORS}
 
 
 class StatsdListener:
@@ -74,6 +76,7 @@ def served(tmp_path_factory, ray_session):
         "registry.min_deflated_sharpe=null",
         f"serve.port={free_port()}",
         "serve.alias_poll_s=0.5",
+        "serve.batch_wait_timeout_s=0.02",  # concurrent requests reliably meet in one batch
         f"serve.max_batch_requests={MAX_BATCH_REQUESTS}",
         "serve.max_body_bytes=200000",
         "monitor.enabled=true",
@@ -118,7 +121,7 @@ def feature_windows(policy: Policy, n: int, seed: int = 0) -> list[list[list[flo
 
 
 def test_concurrent_feature_requests_are_batched_and_each_gets_its_own_answer(served):
-    cfg, _, url, _ = served
+    cfg, _, url, statsd = served
     policy = local_policy(cfg, 1)
     windows = feature_windows(policy, 24)
     positions = [i % 2 * 1.0 for i in range(24)]
@@ -134,6 +137,12 @@ def test_concurrent_feature_requests_are_batched_and_each_gets_its_own_answer(se
     expected = [policy.decide(np.asarray(w), p) for w, p in zip(windows, positions, strict=True)]
     assert [a["action"] for a in answers] == [e.action for e in expected]
     assert len({e.action for e in expected}) > 1  # the check can tell answers apart
+    deadline = time.monotonic() + 10
+    sizes: list[int] = []
+    while time.monotonic() < deadline and sum(sizes) < 24:
+        time.sleep(0.1)
+        sizes = [int(m[1]) for m in map(parse, statsd.lines) if m[0] == names.SERVE_BATCH_SIZE]
+    assert sum(sizes) >= 24 and 1 < max(sizes) <= cfg.serve.max_batch_size, sizes
 
 
 def test_batch_endpoint_answers_in_order(served):
@@ -259,7 +268,7 @@ def test_requests_are_counted_in_datadog_with_bounded_tags(served):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(w in map(parse, statsd.lines) for w in wanted):
         time.sleep(0.1)
-    metrics = [parse(line) for line in statsd.lines if line.startswith("rsc.serve.")]
+    metrics = [m for m in map(parse, statsd.lines) if m[0] in REQUEST_METRICS]
     assert all(w in metrics for w in wanted), metrics[-6:]
     latencies = [m for m in metrics if m[0] == "rsc.serve.latency_ms"]
     assert latencies and {m[2] for m in latencies} == {"h"} and all(float(m[1]) > 0 for m in latencies)

@@ -35,3 +35,4 @@ def eval_metric(key: str) -> str:
 SERVE_REQUESTS = "rsc.serve.requests"
 SERVE_LATENCY = "rsc.serve.latency_ms"
 SERVE_ERRORS = "rsc.serve.errors"  # 5xx responses
+SERVE_BATCH_SIZE = "rsc.serve.batch_size"  # observations per network call of @serve.batch (no request tags)

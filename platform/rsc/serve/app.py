@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from ray import serve
 
 from rsc.config.settings import MonitorSettings, ServeSettings
-from rsc.monitor import DogStatsdSink, MetricsSink, NullSink
+from rsc.monitor import DogStatsdSink, Metric, MetricsSink, NullSink, names
 from rsc.registry.policy import Decision, Policy
 from rsc.registry.tracking import load_policy, load_version, resolve_alias
 from rsc.serve.api import ActBatchRequest, ActBatchResponse, ActRequest, ActResponse, Health, ModelInfo
@@ -110,6 +110,7 @@ class PolicyServer:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _decide_batched(self, items: list[tuple[Policy, np.ndarray]]) -> list[Decision]:
+        self.sink.send(Metric(names.SERVE_BATCH_SIZE, len(items), "histogram", {}))
         return decide_grouped(items)
 
     async def act(self, request: ActRequest) -> ActResponse:
