@@ -115,7 +115,10 @@ class PolicyServer:
 
     async def act(self, request: ActRequest) -> ActResponse:
         current = self.current  # read once: the whole request uses this version
-        obs = observation(current.policy, request)
+        if request.bars is None:
+            obs = observation(current.policy, request)
+        else:  # indicators over a few hundred bars take milliseconds: keep the event loop serving
+            obs = await asyncio.to_thread(observation, current.policy, request)
         if self.settings.max_batch_size > 1:
             decision = await self._decide_batched((current.policy, obs))
         else:
