@@ -14,7 +14,6 @@ from rsc.config import Settings, load_settings
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT / "configs"
-SHARED = PROJECT.parent / "shared"
 
 
 @pytest.fixture(scope="session")
