@@ -261,7 +261,8 @@ def parse(line: str) -> tuple[str, str, str, dict[str, str]]:
 def test_requests_are_counted_in_datadog_with_bounded_tags(served):
     _, _, url, statsd = served
     w, f = window(url)
-    requests.post(f"{url}/v1/act", json={"features": [[0.0] * f] * w}, timeout=30)
+    answer = requests.post(f"{url}/v1/act", json={"features": [[0.0] * f] * w}, timeout=30)
+    assert answer.headers["x-model-version"] == str(answer.json()["model_version"]) == "1"
     requests.post(f"{url}/v1/act", json={}, timeout=30)
     base = {"endpoint": "/v1/act", "model_version": "1", "env": "local", "service": "rsc-serve"}
     wanted = [("rsc.serve.requests", "1", "c", {**base, "status_class": s}) for s in ("2xx", "4xx")]
@@ -324,7 +325,7 @@ def wait_for(client: Client, version: int, start: int = 0, timeout_s: float = 30
 
 
 def test_moving_the_alias_under_load_fails_no_request(served):
-    cfg, uris, url, _ = served
+    cfg, uris, url, statsd = served
     w, f = window(url)
     clients = [Client(url, {"features": [[0.001] * f] * w, "position": 0.0}) for _ in range(2)]
     for client in clients:
@@ -351,6 +352,12 @@ def test_moving_the_alias_under_load_fails_no_request(served):
         assert set(versions[first_back:]) == {1}
         assert len(versions) - first_back > 5 and mark - first_v2 > 5
     health = requests.get(f"{url}/healthz", timeout=10).json()
+    counted = {
+        m[3]["model_version"]
+        for m in map(parse, statsd.lines)
+        if m[0] == names.SERVE_REQUESTS and m[3]["endpoint"] == "/v1/act" and m[3]["status_class"] == "2xx"
+    }
+    assert {"1", "2"} <= counted  # requests are counted under the version that answered them
     # the follower keeps resolving the alias (every 0.5 s here) after the switches
     assert health["model_version"] == 1 and 0 <= health["alias_checked_s_ago"] < 5
 

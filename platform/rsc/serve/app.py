@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
 from ray import serve
 
 from rsc.config.settings import MonitorSettings, ServeSettings
@@ -29,7 +28,7 @@ from rsc.monitor import DogStatsdSink, Metric, MetricsSink, NullSink, names
 from rsc.registry.policy import Decision, Policy
 from rsc.registry.tracking import load_policy, load_version, resolve_alias
 from rsc.serve.api import ActBatchRequest, ActBatchResponse, ActRequest, ActResponse, Health, ModelInfo
-from rsc.serve.http import BodyLimit, RequestMetrics, invalid_input, invalid_request
+from rsc.serve.http import VERSION_HEADER, BodyLimit, RequestMetrics, invalid_input, invalid_request
 from rsc.serve.inference import InvalidInput, decide_grouped, observation
 
 log = logging.getLogger(__name__)
@@ -168,8 +167,13 @@ class PolicyServer:
         )
 
 
-def _json(model: BaseModel) -> Response:
-    return Response(model.model_dump_json(), media_type="application/json")
+def _json(model: ActResponse | ActBatchResponse) -> Response:
+    """The answer with the version that gave it in a header too (request metrics are tagged with it)."""
+    return Response(
+        model.model_dump_json(),
+        media_type="application/json",
+        headers={VERSION_HEADER: str(model.model_version)},
+    )
 
 
 def build_api(server: PolicyServer) -> FastAPI:

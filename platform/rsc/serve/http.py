@@ -15,6 +15,8 @@ from rsc.monitor import Metric, MetricsSink, names
 from rsc.serve.inference import InvalidInput
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+VERSION_HEADER = "x-model-version"  # set by the answering routes: the version that decided
+VERSION_HEADER_BYTES = VERSION_HEADER.encode()
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -58,6 +60,9 @@ class BodyLimit:
 class RequestMetrics:
     """Count, latency and 5xx of every request, tagged by route template, status class and version.
 
+    The version is the one the response names in ``x-model-version`` (the version that answered, even
+    across an alias switch), else the one served when the request arrived.
+
     ``endpoints`` are the app's route paths: a request rejected before routing (413) is tagged with its
     path when that is one of them; any other path is ``unmatched``, so the tag stays a bounded set.
     """
@@ -80,9 +85,12 @@ class RequestMetrics:
         started, version, status = time.perf_counter(), self.version(), 500
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, version
             if message["type"] == "http.response.start":
                 status = message["status"]
+                for key, value in message.get("headers", ()):
+                    if key == VERSION_HEADER_BYTES:
+                        version = int(value)
             await send(message)
 
         try:
