@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rsc.cli import SettingsLoader, add_settings_arguments
+
 T = TypeVar("T")
-SettingsLoader = Callable[[argparse.Namespace], Any]
 EXIT_DATA_ERROR = 1
 
 
@@ -130,9 +131,7 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
     def step(name: str, help_: str, handler, positional_config: bool = True) -> argparse.ArgumentParser:
         parser = steps.add_parser(name, help=help_)
         if positional_config:
-            parser.add_argument(
-                "config", nargs="*", help="YAML files and key=value overrides (as for rsc run)"
-            )
+            add_settings_arguments(parser)
         else:
             parser.add_argument(
                 "-c",
@@ -141,7 +140,7 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
                 default=[],
                 help="YAML file or key=value override (repeatable)",
             )
-        parser.add_argument("--env", default="local", help="environment overlay under configs/")
+            parser.add_argument("--env", default="local", help="environment overlay under configs/")
         parser.set_defaults(func=lambda args: _guarded(handler, args, load))
         return parser
 

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from rsc.cli import add_settings_arguments
 from rsc.cli import data as data_commands
 from rsc.cli import paper as paper_commands
 from rsc.cli import registry as registry_commands
@@ -65,12 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the whole DAG locally (KFP local runner), then paper-trade")
-    run.add_argument(
-        "config",
-        nargs="*",
-        help="YAML files (default configs/base.yaml + configs/<env>.yaml) and key=value overrides",
-    )
-    run.add_argument("--env", default="local", help="environment overlay under configs/ (default: local)")
+    add_settings_arguments(run)
     run.add_argument("--keep-serving", action="store_true", help="keep Ray and the endpoint up after the run")
     run.set_defaults(func=cmd_run)
 
@@ -91,8 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild a run's report.html and metrics.json")
     report.add_argument("run", help="run name under the storage root")
-    report.add_argument("config", nargs="*", help="YAML files and key=value overrides, as for rsc run")
-    report.add_argument("--env", default="local", help="environment overlay under configs/ (default: local)")
+    add_settings_arguments(report)
     report.set_defaults(func=cmd_report)
     return parser
 

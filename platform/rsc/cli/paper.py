@@ -13,16 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from rsc.cli import SettingsLoader, add_settings_arguments
 from rsc.config import Settings
 
-SettingsLoader = Callable[[argparse.Namespace], Any]
 HALTED_EXIT = 3  # `rsc paper start` exit status when a kill switch stopped the trader
 
 
@@ -163,15 +161,13 @@ def cmd_status(args: argparse.Namespace, load: SettingsLoader) -> int:
 def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
     paper = commands.add_parser("paper", help="paper trading: start | status | stop")
     actions = paper.add_subparsers(dest="paper_command", required=True)
-    config_help = "YAML files (default configs/base.yaml + configs/<env>.yaml) and key=value overrides"
     for name, func, text in (
         ("start", cmd_start, "run the paper trader (resumes the session's ledger)"),
         ("status", cmd_status, "equity, pnl, positions, last decisions and checks from the ledger"),
         ("stop", cmd_stop, "stop a running trader gracefully (SIGTERM: it commits the bar in hand)"),
     ):
         command = actions.add_parser(name, help=text)
-        command.add_argument("config", nargs="*", help=config_help)
-        command.add_argument("--env", default="local", help="environment overlay under configs/")
+        add_settings_arguments(command)
         if name == "start":
             command.add_argument("--detach", action="store_true", help="run in the background")
         if name == "stop":

@@ -13,14 +13,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from rsc.cli import SettingsLoader, add_settings_arguments
 from rsc.config import Settings
 
-SettingsLoader = Callable[[argparse.Namespace], Any]
 EXIT_REFUSED = 1
 
 
@@ -126,7 +125,6 @@ def _run(func: Callable[[argparse.Namespace, SettingsLoader], int], load: Settin
 
 
 def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
-    config_help = "YAML files (default configs/base.yaml + configs/<env>.yaml) and key=value overrides"
     registry = commands.add_parser("registry", help="list, promote or roll back registered model versions")
     actions = registry.add_subparsers(dest="action", required=True)
     list_ = actions.add_parser("list", help="versions with aliases, test metrics and gate decisions")
@@ -135,6 +133,5 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
     promote.add_argument("--force", action="store_true", help="promote even if the gate refuses")
     rollback = actions.add_parser("rollback", help="move champion back to the previous champion")
     for parser, func in ((list_, cmd_list), (promote, cmd_promote), (rollback, cmd_rollback)):
-        parser.add_argument("config", nargs="*", help=config_help)
-        parser.add_argument("--env", default="local", help="environment overlay under configs/")
+        add_settings_arguments(parser)
         parser.set_defaults(func=_run(func, load))

@@ -11,10 +11,8 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
 
-SettingsLoader = Callable[[argparse.Namespace], Any]
+from rsc.cli import SettingsLoader, add_settings_arguments
 
 
 def cmd_serve(args: argparse.Namespace, load: SettingsLoader) -> int:
@@ -61,8 +59,5 @@ def cmd_serve(args: argparse.Namespace, load: SettingsLoader) -> int:
 
 def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
     parser = commands.add_parser("serve", help="serve the registered champion over HTTP (Ray Serve)")
-    parser.add_argument(
-        "config", nargs="*", help="YAML files (default configs/base.yaml + configs/<env>.yaml) and key=value"
-    )
-    parser.add_argument("--env", default="local", help="environment overlay under configs/")
+    add_settings_arguments(parser)
     parser.set_defaults(func=lambda args: cmd_serve(args, load))

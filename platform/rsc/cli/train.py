@@ -7,13 +7,10 @@ Ray cluster of ``ray.address`` (a local in-process Ray when unset).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
 
+from rsc.cli import SettingsLoader, add_settings_arguments
 from rsc.config import ConfigError, Settings
 from rsc.storage import Storage, join
-
-SettingsLoader = Callable[[argparse.Namespace], Any]
 
 
 def _split_inputs(cfg: Settings) -> tuple[str, str]:
@@ -54,13 +51,11 @@ def cmd_tune(args: argparse.Namespace, load: SettingsLoader) -> int:
 
 
 def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
-    config_help = "YAML files (default configs/base.yaml + configs/<env>.yaml) and key=value overrides"
     for name, func, text in (
         ("train", cmd_train, "train the configured RLlib algorithm on the run's split data"),
         ("tune", cmd_tune, "search hyperparameters with Ray Tune (Optuna + ASHA) on the run's split data"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("config", nargs="*", help=config_help)
-        command.add_argument("--env", default="local", help="environment overlay under configs/")
+        add_settings_arguments(command)
         command.add_argument("--resume", action="store_true", help="continue an interrupted run")
         command.set_defaults(func=lambda args, f=func: f(args, load))
