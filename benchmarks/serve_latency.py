@@ -38,6 +38,7 @@ import rsc  # noqa: F401  (sets RAY_AUTH_MODE before ray is imported)
 from rsc.cluster.local import free_port
 from rsc.config import load_settings
 from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TEST, TIMESTAMP
+from rsc.paper.decisions import INDICATOR_LOOKBACK  # bars the paper replay sends beyond the minimum
 from rsc.registry.policy import Policy
 from rsc.serve.deploy import policy_app
 from rsc.storage import Storage
@@ -51,7 +52,6 @@ BATCH = 16  # max_batch_size of the batched policy app
 # actor. Documented in Ray's "Enable High Throughput on Ray Serve" guide.
 INGRESS_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 INGRESS_NAMES = {"proxy": "Ray Serve's default Python HTTP proxy", "haproxy": "HAProxy, throughput-optimized"}
-INDICATOR_LOOKBACK = 250  # bars the paper replay sends beyond the model's minimum
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -24,4 +24,5 @@ FLOAT_DTYPE = "float64"
 # Layout of an exported policy folder (written by train, read by evaluate, registry and serve).
 NETWORK_FILE = "network.pt"  # TorchScript: observation [B, D] -> action scores [B, A]
 POLICY_FILE = "policy.json"  # indicators, window, positions, scaler, observation size
+WALK_FORWARD_FILE = "walk_forward.parquet"  # under tune/: per candidate and fold, metrics and choice
 CHECKPOINT_DIR = "checkpoint"  # RLlib checkpoint of the best iteration

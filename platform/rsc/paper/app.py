@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rsc.config import Settings
-from rsc.core.schema import SYMBOL
 from rsc.monitor import MetricsSink, sink_from_settings
 from rsc.paper.decisions import DecisionSource, HttpDecisions, PolicyDecisions
 from rsc.paper.drift import load_drift_watch
@@ -34,7 +33,7 @@ def make_feed(cfg: Settings, storage: Storage) -> Feed:
     if cfg.paper.feed == "live":
         return LiveFeed(cfg.data.yfinance, symbols, cfg.paper.lookback_days, cfg.paper.poll_s)
     bars = storage.read_dataset(join(cfg.run_root, "bars"), symbols=list(symbols))
-    return ReplayFeed(bars[bars[SYMBOL].isin(symbols)], cfg.paper.bars, cfg.paper.speed)
+    return ReplayFeed(bars, cfg.paper.bars, cfg.paper.speed)
 
 
 def champion_source(cfg: Settings, endpoint: str | None = None) -> DecisionSource:

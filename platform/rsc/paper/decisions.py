@@ -13,7 +13,7 @@ import numpy as np
 import requests
 
 from rsc.core.features import Bars
-from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, TIMESTAMP, VOLUME
+from rsc.core.schema import OHLCV_COLUMNS, TIMESTAMP
 
 if TYPE_CHECKING:
     from rsc.registry.policy import Policy
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # Bars beyond the model's minimum, so that recursive indicators (Wilder's RSI) converge to the values
 # training saw on the full history.
 INDICATOR_LOOKBACK = 250
-FIELDS = (OPEN, HIGH, LOW, CLOSE, VOLUME)
+FIELDS = OHLCV_COLUMNS
 
 
 class Window(NamedTuple):

@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from ray import serve
 
 from rsc.config.settings import MonitorSettings, ServeSettings
-from rsc.monitor import DogStatsdSink, Metric, MetricsSink, NullSink, names
+from rsc.monitor import Metric, MetricsSink, NullSink, names, sink_from_settings
 from rsc.registry.policy import Decision, Policy
 from rsc.registry.tracking import load_policy, load_version, resolve_alias
 from rsc.serve.api import ActBatchRequest, ActBatchResponse, ActRequest, ActResponse, Health, ModelInfo
@@ -46,10 +46,7 @@ class Loaded:
 
 
 def _sink(monitor: MonitorSettings | None) -> MetricsSink:
-    if monitor is None or not monitor.enabled:
-        return NullSink()
-    tags = {"env": monitor.environment, "service": "rsc-serve"}
-    return DogStatsdSink(monitor.statsd_host, monitor.statsd_port, tags)
+    return NullSink() if monitor is None else sink_from_settings(monitor, "rsc-serve")
 
 
 @serve.deployment(name="PolicyServer")
@@ -130,9 +127,19 @@ class PolicyServer:
                 413, f"{len(request.requests)} requests in one batch, over {self.settings.max_batch_requests}"
             )
         current = self.current
-        observations = np.stack(
-            [observation(current.policy, r, ("body", "requests", i)) for i, r in enumerate(request.requests)]
-        )
+
+        def observations_of_all() -> np.ndarray:
+            return np.stack(
+                [
+                    observation(current.policy, r, ("body", "requests", i))
+                    for i, r in enumerate(request.requests)
+                ]
+            )
+
+        if any(r.bars is not None for r in request.requests):  # indicators: keep the event loop serving
+            observations = await asyncio.to_thread(observations_of_all)
+        else:
+            observations = observations_of_all()
         results = [self._response(current, d) for d in current.policy.decide_batch(observations)]
         return ActBatchResponse(results=results, model_name=self.model_name, model_version=current.version)
 

@@ -14,12 +14,12 @@ import pandas as pd
 
 from rsc.config import Settings
 from rsc.config.settings import EnvSettings
-from rsc.core.schema import CLOSE, OPEN, SYMBOL, TEST, TIMESTAMP
+from rsc.core.schema import CLOSE, OPEN, SYMBOL, TEST, TIMESTAMP, WALK_FORWARD_FILE
 from rsc.env import MarketArrays, TradingEnv
 from rsc.evaluate import suite
 from rsc.evaluate.backtest import backtest_policy
 from rsc.evaluate.report import render_report
-from rsc.monitor import DogStatsdSink, Metric, MetricsSink, NullSink, names
+from rsc.monitor import Metric, MetricsSink, names, sink_from_settings
 from rsc.registry.policy import Policy
 from rsc.storage import Storage, join
 
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 TRIALS_FILE = "trials.parquet"  # written by the tune stage: one row per trial, with eval/sharpe
 TRIAL_RETURNS_FILE = "trial_returns.parquet"  # one column per trial: its per-bar validation returns
 TRIAL_SHARPE = "eval/sharpe"
-WALK_FORWARD_FILE = "walk_forward.parquet"  # written by the tune stage's walk-forward selection
 
 
 @dataclass(frozen=True)
@@ -100,13 +99,6 @@ def send_metrics(sink: MetricsSink, results: Mapping, symbol: str) -> int:
     return sent
 
 
-def _sink(cfg: Settings) -> MetricsSink:
-    if not cfg.monitor.enabled:
-        return NullSink()
-    tags = {"env": cfg.monitor.environment, "service": "rsc-evaluate"}
-    return DogStatsdSink(cfg.monitor.statsd_host, cfg.monitor.statsd_port, tags)
-
-
 def run(
     cfg: Settings,
     split_uri: str,
@@ -149,7 +141,7 @@ def run(
     report_uri = join(cfg.run_root, "evaluation", "report.html")
     storage.write_json(metrics_uri, results)
     storage.write_bytes(report_uri, render_report(evaluation).encode())
-    sink = sink or _sink(cfg)
+    sink = sink or sink_from_settings(cfg.monitor, "rsc-evaluate")
     send_metrics(sink, results, symbol)
     log.info("evaluate: %s", evaluation.verdict)
     return EvaluateResult(metrics_uri, report_uri, evaluation.metrics)

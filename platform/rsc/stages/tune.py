@@ -20,7 +20,7 @@ import pandas as pd
 
 from rsc.config import Settings
 from rsc.core.observation import observation_size
-from rsc.core.schema import TRAIN
+from rsc.core.schema import TRAIN, WALK_FORWARD_FILE
 from rsc.data.splits import assign_fold
 from rsc.registry.tracking import configure, log_sweep
 from rsc.rl.algorithm import build_algorithm_config
@@ -33,8 +33,6 @@ from rsc.rl.walk_forward import select, summarise, usable_folds
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
-
-WALK_FORWARD_FILE = "walk_forward.parquet"  # per candidate and fold: validation metrics, chosen flag
 
 
 @dataclass(frozen=True)
