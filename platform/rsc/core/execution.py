@@ -63,20 +63,25 @@ def spread_rate(high: float, low: float, close: float, spread_factor: float) -> 
 
 
 def fill(
-    cash: float, units: float, target_weight: float, price: float, cost_rate: float
-) -> tuple[float, float, float]:
+    cash: float, units: float, entry: float, target_weight: float, price: float, cost_rate: float
+) -> tuple[float, float, float, float]:
     """Trade to ``target_weight`` of equity at ``price``.
 
     The target is sized on pre-trade equity; the cost (``cost_rate`` per unit of traded notional) is
-    taken from cash, so the realised weight is a hair below target when costs are on.
+    taken from cash, so the realised weight is a hair below target when costs are on. ``entry`` is
+    the position's average entry price, carried through :func:`entry_price_after` (stops and the
+    observation's unrealised return read it; pass 0 where nobody does).
 
     Returns:
-        ``(cash, units, cost)`` after the trade.
+        ``(cash, units, entry, cost)`` after the trade.
     """
     target_units = target_weight * (cash + units * price) / price
     traded = target_units - units
+    if not traded:
+        return cash, units, entry, 0.0
     cost = abs(traded) * price * cost_rate
-    return cash - traded * price - cost, target_units, cost
+    entry = entry_price_after(units, entry, target_units, price)
+    return cash - traded * price - cost, target_units, entry, cost
 
 
 def borrow_cost(units: float, price: float, rate_per_bar: float) -> float:
@@ -186,7 +191,7 @@ def rebalance(
     portfolio: Portfolio, target_weight: float, price: float, costs: Costs
 ) -> tuple[Portfolio, float]:
     """Trade to ``target_weight`` of equity at ``price``; returns the new portfolio and the cost paid."""
-    cash, units, cost = fill(portfolio.cash, portfolio.units, target_weight, price, costs.rate)
+    cash, units, _, cost = fill(portfolio.cash, portfolio.units, 0.0, target_weight, price, costs.rate)
     return Portfolio(cash, units), cost
 
 
@@ -221,7 +226,7 @@ def simulate(
     if costs.spread_factor and (high is None or low is None):
         raise ValueError("costs.spread_factor needs the bars' high and low")
     out = Trajectory(np.empty(n), np.empty(n), np.empty(n), np.zeros(n))
-    cash, units = float(initial_cash), 0.0
+    cash, units, entry = float(initial_cash), 0.0, 0.0
     out.equity[0], out.units[0], out.cash[0] = initial_cash, 0.0, initial_cash
     borrow_rate = costs.borrow_rate_per_bar
     for t in range(1, n):
@@ -230,7 +235,7 @@ def simulate(
             rate += spread_rate(
                 float(high[t - 1]), float(low[t - 1]), float(close[t - 1]), costs.spread_factor
             )
-        cash, units, cost = fill(cash, units, float(decisions[t - 1]), float(open_[t]), rate)
+        cash, units, entry, cost = fill(cash, units, entry, float(decisions[t - 1]), float(open_[t]), rate)
         if borrow_rate and units < 0:
             fee = borrow_cost(units, float(close[t]), borrow_rate)
             cash -= fee

@@ -9,7 +9,7 @@ import numpy as np
 
 from rsc.config.settings import EnvSettings
 from rsc.core import execution, observation
-from rsc.core.rewards import REWARDS, RewardParams
+from rsc.core.rewards import make_reward
 from rsc.env.market import PanelArrays, episode_bounds
 
 PORTFOLIO_ENV_ID = "rsc/Portfolio-v0"
@@ -51,8 +51,7 @@ class PortfolioEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's class attribute
 
     def __init__(self, market: PanelArrays, settings: EnvSettings, mode: Literal["train", "eval"] = "train"):
-        if settings.reward not in REWARDS:
-            raise ValueError(f"unknown reward {settings.reward!r}; known: {sorted(REWARDS)}")
+        self._reward = make_reward(settings.reward, settings.drawdown_penalty, settings.sharpe_eta)
         self.market, self.settings, self.mode = market, settings, mode
         _, n_assets, n_features = market.features.shape
         self.n_assets = n_assets
@@ -64,15 +63,13 @@ class PortfolioEnv(gym.Env):
         self._obs_rows = observation.window_rows(market.features, settings.window, extra=n_assets)
         spread = 0.5 * settings.spread_factor * (market.high - market.low) / market.close  # [T, N]
         self._rates = np.ascontiguousarray(self.costs.rate + spread)  # cost rates of orders decided on bar t
-        self._reward = REWARDS[settings.reward]
-        self._reward_params = RewardParams(settings.drawdown_penalty, settings.sharpe_eta)
         self._t = self._end = market.first
         self._reset_portfolio()
 
     def _reset_portfolio(self) -> None:
         cash = self.settings.initial_cash
         self._cash, self._units, self._equity, self._peak = cash, np.zeros(self.n_assets), cash, cash
-        self._reward_state = self._reward.initial_state(cash)
+        self._reward.reset(cash)
 
     @property
     def t(self) -> int:
@@ -108,9 +105,7 @@ class PortfolioEnv(gym.Env):
         previous = self._equity
         self._equity = self._cash + float(self._units @ market.close[nxt])
         self._peak = max(self._peak, self._equity)
-        reward, self._reward_state = self._reward.step(
-            self._reward_state, previous, self._equity, self._reward_params
-        )
+        reward = self._reward.step(previous, self._equity)
         terminated = self._equity <= settings.ruin_fraction * settings.initial_cash
         if settings.max_drawdown is not None and self._equity < (1.0 - settings.max_drawdown) * self._peak:
             self._cash, self._units, exit_cost = execution.fill_weights(

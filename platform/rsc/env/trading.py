@@ -9,10 +9,12 @@ import numpy as np
 
 from rsc.config.settings import EnvSettings
 from rsc.core import execution, observation
-from rsc.core.rewards import REWARDS, RewardParams
+from rsc.core.execution import borrow_cost, fill
+from rsc.core.rewards import make_reward
 from rsc.env.market import MarketArrays, episode_bounds
 
 ENV_ID = "rsc/Trading-v0"
+OBSERVATION_BLOCK = 64  # observation rows copied out at a time (see TradingEnv._copy_block)
 
 
 class TradingEnv(gym.Env):
@@ -54,8 +56,7 @@ class TradingEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's class attribute
 
     def __init__(self, market: MarketArrays, settings: EnvSettings, mode: Literal["train", "eval"] = "train"):
-        if settings.reward not in REWARDS:
-            raise ValueError(f"unknown reward {settings.reward!r}; known: {sorted(REWARDS)}")
+        self._reward = make_reward(settings.reward, settings.drawdown_penalty, settings.sharpe_eta)
         self.market, self.settings, self.mode = market, settings, mode
         self.costs = execution.Costs(
             settings.commission_bps,
@@ -76,34 +77,40 @@ class TradingEnv(gym.Env):
         # Everything a step reads is prepared here, once (the step is the hot path, see
         # benchmarks/env_throughput.py): one observation row per bar, prices and per-bar cost rates as
         # Python lists (float arithmetic on list items is several times cheaper than on numpy scalars).
-        rows = observation.window_rows(market.features, window, extra=observation.POSITION_SLOTS)
-        self._obs_rows = list(rows)
+        self._window_rows = observation.window_rows(market.features, window, extra=observation.POSITION_SLOTS)
+        self._obs_width = self._window_rows.shape[1]
         self._open, self._high = market.open.tolist(), market.high.tolist()
         self._low, self._close = market.low.tolist(), market.close.tolist()
-        self._fill_prices = self._open if settings.fill == "next_open" else self._close
         spread = (
             0.5 * settings.spread_factor * (market.high - market.low) / market.close
             if settings.spread_factor
             else np.zeros(len(market.close))
         )
-        self._rates = (self.costs.rate + spread).tolist()  # cost rate of an order decided on bar t
-        self._borrow_rate = self.costs.borrow_rate_per_bar
-        self._positions = [execution.clip_weight(p, settings.max_position) for p in settings.positions]
-        self._discrete = settings.action == "discrete"
-        self._fill_at_open = settings.fill == "next_open"
-        self._protective = settings.stop_loss is not None or settings.take_profit is not None
-        self._ruin_equity = settings.ruin_fraction * settings.initial_cash
-        self._max_drawdown = settings.max_drawdown
-        self._reward = REWARDS[settings.reward]
-        self._reward_step = self._reward.step
-        self._reward_params = RewardParams(settings.drawdown_penalty, settings.sharpe_eta)
+        positions = [execution.clip_weight(p, settings.max_position) for p in settings.positions]
+        protective = settings.stop_loss is not None or settings.take_profit is not None
+        # What every step reads, unpacked with one attribute load (see step). ``rates[t]`` is the cost
+        # rate of an order decided on bar t; positions is None for the continuous action.
+        self._step_inputs = (
+            protective,
+            positions if settings.action == "discrete" else None,
+            self._open if settings.fill == "next_open" else self._close,
+            self._close,
+            (self.costs.rate + spread).tolist(),
+            self.costs.borrow_rate_per_bar,
+            settings.ruin_fraction * settings.initial_cash,
+            self._reward.step,
+            settings.max_drawdown,
+        )
         self._t = self._end = market.first
         self._reset_portfolio()
 
     def _reset_portfolio(self) -> None:
         cash = self.settings.initial_cash
-        self._cash, self._units, self._entry, self._equity, self._peak = cash, 0.0, 0.0, cash, cash
-        self._reward_state = self._reward.initial_state(cash)
+        # The portfolio after the last step: (cash, units, entry price, equity, peak equity). One tuple,
+        # replaced each step, so a step reads and writes its state with one attribute access each.
+        self._book = (cash, 0.0, 0.0, cash, cash)
+        self._reward.reset(cash)
+        self._copy_block(self._t)
 
     @property
     def t(self) -> int:
@@ -111,47 +118,66 @@ class TradingEnv(gym.Env):
 
     @property
     def equity(self) -> float:
-        return self._equity
+        return self._book[3]
 
     @property
     def portfolio(self) -> execution.Portfolio:
-        return execution.Portfolio(self._cash, self._units)
+        return execution.Portfolio(self._book[0], self._book[1])
 
-    def _observe(self) -> np.ndarray:
-        obs = self._obs_rows[self._t].copy()
-        units = self._units
-        if units:
-            price = self._close[self._t]
-            obs[-2] = units * price / self._equity if self._equity > 0 else 0.0
-            obs[-1] = (price / self._entry - 1.0) if units > 0 else (1.0 - price / self._entry)
-        return obs
+    def _copy_block(self, t: int) -> None:
+        """Copy the observation rows of bars ``t .. t + OBSERVATION_BLOCK - 1`` into a fresh block.
 
-    def _target(self, action) -> float:
-        if self._discrete:
-            return self._positions[action]
+        A step hands out its row of the block as a view, with the position slots written in: RLlib
+        keeps every observation, so each must be its own memory, and one copy of 64 rows costs far
+        less than 64 copies of one. ``t`` only grows within an episode and ``reset`` starts a new
+        block, so no row is handed out twice.
+        """
+        self._block = self._window_rows[t : t + OBSERVATION_BLOCK].copy()
+        self._block_start, self._block_end = t, t + OBSERVATION_BLOCK
+        self._view_block()
+
+    def _view_block(self) -> None:
+        self._rows = list(self._block)  # the row views, made at once (indexing a list is cheaper)
+        self._slots = memoryview(self._block).cast("B").cast("f")  # flat float32: cheap item writes
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_rows"], state["_slots"]  # views of the block: pickled, they would be copies
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._view_block()
+
+    def _continuous_target(self, action) -> float:
         limit = self.settings.max_position
         return execution.clip_weight(float(action[0]) * limit, limit)
 
-    def _trade(self, target: float, price: float, rate: float) -> float:
-        before = self._units
-        self._cash, units, cost = execution.fill(self._cash, before, target, price, rate)
-        if units != before:
-            self._entry = execution.entry_price_after(before, self._entry, units, price)
-            self._units = units
-        return cost
-
-    def _protect(self, bar: int, rate: float) -> float:
-        """Stop-loss / take-profit on bar ``bar``'s range; returns the cost of an exit (or 0)."""
+    def _exit(self, cash: float, units: float, entry: float, bar: int, rate: float):
+        """A stop-loss / take-profit exit inside bar ``bar``'s range, if one triggers."""
+        settings = self.settings
         exit_price = execution.protective_exit(
-            self._units,
-            self._entry,
+            units,
+            entry,
             self._open[bar],
             self._high[bar],
             self._low[bar],
-            self.settings.stop_loss,
-            self.settings.take_profit,
+            settings.stop_loss,
+            settings.take_profit,
         )
-        return 0.0 if exit_price is None else self._trade(0.0, exit_price, rate)
+        if exit_price is None:
+            return cash, units, entry, 0.0
+        return fill(cash, units, entry, 0.0, exit_price, rate)
+
+    def _fill_with_exits(self, cash: float, units: float, entry: float, target: float, bar: int, rate: float):
+        """The order and the protective exit of bar ``bar``, in the order they happen within the bar."""
+        if self.settings.fill == "next_open":
+            cash, units, entry, cost = fill(cash, units, entry, target, self._open[bar], rate)
+            cash, units, entry, exit_cost = self._exit(cash, units, entry, bar, rate)
+        else:
+            cash, units, entry, exit_cost = self._exit(cash, units, entry, bar, rate)
+            cash, units, entry, cost = fill(cash, units, entry, target, self._close[bar], rate)
+        return cash, units, entry, cost + exit_cost
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -159,37 +185,51 @@ class TradingEnv(gym.Env):
             self.mode, self.market.first, len(self._close), self.settings.episode_length, self.np_random
         )
         self._reset_portfolio()
-        return self._observe(), {"equity": self._equity}
+        return self._rows[0], {"equity": self.settings.initial_cash}
 
     def step(self, action):
+        (
+            protective,
+            positions,
+            fill_prices,
+            closes,
+            rates,
+            borrow_rate,
+            ruin_equity,
+            reward_step,
+            max_drawdown,
+        ) = self._step_inputs
+        cash, units, entry, previous, peak = self._book
         t = self._t
-        nxt = t + 1
-        rate = self._rates[t]
-        target = self._positions[action] if self._discrete else self._target(action)
-        if self._protective and not self._fill_at_open:
-            cost = self._protect(nxt, rate) + self._trade(target, self._fill_prices[nxt], rate)
+        nxt = self._t = t + 1
+        rate, close = rates[t], closes[nxt]
+        target = positions[action] if positions is not None else self._continuous_target(action)
+        if protective:
+            cash, units, entry, cost = self._fill_with_exits(cash, units, entry, target, nxt, rate)
         else:
-            cost = self._trade(target, self._fill_prices[nxt], rate)
-            if self._protective:
-                cost += self._protect(nxt, rate)
-        close = self._close[nxt]
-        if self._borrow_rate and self._units < 0:
-            fee = execution.borrow_cost(self._units, close, self._borrow_rate)
-            self._cash -= fee
+            cash, units, entry, cost = fill(cash, units, entry, target, fill_prices[nxt], rate)
+        if units < 0 and borrow_rate:
+            fee = borrow_cost(units, close, borrow_rate)
+            cash -= fee
             cost += fee
-        self._t = nxt
-        previous = self._equity
-        equity = self._equity = self._cash + self._units * close
-        if equity > self._peak:
-            self._peak = equity
-        reward, self._reward_state = self._reward_step(
-            self._reward_state, previous, equity, self._reward_params
-        )
-        terminated = equity <= self._ruin_equity
-        if self._max_drawdown is not None and equity < (1.0 - self._max_drawdown) * self._peak:
-            cost += self._trade(0.0, close, rate)  # the kill switch flattens at the close it saw
-            self._equity = self._cash
-            terminated = True
+        equity = cash + units * close
+        if equity > peak:
+            peak = equity
+        reward = reward_step(previous, equity)
+        terminated = equity <= ruin_equity
+        if max_drawdown is not None and equity < (1.0 - max_drawdown) * peak:
+            # The kill switch flattens at the close it saw.
+            cash, units, entry, exit_cost = fill(cash, units, entry, 0.0, close, rate)
+            cost += exit_cost
+            equity, terminated = cash, True
+        self._book = (cash, units, entry, equity, peak)
         truncated = not terminated and nxt >= self._end
-        info = {"equity": self._equity, "cost": cost, "position": target, "units": self._units}
-        return self._observe(), reward, terminated, truncated, info
+        if nxt >= self._block_end:
+            self._copy_block(nxt)
+        i = nxt - self._block_start
+        if units:  # the position slots, the row's last two (the block's rows start zeroed there)
+            slot = (i + 1) * self._obs_width - 2
+            self._slots[slot] = units * close / equity if equity > 0 else 0.0
+            self._slots[slot + 1] = (close / entry - 1.0) if units > 0 else (1.0 - close / entry)
+        info = {"equity": equity, "cost": cost, "position": target, "units": units}
+        return self._rows[i], reward, terminated, truncated, info
