@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rsc.core.execution import Costs, Portfolio, equity, rebalance, simulate
+from rsc.core.execution import Costs, Portfolio, equity, fill, rebalance, simulate
 from rsc.core.metrics import max_drawdown, sharpe, total_return
 
 
@@ -14,6 +14,24 @@ def test_rebalance_hand_computed():
     assert cost == pytest.approx(5.0)
     assert portfolio.cash == pytest.approx(10_000 - 5_000 - 5)
     assert equity(portfolio, 110.0) == pytest.approx(4_995 + 50 * 110)
+
+
+@pytest.mark.parametrize(
+    ("units", "entry", "target", "price", "expected"),
+    [
+        (0.0, 0.0, 10.0, 100.0, 100.0),  # opening: the fill price
+        (10.0, 100.0, 30.0, 120.0, (10 * 100 + 20 * 120) / 30),  # adding: weighted
+        (30.0, 110.0, 5.0, 90.0, 110.0),  # reducing: kept
+        (5.0, 110.0, -5.0, 90.0, 90.0),  # flipping: the fill price
+        (-5.0, 90.0, 0.0, 80.0, 0.0),  # closing: none
+        (-5.0, 90.0, -5.0, 80.0, 90.0),  # no trade: kept, at no cost
+    ],
+)
+def test_fill_carries_the_average_entry_price(units, entry, target, price, expected):
+    cash, after, new_entry, cost = fill(1_000.0, units, entry, target, price, 0.001)
+    assert after == target and new_entry == pytest.approx(expected)
+    assert cost == pytest.approx(abs(target - units) * price * 0.001)
+    assert cash == pytest.approx(1_000.0 - (target - units) * price - cost)
 
 
 def test_no_trade_no_cost():

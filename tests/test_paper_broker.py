@@ -82,8 +82,9 @@ def test_market_order_hand_computed_and_equal_to_the_env_fill():
     assert event["type"] == "fill" and event["id"] == "o1"
     assert event["units"] == pytest.approx(50.0) and event["price"] == 100.0
     assert event["cost"] == pytest.approx(5.0) and event["cash"] == pytest.approx(4_995.0)
+    sized = 0.5 * 10_000.0 / 100.0  # the env sizes a 0.5 weight on its equity at the fill price
     assert (event["cash"], event["position"], event["entry"], event["cost"]) == fill(
-        10_000.0, 0.0, 0.0, 0.5, 100.0, 0.001
+        10_000.0, 0.0, 0.0, sized, 100.0, 0.001
     )
     apply_to(state, event)
     assert state.pending == [] and state.units["A"] == event["position"] and state.fills == 1

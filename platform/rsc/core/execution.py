@@ -63,25 +63,32 @@ def spread_rate(high: float, low: float, close: float, spread_factor: float) -> 
 
 
 def fill(
-    cash: float, units: float, entry: float, target_weight: float, price: float, cost_rate: float
+    cash: float, units: float, entry: float, target_units: float, price: float, cost_rate: float
 ) -> tuple[float, float, float, float]:
-    """Trade to ``target_weight`` of equity at ``price``.
+    """Trade the position from ``units`` to ``target_units`` at ``price``: the platform's one fill.
 
-    The target is sized on pre-trade equity; the cost (``cost_rate`` per unit of traded notional) is
-    taken from cash, so the realised weight is a hair below target when costs are on. ``entry`` is
-    the position's average entry price, carried through :func:`entry_price_after` (stops and the
-    observation's unrealised return read it; pass 0 where nobody does).
+    The cost (``cost_rate`` per unit of traded notional) is taken from cash. A target weight ``w``
+    is sized on pre-trade equity, ``target_units = w * (cash + units * price) / price``, so the
+    realised weight is a hair below target when costs are on. ``entry`` is the position's average
+    entry price (stops and the observation's unrealised return read it): weighted on additions,
+    kept on reductions, ``price`` after a flip, 0 when flat.
 
     Returns:
         ``(cash, units, entry, cost)`` after the trade.
     """
-    target_units = target_weight * (cash + units * price) / price
+    # Every env step runs this: plain comparisons and products, no builtin calls.
     traded = target_units - units
     if not traded:
         return cash, units, entry, 0.0
-    cost = abs(traded) * price * cost_rate
-    entry = entry_price_after(units, entry, target_units, price)
-    return cash - traded * price - cost, target_units, entry, cost
+    if not target_units:  # closed
+        entry = 0.0
+    elif not units or units * target_units < 0:  # opened or flipped
+        entry = price
+    elif traded * units > 0:  # added to
+        entry = (entry * units + price * traded) / target_units
+    notional = traded * price
+    cost = (notional if notional > 0 else -notional) * cost_rate
+    return cash - notional - cost, target_units, entry, cost
 
 
 def borrow_cost(units: float, price: float, rate_per_bar: float) -> float:
@@ -171,18 +178,6 @@ def order_fill_price(
     return trigger if side * (trigger - limit) <= 0 else None
 
 
-def entry_price_after(units_before: float, entry_before: float, units_after: float, price: float) -> float:
-    """Average entry price after a trade: weighted on additions, kept on reductions, reset on flips."""
-    if units_after == 0:
-        return 0.0
-    if units_before == 0 or (units_before > 0) != (units_after > 0):
-        return price
-    if abs(units_after) > abs(units_before):
-        added = units_after - units_before
-        return (entry_before * units_before + price * added) / units_after
-    return entry_before
-
-
 def clip_weight(target: float, max_position: float) -> float:
     return max(-max_position, min(max_position, target))
 
@@ -191,7 +186,8 @@ def rebalance(
     portfolio: Portfolio, target_weight: float, price: float, costs: Costs
 ) -> tuple[Portfolio, float]:
     """Trade to ``target_weight`` of equity at ``price``; returns the new portfolio and the cost paid."""
-    cash, units, _, cost = fill(portfolio.cash, portfolio.units, 0.0, target_weight, price, costs.rate)
+    target_units = target_weight * equity(portfolio, price) / price
+    cash, units, _, cost = fill(portfolio.cash, portfolio.units, 0.0, target_units, price, costs.rate)
     return Portfolio(cash, units), cost
 
 
@@ -235,7 +231,9 @@ def simulate(
             rate += spread_rate(
                 float(high[t - 1]), float(low[t - 1]), float(close[t - 1]), costs.spread_factor
             )
-        cash, units, entry, cost = fill(cash, units, entry, float(decisions[t - 1]), float(open_[t]), rate)
+        price = float(open_[t])
+        target_units = float(decisions[t - 1]) * (cash + units * price) / price
+        cash, units, entry, cost = fill(cash, units, entry, target_units, price, rate)
         if borrow_rate and units < 0:
             fee = borrow_cost(units, float(close[t]), borrow_rate)
             cash -= fee

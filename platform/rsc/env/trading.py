@@ -133,7 +133,7 @@ class TradingEnv(gym.Env):
         block, so no row is handed out twice.
         """
         self._block = self._window_rows[t : t + OBSERVATION_BLOCK].copy()
-        self._block_start, self._block_end = t, t + OBSERVATION_BLOCK
+        self._block_start = t
         self._view_block()
 
     def _view_block(self) -> None:
@@ -171,12 +171,16 @@ class TradingEnv(gym.Env):
 
     def _fill_with_exits(self, cash: float, units: float, entry: float, target: float, bar: int, rate: float):
         """The order and the protective exit of bar ``bar``, in the order they happen within the bar."""
-        if self.settings.fill == "next_open":
-            cash, units, entry, cost = fill(cash, units, entry, target, self._open[bar], rate)
+        at_open = self.settings.fill == "next_open"
+        exit_cost = 0.0
+        if not at_open:  # the levels act during the bar, before the order fills at its close
             cash, units, entry, exit_cost = self._exit(cash, units, entry, bar, rate)
-        else:
+        price = self._open[bar] if at_open else self._close[bar]
+        cash, units, entry, cost = fill(
+            cash, units, entry, target * (cash + units * price) / price, price, rate
+        )
+        if at_open:  # the new position meets the bar's range after filling at its open
             cash, units, entry, exit_cost = self._exit(cash, units, entry, bar, rate)
-            cash, units, entry, cost = fill(cash, units, entry, target, self._close[bar], rate)
         return cash, units, entry, cost + exit_cost
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -207,7 +211,10 @@ class TradingEnv(gym.Env):
         if protective:
             cash, units, entry, cost = self._fill_with_exits(cash, units, entry, target, nxt, rate)
         else:
-            cash, units, entry, cost = fill(cash, units, entry, target, fill_prices[nxt], rate)
+            price = fill_prices[nxt]  # the target weight is sized on equity at the fill price
+            cash, units, entry, cost = fill(
+                cash, units, entry, target * (cash + units * price) / price, price, rate
+            )
         if units < 0 and borrow_rate:
             fee = borrow_cost(units, close, borrow_rate)
             cash -= fee
@@ -224,12 +231,13 @@ class TradingEnv(gym.Env):
             equity, terminated = cash, True
         self._book = (cash, units, entry, equity, peak)
         truncated = not terminated and nxt >= self._end
-        if nxt >= self._block_end:
-            self._copy_block(nxt)
         i = nxt - self._block_start
+        if i >= OBSERVATION_BLOCK:
+            self._copy_block(nxt)
+            i = 0
         if units:  # the position slots, the row's last two (the block's rows start zeroed there)
-            slot = (i + 1) * self._obs_width - 2
-            self._slots[slot] = units * close / equity if equity > 0 else 0.0
-            self._slots[slot + 1] = (close / entry - 1.0) if units > 0 else (1.0 - close / entry)
+            slots, slot = self._slots, (i + 1) * self._obs_width - 2
+            slots[slot] = units * close / equity if equity > 0 else 0.0
+            slots[slot + 1] = (close / entry - 1.0) if units > 0 else (1.0 - close / entry)
         info = {"equity": equity, "cost": cost, "position": target, "units": units}
         return self._rows[i], reward, terminated, truncated, info

@@ -4,9 +4,9 @@ Fill prices come from :func:`rsc.core.execution.order_fill_price` (market at the
 and stop-limit on the bar's range, gaps at the open). Costs are the env's: ``cost_rate`` per unit
 of traded notional (commission + slippage + half the spread estimated from the decision bar, fixed
 when the order is placed), borrow on shorts at each mark. An order asks either for a target weight
-(sized on the book's equity at this bar's opens, exactly as :func:`rsc.core.execution.fill`
-sizes the env's trades) or for a signed quantity of units. Orders live for one bar: one that does
-not fill expires.
+(sized on the book's equity at this bar's opens, as the env sizes its trades) or for a signed
+quantity of units; either fills through :func:`rsc.core.execution.fill`, the env's fill. Orders live
+for one bar: one that does not fill expires.
 
 Rejections, of orders that grow a position (one that shrinks a position only lowers the risk): a
 fill that would leave one symbol's weight above ``max_position`` or the gross exposure above
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from rsc.core.execution import borrow_cost, entry_price_after, order_fill_price, spread_rate
+from rsc.core.execution import borrow_cost, fill, order_fill_price, spread_rate
 from rsc.paper.state import BookState, Event, finite
 
 TOLERANCE = 1e-9  # relative slack on limit checks, for sizes that hit a limit exactly
@@ -82,7 +82,7 @@ def _rejection(
 
 
 def _sized(order: Event, held: float, equity: float, price: float) -> tuple[float, float]:
-    """``(traded, after)`` units; a target weight is sized as execution.fill sizes the env's trades."""
+    """``(traded, after)`` units; a target weight is sized on equity, as the env sizes its trades."""
     if order["target_weight"] is not None:
         after = order["target_weight"] * equity / price
         return after - held, after
@@ -126,10 +126,9 @@ def execute(book: BookState, name: str, bars: Mapping[str, Bar], limits: Limits)
         if refused is not None:
             events.append(_closed("reject", name, order, refused))
             continue
-        cost = abs(traded) * price * order["cost_rate"]
-        cash = cash - traded * price - cost
-        entry[symbol] = entry_price_after(held, entry.get(symbol, 0.0), after, price)
-        units[symbol] = after
+        cash, units[symbol], entry[symbol], cost = fill(
+            cash, held, entry.get(symbol, 0.0), after, price, order["cost_rate"]
+        )
         events.append(
             _fill(name, order["id"], symbol, traded, price, cost, cash, after, entry[symbol], "order")
         )
@@ -196,8 +195,7 @@ def flatten(book: BookState, name: str, rates: Mapping[str, float], reason: str)
         if not held:
             continue
         price = book.prices[symbol]
-        cost = abs(held) * price * rates.get(symbol, 0.0)
-        cash = cash + held * price - cost
+        cash, _, _, cost = fill(cash, held, 0.0, 0.0, price, rates.get(symbol, 0.0))
         events.append(_fill(name, None, symbol, -held, price, cost, cash, 0.0, 0.0, reason))
     return events
 
