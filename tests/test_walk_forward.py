@@ -77,5 +77,12 @@ def test_selection_runs_on_real_folds_and_reaches_the_report(smoke_split, ray_se
     assert result.best_params == {"lr": ranked.loc[chosen, "config/lr"]}
     assert storage.read_json(result.best_params_uri)["selected_by"] == "walk-forward worst of eval/sharpe"
     assert (per_fold["validation_end"] <= str(cfg.split.validation_end)).all()
+    returns = pd.read_parquet(
+        io.BytesIO(storage.read_bytes(join(cfg.run_root, "tune", "walk_forward_returns.parquet")))
+    )
+    assert sorted(returns.columns) == sorted(
+        f"candidate-{c}/fold-{f}" for c in range(2) for f in range(len(folds))
+    )
+    assert all(returns[column].notna().sum() > 0 for column in returns.columns)
     rows = evaluate.load_folds(storage, cfg.run_root)
     assert len(rows) == len(folds) and {"eval/sharpe", "validation_start"} <= set(rows[0])

@@ -4,7 +4,9 @@ Writes ``tune/trials.parquet`` (every trial: sampled config, validation metrics)
 ``tune/trial_returns.parquet`` (each trial's validation bar returns, for the deflated Sharpe ratio and
 PBO), ``tune/best_params.json``, and one MLflow parent run for the sweep with a child run per trial.
 With ``tune.selection.walk_forward`` the top trials are re-trained on every walk-forward fold and the
-choice goes by the configured aggregate (``tune/walk_forward.parquet`` keeps the per-fold numbers).
+choice goes by the configured aggregate (``tune/walk_forward.parquet`` keeps the per-fold numbers,
+``tune/walk_forward_returns.parquet`` each candidate's out-of-sample bar returns per fold, one column
+``candidate-<n>/fold-<k>`` each, for a walk-forward analysis of one's own).
 """
 
 from __future__ import annotations
