@@ -76,24 +76,25 @@ def fill(
     Returns:
         ``(cash, units, entry, cost)`` after the trade.
     """
-    # Every env step runs this: plain comparisons and products, no builtin calls.
+    # Every env step runs this: plain float comparisons (0.0, not 0: CPython compares two floats
+    # faster than a float and an int) and products, no builtin calls.
     traded = target_units - units
     if not traded:
         return cash, units, entry, 0.0
     if not target_units:  # closed
         entry = 0.0
-    elif not units or units * target_units < 0:  # opened or flipped
+    elif not units or units * target_units < 0.0:  # opened or flipped
         entry = price
-    elif traded * units > 0:  # added to
+    elif traded * units > 0.0:  # added to
         entry = (entry * units + price * traded) / target_units
     notional = traded * price
-    cost = (notional if notional > 0 else -notional) * cost_rate
+    cost = (notional if notional > 0.0 else -notional) * cost_rate
     return cash - notional - cost, target_units, entry, cost
 
 
 def borrow_cost(units: float, price: float, rate_per_bar: float) -> float:
     """Fee for holding a short position over one bar (0 for longs)."""
-    return -units * price * rate_per_bar if units < 0 else 0.0
+    return -units * price * rate_per_bar if units < 0.0 else 0.0
 
 
 def protective_exit(

@@ -22,7 +22,7 @@ class Reward(Protocol):
 
 
 def _log_return(previous: float, current: float) -> float:
-    return log(current / previous) if current > 0 and previous > 0 else RUIN_REWARD
+    return log(current / previous) if current > 0.0 and previous > 0.0 else RUIN_REWARD
 
 
 class LogReturn:

@@ -215,7 +215,7 @@ class TradingEnv(gym.Env):
             cash, units, entry, cost = fill(
                 cash, units, entry, target * (cash + units * price) / price, price, rate
             )
-        if units < 0 and borrow_rate:
+        if units < 0.0 and borrow_rate:  # float literals: see rsc.core.execution.fill
             fee = borrow_cost(units, close, borrow_rate)
             cash -= fee
             cost += fee
@@ -237,7 +237,7 @@ class TradingEnv(gym.Env):
             i = 0
         if units:  # the position slots, the row's last two (the block's rows start zeroed there)
             slots, slot = self._slots, (i + 1) * self._obs_width - 2
-            slots[slot] = units * close / equity if equity > 0 else 0.0
-            slots[slot + 1] = (close / entry - 1.0) if units > 0 else (1.0 - close / entry)
+            slots[slot] = units * close / equity if equity > 0.0 else 0.0
+            slots[slot + 1] = (close / entry - 1.0) if units > 0.0 else (1.0 - close / entry)
         info = {"equity": equity, "cost": cost, "position": target, "units": units}
         return self._rows[i], reward, terminated, truncated, info
