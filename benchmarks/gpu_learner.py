@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import ray
 import torch
 
+from benchmarks.env_throughput import sp500_bars
 from rsc.config.settings import EnvSettings
 from rsc.core.features import Bars, IndicatorRef, compute_features, feature_names
 from rsc.core.observation import observation_size
@@ -34,7 +34,7 @@ from rsc.rl.spec import load_algorithm_spec
 from rsc.storage import Storage
 
 PROJECT = Path(__file__).resolve().parents[1]
-SAMPLE = PROJECT / "platform" / "rsc" / "data" / "samples" / "sp500_daily.csv"
+
 INDICATORS = [
     IndicatorRef(n, w)
     for n, w in [("log_return", 1), ("log_return", 5), ("sma_ratio", 20), ("rsi", 14), ("volatility", 20)]
@@ -43,7 +43,7 @@ INDICATORS = [
 
 def write_dataset(root: Path) -> tuple[str, str]:
     """The bundled S&P 500 bars with features, a train/validation split, and the train-only scaler."""
-    frame = pd.read_csv(SAMPLE, parse_dates=[TIMESTAMP])
+    frame = sp500_bars()
     names = feature_names(INDICATORS)
     frame[names] = compute_features(
         Bars.from_columns({c: frame[c].to_numpy() for c in OHLCV_COLUMNS}), INDICATORS
