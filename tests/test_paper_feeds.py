@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 import pytest
@@ -92,6 +93,12 @@ def test_live_feed_emits_complete_new_bars_only(chart, tmp_path):
         recorded["indicators"]["adjclose"][0]["adjclose"][march_1]
     )
     assert len(chart.requests) == 5  # one request per poll: the response cache is off for live data
+    starts = [
+        str(pd.Timestamp(int(parse_qs(urlparse(p).query)["period1"][0]), unit="s").date())
+        for p in chart.requests
+    ]
+    # The history asks for the 120-day lookback; each later poll from two days before its last bar.
+    assert starts == ["2011-11-02", "2012-02-27", "2012-02-28", "2012-02-29", "2012-02-29"]
 
 
 def test_a_failed_poll_is_a_poll_with_nothing_new(chart, tmp_path):

@@ -112,13 +112,17 @@ class ReplayFeed:
             yield step
 
 
+REPOLL_OVERLAP_DAYS = 2  # a poll after the first reaches back this far before the last bar delivered
+
+
 class LiveFeed:
     """Yahoo's chart endpoint polled every ``poll_s`` seconds; new complete bars only.
 
     A bar is complete once its interval has passed (a daily bar after its day); the still-forming bar
-    Yahoo includes is left for a later poll. Each poll asks afresh (the response cache is off) for
-    ``lookback_days`` of history. A poll that fails (provider error, invalid bars) is logged and
-    counts as a poll with nothing new; without history at the start the trader cannot begin.
+    Yahoo includes is left for a later poll. Each poll asks afresh (the response cache is off): the
+    first for ``lookback_days`` of history, later ones only from a couple of days before the last bar
+    delivered. A poll that fails (provider error, invalid bars) is logged and counts as a poll with
+    nothing new; without history at the start the trader cannot begin.
     """
 
     live = True
@@ -148,7 +152,10 @@ class LiveFeed:
     def poll(self) -> pd.DataFrame | None:
         """Complete bars of every symbol over the lookback, or None when the poll failed."""
         today = datetime.fromtimestamp(self.clock(), UTC).date()
-        first = today - timedelta(days=self.lookback_days)
+        if self._last is None:
+            first = today - timedelta(days=self.lookback_days)
+        else:  # only what is new; the overlap is filtered out by the caller
+            first = self._last.date() - timedelta(days=REPOLL_OVERLAP_DAYS)
         source = YahooSource(self.settings, first, today, session=self.session, sleep=self.sleep)
         frames = []
         try:
