@@ -39,13 +39,9 @@ class Ledger:
 
     def _numbers(self, folder: str) -> list[int]:
         """Sequence numbers of the objects in ``folder`` (temporary files of a crashed write ignored)."""
-        fs, path = self.storage.filesystem(join(self.uri, folder))
-        fs.invalidate_cache(path)  # s3fs caches listings; another process may have written since
-        if not fs.exists(path):
-            return []
         numbers = []
-        for entry in fs.ls(path, detail=False):
-            name = entry.rstrip("/").rsplit("/", 1)[-1]
+        for uri in self.storage.list_files(join(self.uri, folder)):
+            name = uri.rsplit("/", 1)[-1]
             if ".tmp-" in name:
                 continue
             stem = name.removesuffix(".json")

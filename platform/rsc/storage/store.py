@@ -98,9 +98,17 @@ class Storage:
         return fs.isdir(path)
 
     def list_files(self, uri: str) -> list[str]:
-        """URIs of the files directly in the folder ``uri``, sorted."""
+        """URIs of the files directly in the folder ``uri``, sorted; none when there is no such folder.
+
+        The listing is read afresh each time: s3fs caches listings, and another process (a paper
+        trader's ledger, a pipeline step) may have written since.
+        """
         fs, path = self.filesystem(uri)
-        names = sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False) if fs.isfile(e))
+        fs.invalidate_cache(path)
+        if not fs.exists(path):
+            return []
+        entries = fs.ls(path, detail=True)
+        names = sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "file")
         return [join(uri, name) for name in names]
 
     def read_bytes(self, uri: str) -> bytes:
