@@ -135,7 +135,7 @@ def main() -> None:
     bars = sp500_bars()
     actions = np.random.default_rng(0).integers(0, 3, args.steps).tolist()
     # Run in this order every round: rsc's single-asset env right after gym-anytrading, so that the
-    # ratio the issue asks about compares two measurements a fraction of a second apart.
+    # headline ratio compares two measurements a fraction of a second apart.
     benches = {
         "gym-anytrading stocks-v0": lambda: bench_gym_anytrading(bars, actions),
         "rsc/Trading-v0 (costs, spread, borrow)": lambda: bench_rsc_single(frame, scaler, actions),

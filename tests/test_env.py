@@ -1,5 +1,6 @@
 """rsc/Trading-v0 and rsc/Portfolio-v0: Gymnasium contract, execution, costs, exits, rewards, invariants."""
 
+import copy
 import math
 import pickle
 
@@ -98,6 +99,16 @@ def test_pickle_round_trip_keeps_state(factory):
     expected, observed = env.step(long)[0], clone.step(long)[0]
     assert np.any(expected[-2:] != 0)  # the position slots are filled in
     np.testing.assert_array_equal(observed, expected)
+
+
+def test_a_copy_shares_no_observation_or_reward_state():
+    env = make_env(mode="eval", positions=(-1.0, 0.0, 1.0), reward="diff_sharpe")
+    env.reset(seed=0)
+    kept = env.step(2)[0]  # long: the position slots are written into the observation
+    before = kept.copy()
+    clone = copy.copy(env)
+    assert [clone.step(0)[1] for _ in range(5)] == [env.step(0)[1] for _ in range(5)]
+    np.testing.assert_array_equal(kept, before)
 
 
 def test_episode_lengths_and_truncation():

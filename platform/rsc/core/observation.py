@@ -35,7 +35,7 @@ def observe(
 def window_rows(features: np.ndarray, window: int, extra: int = POSITION_SLOTS) -> np.ndarray:
     """``[T, window * F + extra]`` float32: row ``t`` is the flattened window ending at ``t``, then zeros.
 
-    Precomputed once so that an env step copies one contiguous row instead of gathering a window.
+    Precomputed once so that an env copies contiguous rows instead of gathering a window each step.
     Rows before ``window - 1`` are zero (never observed).
     """
     flat = features.reshape(len(features), -1)

@@ -1,9 +1,9 @@
 """Reward functions, chosen by name in config (``env.reward``).
 
 A reward is a small object: ``reset(initial_equity)`` at the start of an episode, then
-``step(previous_equity, current_equity) -> reward`` once a bar. Its state (a running peak, moving
-moments) lives in the reward object, not in the env, so every env shares the same arithmetic; the
-call is two floats in, one float out because it runs inside every env step.
+``step(previous_equity, current_equity) -> reward`` once a bar. Each env owns its reward object, which
+holds the reward's state (a running peak, moving moments); the call is two floats in, one float out
+because it runs inside every env step.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class LogReturn:
     def reset(self, initial_equity: float) -> None:
         pass
 
-    step = staticmethod(_log_return)
+    step = staticmethod(_log_return)  # stateless: the plain function, no method call in between
 
 
 class DrawdownPenalty:

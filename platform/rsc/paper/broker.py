@@ -129,6 +129,7 @@ def execute(book: BookState, name: str, bars: Mapping[str, Bar], limits: Limits)
         cash, units[symbol], entry[symbol], cost = fill(
             cash, held, entry.get(symbol, 0.0), after, price, order["cost_rate"]
         )
+        traded = units[symbol] - held  # as fill traded it (a quantity order's sum may round)
         events.append(
             _fill(name, order["id"], symbol, traded, price, cost, cash, after, entry[symbol], "order")
         )
