@@ -365,7 +365,7 @@ def test_portfolio_env_accounting_and_limits():
         weights = info["weights"]
         assert (weights <= 0.4 + 1e-12).all() and weights.sum() <= 0.6 + 1e-12
         assert info["cost"] >= 0
-        assert info["equity"] == pytest.approx(env._cash + float(env._units @ env.market.close[env.t]))
+        assert info["equity"] == pytest.approx(env._cash + float(np.dot(env._units, env.market.close[env.t])))
 
 
 def test_portfolio_all_cash_never_moves():

@@ -14,6 +14,8 @@ their notional (annual basis points / periods per year).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from operator import mul
 from typing import NamedTuple
 
 import numpy as np
@@ -247,30 +249,45 @@ def simulate(
 # -- several assets ---------------------------------------------------------------------------------
 
 
-def normalise_weights(raw: np.ndarray, max_position: float, max_leverage: float) -> np.ndarray:
-    """``[N + 1]`` non-negative scores (last = cash) -> ``[N]`` asset weights within the limits.
+def normalise_weights(
+    raw: Sequence[float] | np.ndarray, max_position: float, max_leverage: float
+) -> list[float]:
+    """``[N + 1]`` scores (last = cash) -> ``[N]`` asset weights within the limits.
 
-    Scores are normalised to sum to one (all cash when they sum to zero); each asset weight is
-    capped at ``max_position`` and the gross exposure scaled down to ``max_leverage``.
+    Negative (and NaN) scores count as 0. Scores are normalised to sum to one (all cash when they sum
+    to zero); each asset weight is capped at ``max_position`` and the gross exposure scaled down to
+    ``max_leverage``. Plain floats: with a handful of assets a Python loop beats numpy's per-call cost.
     """
-    raw = np.maximum(np.asarray(raw, dtype=np.float64), 0.0)
-    total = raw.sum()
-    weights = raw[:-1] / total if total > 0 else np.zeros(len(raw) - 1)
-    weights = np.minimum(weights, max_position)
-    gross = weights.sum()
-    return weights * (max_leverage / gross) if gross > max_leverage else weights
+    scores = [x if x > 0.0 else 0.0 for x in np.asarray(raw).tolist()]  # Python floats, float32 or not
+    total = sum(scores)
+    if not total > 0.0:
+        return [0.0] * (len(scores) - 1)
+    weights = [min(score / total, max_position) for score in scores[:-1]]
+    gross = sum(weights)
+    if gross > max_leverage:
+        scale = max_leverage / gross
+        weights = [weight * scale for weight in weights]
+    return weights
 
 
 def fill_weights(
-    cash: float, units: np.ndarray, target_weights: np.ndarray, prices: np.ndarray, cost_rates: np.ndarray
-) -> tuple[float, np.ndarray, float]:
-    """Multi-asset :func:`fill`: ``[N]`` units, targets, prices and per-asset cost rates.
+    cash: float,
+    units: Sequence[float],
+    target_weights: Sequence[float],
+    prices: Sequence[float],
+    cost_rates: Sequence[float],
+) -> tuple[float, list[float], float]:
+    """Several assets around one cash balance: each traded to its weight of the pre-trade equity.
+
+    Every asset goes through :func:`fill`, the single-asset fill, in turn.
 
     Returns:
         ``(cash, units [N], total cost)`` after the trades.
     """
-    value = cash + float(units @ prices)
-    target_units = target_weights * value / prices
-    traded = target_units - units
-    cost = float(np.abs(traded) @ (prices * cost_rates))
-    return cash - float(traded @ prices) - cost, target_units, cost
+    value = cash + sum(map(mul, units, prices))
+    after, total_cost = [], 0.0
+    for held, weight, price, rate in zip(units, target_weights, prices, cost_rates, strict=True):
+        cash, held, _, cost = fill(cash, held, 0.0, weight * value / price, price, rate)
+        after.append(held)
+        total_cost += cost
+    return cash, after, total_cost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import mul
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -10,12 +11,13 @@ import numpy as np
 from rsc.config.settings import EnvSettings
 from rsc.core import execution, observation
 from rsc.core.rewards import make_reward
+from rsc.env.blocks import OBSERVATION_BLOCK, ObservationBlocks
 from rsc.env.market import PanelArrays, episode_bounds
 
 PORTFOLIO_ENV_ID = "rsc/Portfolio-v0"
 
 
-class PortfolioEnv(gym.Env):
+class PortfolioEnv(ObservationBlocks, gym.Env):
     """Allocate equity across N assets and cash each bar.
 
     Description:
@@ -60,16 +62,22 @@ class PortfolioEnv(gym.Env):
         bound = observation.FEATURE_CLIP
         self.observation_space = gym.spaces.Box(-bound, bound, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Box(0.0, 1.0, shape=(n_assets + 1,), dtype=np.float32)
-        self._obs_rows = observation.window_rows(market.features, settings.window, extra=n_assets)
+        # Prices and cost rates as nested lists: with a handful of assets, float arithmetic on list
+        # items beats numpy's per-call cost (see benchmarks/env_throughput.py).
+        self._window_rows = observation.window_rows(market.features, settings.window, extra=n_assets)
+        self._first_slot = self._window_rows.shape[1] - n_assets  # where a row's weight slots begin
         spread = 0.5 * settings.spread_factor * (market.high - market.low) / market.close  # [T, N]
-        self._rates = np.ascontiguousarray(self.costs.rate + spread)  # cost rates of orders decided on bar t
+        self._rates = (self.costs.rate + spread).tolist()  # cost rates of orders decided on bar t
+        self._open, self._close = market.open.tolist(), market.close.tolist()
         self._t = self._end = market.first
-        self._reset_portfolio()
+        self._start_episode()
 
-    def _reset_portfolio(self) -> None:
+    def _start_episode(self) -> None:
+        """A fresh portfolio, reward state and observation block at bar ``t``."""
         cash = self.settings.initial_cash
-        self._cash, self._units, self._equity, self._peak = cash, np.zeros(self.n_assets), cash, cash
+        self._cash, self._units, self._equity, self._peak = cash, [0.0] * self.n_assets, cash, cash
         self._reward.reset(cash)
+        self._copy_block(self._t)
 
     @property
     def t(self) -> int:
@@ -79,41 +87,39 @@ class PortfolioEnv(gym.Env):
     def equity(self) -> float:
         return self._equity
 
-    def _observe(self) -> np.ndarray:
-        obs = self._obs_rows[self._t].copy()
-        if self._equity > 0:
-            obs[-self.n_assets :] = self._units * self.market.close[self._t] / self._equity
-        return obs
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._t, self._end = episode_bounds(
             self.mode, self.market.first, len(self.market.close), self.settings.episode_length, self.np_random
         )
-        self._reset_portfolio()
-        return self._observe(), {"equity": self._equity}
+        self._start_episode()
+        return self._rows[0], {"equity": self._equity}
 
     def step(self, action):
-        t, market, settings = self._t, self.market, self.settings
-        nxt = t + 1
+        t, settings = self._t, self.settings
+        nxt = self._t = t + 1
         weights = execution.normalise_weights(action, settings.max_position, settings.max_leverage)
-        rates = self._rates[t]
-        self._cash, self._units, cost = execution.fill_weights(
-            self._cash, self._units, weights, market.open[nxt], rates
-        )
-        self._t = nxt
-        previous = self._equity
-        self._equity = self._cash + float(self._units @ market.close[nxt])
-        self._peak = max(self._peak, self._equity)
-        reward = self._reward.step(previous, self._equity)
-        terminated = self._equity <= settings.ruin_fraction * settings.initial_cash
-        if settings.max_drawdown is not None and self._equity < (1.0 - settings.max_drawdown) * self._peak:
-            self._cash, self._units, exit_cost = execution.fill_weights(
-                self._cash, self._units, np.zeros(self.n_assets), market.close[nxt], rates
-            )
+        rates, closes = self._rates[t], self._close[nxt]
+        cash, units, cost = execution.fill_weights(self._cash, self._units, weights, self._open[nxt], rates)
+        previous, equity = self._equity, cash + sum(map(mul, units, closes))
+        self._peak = max(self._peak, equity)
+        reward = self._reward.step(previous, equity)
+        terminated = equity <= settings.ruin_fraction * settings.initial_cash
+        if settings.max_drawdown is not None and equity < (1.0 - settings.max_drawdown) * self._peak:
+            cash, units, exit_cost = execution.fill_weights(cash, units, [0.0] * self.n_assets, closes, rates)
             cost += exit_cost
-            self._equity = self._cash
-            terminated = True
+            equity, terminated = cash, True
+        self._cash, self._units, self._equity = cash, units, equity
         truncated = not terminated and nxt >= self._end
-        info = {"equity": self._equity, "cost": cost, "weights": weights}
-        return self._observe(), reward, terminated, truncated, info
+        i = nxt - self._block_start
+        if i >= OBSERVATION_BLOCK:
+            self._copy_block(nxt)
+            i = 0
+        if equity > 0.0:  # the weight slots, the row's last N (the block's rows start zeroed there)
+            slots, slot = self._slots, i * self._window_rows.shape[1] + self._first_slot
+            for held, close in zip(units, closes, strict=True):
+                if held:
+                    slots[slot] = held * close / equity
+                slot += 1
+        info = {"equity": equity, "cost": cost, "weights": np.array(weights)}
+        return self._rows[i], reward, terminated, truncated, info

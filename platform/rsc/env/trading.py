@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -12,13 +11,13 @@ from rsc.config.settings import EnvSettings
 from rsc.core import execution, observation
 from rsc.core.execution import borrow_cost, fill
 from rsc.core.rewards import make_reward
+from rsc.env.blocks import OBSERVATION_BLOCK, ObservationBlocks
 from rsc.env.market import MarketArrays, episode_bounds
 
 ENV_ID = "rsc/Trading-v0"
-OBSERVATION_BLOCK = 64  # observation rows copied out at a time (see TradingEnv._copy_block)
 
 
-class TradingEnv(gym.Env):
+class TradingEnv(ObservationBlocks, gym.Env):
     """Trade one asset by choosing a target position each bar.
 
     Description:
@@ -126,37 +125,6 @@ class TradingEnv(gym.Env):
     @property
     def portfolio(self) -> execution.Portfolio:
         return execution.Portfolio(self._book[0], self._book[1])
-
-    def _copy_block(self, t: int) -> None:
-        """Copy the observation rows of bars ``t .. t + OBSERVATION_BLOCK - 1`` into a fresh block.
-
-        A step hands out its row of the block as a view, with the position slots written in: RLlib
-        keeps every observation, so each must be its own memory, and one copy of 64 rows costs far
-        less than 64 copies of one. ``t`` only grows within an episode and ``reset`` starts a new
-        block, so no row is handed out twice. (A kept observation keeps its whole block alive: 64
-        rows, about 77 KB with a 30-bar window of 10 features.)
-        """
-        self._block = self._window_rows[t : t + OBSERVATION_BLOCK].copy()
-        self._block_start = t
-        self._view_block()
-
-    def _view_block(self) -> None:
-        self._rows = list(self._block)  # the row views, made at once (indexing a list is cheaper)
-        self._slots = memoryview(self._block).cast("B").cast("f")  # flat float32: cheap item writes
-
-    def __copy__(self) -> TradingEnv:
-        # A shallow copy would share the block (and so the observations it hands out) and the reward
-        # state with this env; a copy of an env is a full copy.
-        return copy.deepcopy(self)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_rows"], state["_slots"]  # views of the block: pickled, they would be copies
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._view_block()
 
     def _continuous_target(self, action) -> float:
         limit = self.settings.max_position
