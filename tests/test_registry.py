@@ -25,6 +25,7 @@ from rsc.registry.tracking import (
     CHAMPION,
     MODEL_URI_TAG,
     configure,
+    list_versions,
     log_training,
     model_version,
     resolve_alias,
@@ -212,6 +213,9 @@ def test_cli_list_promote_rollback(registry, capsys):
     assert main(["registry", "list", *config]) == 0
     listing = capsys.readouterr().out
     assert "champion" in listing and "challenger" in listing and "does not beat champion" in listing
+    assert list_versions("cli") == [model_version("cli", 1), model_version("cli", 2)]
+    assert [v.aliases for v in list_versions("cli")] == [(CHAMPION,), (CHALLENGER,)]
+    assert list_versions("no-such-model") == []
 
     assert main(["registry", "promote", "challenger", *config]) == 1  # the gate still says no
     assert resolve_alias("cli", CHAMPION) == 1

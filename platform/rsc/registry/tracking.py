@@ -13,6 +13,8 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -214,15 +216,12 @@ def resolve_alias(name: str, alias: str) -> int | None:
         return None
 
 
-def model_version(name: str, version: int) -> ModelVersion:
-    client = MlflowClient()
-    found = client.get_model_version(name, str(version))
-    run = client.get_run(found.run_id)
+def _described(found: MlflowModelVersion, aliases: tuple[str, ...], run: Run) -> ModelVersion:
     return ModelVersion(
-        name,
-        version,
+        found.name,
+        int(found.version),
         found.run_id,
-        tuple(found.aliases),
+        aliases,
         dict(run.data.metrics),
         dict(found.tags),
         dict(run.data.tags),
@@ -230,10 +229,25 @@ def model_version(name: str, version: int) -> ModelVersion:
     )
 
 
-def list_versions(name: str) -> list[ModelVersion]:
+def model_version(name: str, version: int) -> ModelVersion:
     client = MlflowClient()
-    versions = client.search_model_versions(f"name='{name}'")
-    return sorted((model_version(name, int(v.version)) for v in versions), key=lambda v: v.version)
+    found = client.get_model_version(name, str(version))
+    return _described(found, tuple(found.aliases), client.get_run(found.run_id))
+
+
+def list_versions(name: str) -> list[ModelVersion]:
+    """Every version of ``name``, oldest first (none when the model does not exist): one registry query
+    for the versions, one for the aliases (search results do not carry them), one run read a version."""
+    client = MlflowClient()
+    found = sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+    if not found:
+        return []
+    aliases: dict[int, list[str]] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(int(version), []).append(alias)
+    return [
+        _described(v, tuple(sorted(aliases.get(int(v.version), []))), client.get_run(v.run_id)) for v in found
+    ]
 
 
 def load_version(name: str, version: int) -> Policy:
