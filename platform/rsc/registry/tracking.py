@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from rsc.core.schema import CHECKPOINT_DIR, OHLCV_COLUMNS
 from rsc.registry.policy import Policy
+from rsc.registry.provenance import MODEL_URI_TAG
 from rsc.registry.pyfunc import DEFAULT_PARAMS, POLICY_ARTIFACT, PolicyModel, decide_on_bars
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "policy"
 KIND_TAG = "rsc.kind"  # train | sweep | trial | policy: what a run records
-MODEL_URI_TAG = "rsc.model_uri"  # the policy folder a train run wrote (register finds the run by it)
 
 # What the pyfunc model needs to act, and nothing else: the numpy feature and observation kernels, the
 # Policy class and the pyfunc wrapper. They travel inside the model (``code/rsc``), so that a version

@@ -19,10 +19,9 @@ from rsc.config import Settings
 from rsc.core.schema import CHECKPOINT_DIR, POLICY_FILE, TEST
 from rsc.registry.policy import Policy
 from rsc.registry.promotion import NOTE_TAG_PREFIX, TEST_PREFIX, promote, record_decision, run_gate
-from rsc.registry.provenance import git_commit
+from rsc.registry.provenance import policy_tags
 from rsc.registry.tracking import (
     CHAMPION,
-    MODEL_URI_TAG,
     configure,
     find_training_run,
     log_policy,
@@ -59,13 +58,10 @@ def numeric_leaves(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _provenance(cfg: Settings, model_uri: str, spec: Mapping[str, Any]) -> dict[str, str]:
     """What a train run records about its policy, for a policy that comes without one."""
-    return {
-        "rsc.run": cfg.run.name,
-        "rsc.git_commit": git_commit(),
-        "rsc.data.split_sha256": spec.get("inputs", {}).get("split", "unknown"),
-        "rsc.checkpoint_uri": join(model_uri, CHECKPOINT_DIR),
-        MODEL_URI_TAG: model_uri,
-    }
+    split_sha256 = spec.get("inputs", {}).get("split", "unknown")
+    return policy_tags(
+        cfg.run.name, model_uri, join(model_uri, CHECKPOINT_DIR), {"rsc.data.split_sha256": split_sha256}
+    )
 
 
 def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_uri: str) -> RegisterResult:

@@ -16,8 +16,8 @@ from rsc.core.schema import POLICY_FILE, TRAIN
 from rsc.data.features import indicator_refs
 from rsc.monitor import sink_from_settings
 from rsc.monitor.train import TrainMetrics
-from rsc.registry.provenance import git_commit
-from rsc.registry.tracking import MODEL_URI_TAG, configure, log_training
+from rsc.registry.provenance import policy_tags
+from rsc.registry.tracking import configure, log_training
 from rsc.rl.algorithm import build_algorithm_config
 from rsc.rl.envs import env_config
 from rsc.rl.runtime import connect
@@ -127,12 +127,10 @@ def run(
         },
         history=result.history,
         tags={
-            "rsc.run": cfg.run.name,
-            "rsc.git_commit": git_commit(),
-            "rsc.checkpoint_uri": result.checkpoint_uri,
+            **policy_tags(
+                cfg.run.name, model_uri, result.checkpoint_uri, data_hashes(storage, cfg.run_root, split_uri)
+            ),
             "rsc.best_iteration": str(result.best_iteration),
-            MODEL_URI_TAG: model_uri,
-            **data_hashes(storage, cfg.run_root, split_uri),
         },
         config=cfg.model_dump(mode="json"),
     )
