@@ -45,6 +45,17 @@ def chart() -> Iterator[ChartServer]:
     server.server.server_close()
 
 
+@pytest.fixture
+def ranged_chart() -> Iterator[ChartServer]:
+    import threading
+
+    server = ChartServer(honour_range=True)
+    threading.Thread(target=server.server.serve_forever, daemon=True).start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
 def live_feed(chart: ChartServer, tmp_path, clock: Clock, **settings) -> LiveFeed:
     yahoo = YahooSettings(
         base_url=chart.url, cache_dir=str(tmp_path / "cache"), requests_per_second=1000, **settings
@@ -111,6 +122,13 @@ def test_a_failed_poll_is_a_poll_with_nothing_new(chart, tmp_path):
     chart.script["GOOG"] = [503]
     with pytest.raises(SourceError, match="no history for"):
         empty.history(None)
+
+
+def test_a_symbol_without_bars_in_the_poll_window_is_nothing_new_not_a_failure(ranged_chart, tmp_path):
+    feed = live_feed(ranged_chart, tmp_path, Clock("2012-04-12 12:00"))
+    restart = pd.Timestamp("2012-04-10")  # after the last recorded bar (28 March): nothing since
+    assert feed.history(restart).timestamp.max() == pd.Timestamp("2012-03-28")
+    assert next(feed.steps(restart, lambda s: None)) is None and feed.failures == 0
 
 
 def trader_on(chart, tmp_path, clock: Clock, policy: StandinPolicy, sink, *overrides) -> PaperTrader:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import numpy as np
 import pandas as pd
@@ -28,12 +28,32 @@ from tests.helpers import synthetic_bars
 RECORDED = Path(__file__).parent / "data" / "yahoo"
 
 
-class ChartServer:
-    """Replays recorded chart responses; ``script[symbol]`` lists statuses to answer first."""
+def _within(body: bytes, query: str) -> bytes:
+    """The recorded chart cut to the request's ``period1 <= t < period2``, as Yahoo answers a range."""
+    chart = json.loads(body)
+    result = chart["chart"]["result"][0]
+    asked = parse_qs(query)
+    first, end = int(asked["period1"][0]), int(asked["period2"][0])
+    keep = [i for i, t in enumerate(result.get("timestamp", [])) if first <= t < end]
+    if not keep:  # Yahoo leaves the bars out altogether
+        result.pop("timestamp", None)
+        result["indicators"] = {"quote": [{}]}
+        return json.dumps(chart).encode()
+    result["timestamp"] = [result["timestamp"][i] for i in keep]
+    for series in (*result["indicators"]["quote"], *result["indicators"].get("adjclose", [])):
+        for key, values in series.items():
+            series[key] = [values[i] for i in keep]
+    return json.dumps(chart).encode()
 
-    def __init__(self) -> None:
+
+class ChartServer:
+    """Replays recorded chart responses; ``script[symbol]`` lists statuses to answer first. With
+    ``honour_range`` the answer holds only the bars within the request's period1..period2."""
+
+    def __init__(self, honour_range: bool = False) -> None:
         self.requests: list[str] = []
         self.script: dict[str, list[int]] = {}
+        self.honour_range = honour_range
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,7 +74,10 @@ class ChartServer:
                     self._send(404, json.dumps(body).encode())
                     return
                 body = path.read_bytes()
-                self._send(404 if json.loads(body)["chart"]["error"] else 200, body)
+                if json.loads(body)["chart"]["error"]:
+                    self._send(404, body)
+                    return
+                self._send(200, _within(body, url.query) if owner.honour_range else body)
 
             def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
                 self.send_response(status)

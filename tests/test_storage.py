@@ -194,3 +194,19 @@ def test_file_source_reads_a_folder_of_csv_files(store):
     fetched = {raw.symbol: raw for raw in FileSource(join(root, "raw"), storage).fetch(["*"])}
     assert sorted(fetched) == ["AAA", "^BBB"]
     assert len(fetched["^BBB"].frame) == 15 and fetched["^BBB"].origin.startswith(root)
+
+
+def test_list_files_sees_new_files_links_and_no_folders(store, tmp_path):
+    storage, root = store
+    folder = join(root, "listing")
+    assert storage.list_files(folder) == []  # no such folder yet
+    storage.write_bytes(join(folder, "a.json"), b"{}")
+    storage.write_bytes(join(folder, "sub", "b.json"), b"{}")
+    assert storage.list_files(folder) == [join(folder, "a.json")]
+    storage.write_bytes(join(folder, "c.json"), b"{}")  # a listing is read afresh, not from a cache
+    assert storage.list_files(folder) == [join(folder, "a.json"), join(folder, "c.json")]
+    if root.startswith("file://"):
+        target = tmp_path / "elsewhere.csv"
+        target.write_text("x")
+        (tmp_path / "listing" / "d.csv").symlink_to(target)
+        assert join(folder, "d.csv") in storage.list_files(folder)

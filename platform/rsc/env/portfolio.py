@@ -62,10 +62,11 @@ class PortfolioEnv(ObservationBlocks, gym.Env):
         bound = observation.FEATURE_CLIP
         self.observation_space = gym.spaces.Box(-bound, bound, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Box(0.0, 1.0, shape=(n_assets + 1,), dtype=np.float32)
+        self._window_rows = observation.window_rows(market.features, settings.window, extra=n_assets)
+        self._obs_width = self._window_rows.shape[1]
+        self._first_slot = self._obs_width - n_assets  # where a row's weight slots begin
         # Prices and cost rates as nested lists: with a handful of assets, float arithmetic on list
         # items beats numpy's per-call cost (see benchmarks/env_throughput.py).
-        self._window_rows = observation.window_rows(market.features, settings.window, extra=n_assets)
-        self._first_slot = self._window_rows.shape[1] - n_assets  # where a row's weight slots begin
         spread = 0.5 * settings.spread_factor * (market.high - market.low) / market.close  # [T, N]
         self._rates = (self.costs.rate + spread).tolist()  # cost rates of orders decided on bar t
         self._open, self._close = market.open.tolist(), market.close.tolist()
@@ -116,7 +117,7 @@ class PortfolioEnv(ObservationBlocks, gym.Env):
             self._copy_block(nxt)
             i = 0
         if equity > 0.0:  # the weight slots, the row's last N (the block's rows start zeroed there)
-            slots, slot = self._slots, i * self._window_rows.shape[1] + self._first_slot
+            slots, slot = self._slots, i * self._obs_width + self._first_slot
             for held, close in zip(units, closes, strict=True):
                 if held:
                     slots[slot] = held * close / equity

@@ -150,22 +150,27 @@ class LiveFeed:
         return pd.Timestamp(self.clock(), unit="s")  # naive UTC, as validated intraday stamps are
 
     def poll(self) -> pd.DataFrame | None:
-        """Complete bars of every symbol over the lookback, or None when the poll failed."""
+        """Complete bars of every symbol (over the lookback on the first poll, since shortly before the
+        last bar delivered on later ones), or None when the poll failed."""
         today = datetime.fromtimestamp(self.clock(), UTC).date()
         if self._last is None:
             first = today - timedelta(days=self.lookback_days)
-        else:  # only what is new; the overlap is filtered out by the caller
+        else:  # only what is new; steps() drops the overlap
             first = self._last.date() - timedelta(days=REPOLL_OVERLAP_DAYS)
         source = YahooSource(self.settings, first, today, session=self.session, sleep=self.sleep)
         frames = []
         try:
             for raw in source.fetch(self.symbols):
+                if raw.frame.empty and self._last is not None:
+                    continue  # no bar in the short window: a halt, a holiday on its exchange
                 bars = validate_bars(raw.frame, raw.origin, raw.symbol, LIVE_VALIDATION)
                 frames.append(bars.assign(**{SYMBOL: raw.symbol}))
         except (SourceError, DataValidationError) as error:
             self.failures += 1
             log.warning("live feed: poll failed: %s", error)
             return None
+        if not frames:  # no symbol had a bar in the window
+            return pd.DataFrame({TIMESTAMP: pd.Series(dtype="datetime64[ns]"), SYMBOL: pd.Series(dtype=str)})
         frame = pd.concat(frames, ignore_index=True)
         complete = frame[TIMESTAMP] + pd.Timedelta(seconds=self.interval_s) <= self._now()
         return frame[complete]

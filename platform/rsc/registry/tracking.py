@@ -232,7 +232,7 @@ def _described(found: MlflowModelVersion, aliases: tuple[str, ...], run: Run) ->
 def model_version(name: str, version: int) -> ModelVersion:
     client = MlflowClient()
     found = client.get_model_version(name, str(version))
-    return _described(found, tuple(found.aliases), client.get_run(found.run_id))
+    return _described(found, tuple(sorted(found.aliases)), client.get_run(found.run_id))
 
 
 def list_versions(name: str) -> list[ModelVersion]:

@@ -108,7 +108,10 @@ class Storage:
         if not fs.exists(path):
             return []
         entries = fs.ls(path, detail=True)
-        names = sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "file")
+        files = [
+            e["name"] for e in entries if e["type"] == "file" or (e.get("islink") and fs.isfile(e["name"]))
+        ]
+        names = sorted(name.rstrip("/").rsplit("/", 1)[-1] for name in files)
         return [join(uri, name) for name in names]
 
     def read_bytes(self, uri: str) -> bytes:
