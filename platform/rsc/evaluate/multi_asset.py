@@ -1,10 +1,10 @@
-"""Multi-asset benchmarks (equal weight, minimum variance) with their own portfolio loop.
+"""Multi-asset benchmarks (equal weight, minimum variance) over the env's multi-asset fill.
 
-``rsc.core.execution`` simulates one asset. Until it grows a multi-asset simulator, the benchmarks
-over several assets use :func:`simulate_multi_asset`, which applies the accounting of
-:func:`rsc.core.execution.rebalance` asset by asset around one shared cash balance: target units are
-sized on pre-trade equity at the fill price, costs are charged on each asset's traded notional, and a
-decision at bar ``t`` fills at bar ``t + 1``'s open. With one asset it reproduces ``simulate`` exactly.
+:func:`simulate_multi_asset` runs target weights through :func:`rsc.core.execution.fill_weights`, the
+fill of ``rsc/Portfolio-v0``: every asset goes through the single-asset fill around one shared cash
+balance, target units are sized on pre-trade equity at the fill price, costs are charged on each
+asset's traded notional, and a decision at bar ``t`` fills at bar ``t + 1``'s open. With one asset it
+reproduces ``simulate`` exactly.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import minimize
 
-from rsc.core.execution import Costs
+from rsc.core.execution import Costs, fill_weights
 
 
 class MultiAssetRun(NamedTuple):
@@ -46,20 +46,16 @@ def simulate_multi_asset(
     units = np.zeros((n_bars, n_assets))
     equity, cash, paid, notional = (np.zeros(n_bars) for _ in range(4))
     equity[0] = cash[0] = initial_cash
-    held, balance = np.zeros(n_assets), float(initial_cash)
+    held, balance, rates = [0.0] * n_assets, float(initial_cash), [costs.rate] * n_assets
     for t in range(1, n_bars):
         target = weights[t - 1]
         if not np.isnan(target).all():
-            price = open_[t]
-            before = balance + float(held @ price)
-            wanted = target * before / price
-            traded = wanted - held
-            paid[t] = float(np.abs(traded) @ price) * costs.rate
-            notional[t] = float(np.abs(traded) @ price)
-            balance = balance - float(traded @ price) - paid[t]
-            held = wanted
+            price = open_[t].tolist()
+            before = held
+            balance, held, paid[t] = fill_weights(balance, held, target.tolist(), price, rates)
+            notional[t] = sum(abs(after - had) * p for after, had, p in zip(held, before, price, strict=True))
         units[t], cash[t] = held, balance
-        equity[t] = balance + float(held @ close[t])
+        equity[t] = balance + float(units[t] @ close[t])
     return MultiAssetRun(equity, units, cash, paid, notional)
 
 
