@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 # Bars beyond the model's minimum, so that recursive indicators (Wilder's RSI) converge to the values
 # training saw on the full history.
 INDICATOR_LOOKBACK = 250
-FIELDS = OHLCV_COLUMNS
 
 
 class Window(NamedTuple):
@@ -31,7 +30,7 @@ class Window(NamedTuple):
     values: np.ndarray
 
     def bars(self) -> Bars:
-        return Bars.from_columns({name: self.values[:, j] for j, name in enumerate(FIELDS)})
+        return Bars.from_columns({name: self.values[:, j] for j, name in enumerate(OHLCV_COLUMNS)})
 
 
 class Decision(NamedTuple):
@@ -82,7 +81,7 @@ class HttpDecisions:
 
     def decide(self, window: Window, position: float, unrealised: float) -> Decision:
         bars = [
-            {TIMESTAMP: stamp, **dict(zip(FIELDS, row, strict=True))}
+            {TIMESTAMP: stamp, **dict(zip(OHLCV_COLUMNS, row, strict=True))}
             for stamp, row in zip(window.timestamps, window.values.tolist(), strict=True)
         ]
         answer = self._call(

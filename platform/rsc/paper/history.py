@@ -7,8 +7,8 @@ from collections import deque
 import numpy as np
 import pandas as pd
 
-from rsc.core.schema import SYMBOL, TIMESTAMP
-from rsc.paper.decisions import FIELDS, Window
+from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TIMESTAMP
+from rsc.paper.decisions import Window
 from rsc.paper.feeds import Step
 
 # Bars kept per symbol: a decision window (warm-up + observation window + indicator lookback) and a
@@ -28,7 +28,7 @@ class History:
         """Add a bars frame (``symbol`` column, any order of symbols, time-sorted per symbol)."""
         ordered = frame.sort_values([SYMBOL, TIMESTAMP], kind="stable")
         stamps = ordered[TIMESTAMP].astype(str).tolist()
-        values = ordered[list(FIELDS)].to_numpy(np.float64).tolist()
+        values = ordered[list(OHLCV_COLUMNS)].to_numpy(np.float64).tolist()
         for symbol, stamp, row in zip(ordered[SYMBOL].astype(str), stamps, values, strict=True):
             self._symbol(symbol).append((stamp, *row))
 
@@ -42,5 +42,5 @@ class History:
     def window(self, symbol: str, bars: int) -> Window:
         """The latest ``bars`` bars of ``symbol`` (fewer when the history is shorter)."""
         rows = list(self._rows.get(symbol, ()))[-bars:]
-        values = np.array([row[1:] for row in rows], dtype=np.float64).reshape(len(rows), len(FIELDS))
+        values = np.array([row[1:] for row in rows], dtype=np.float64).reshape(len(rows), len(OHLCV_COLUMNS))
         return Window([row[0] for row in rows], values)
