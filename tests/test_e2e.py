@@ -1,10 +1,14 @@
 """The whole DAG through the real KFP local runner, real Ray, MLflow on SQLite and Ray Serve over HTTP."""
 
+import io
+import re
+
 import pytest
 import requests
+from rich.console import Console
 
-from rsc.cli.run import execute
 from rsc.cluster.local import free_port
+from rsc.launch.run import execute
 from rsc.paper.ledger import Ledger
 from rsc.registry.tracking import CHAMPION, model_version, resolve_alias, use_registry
 from rsc.storage import Storage, join
@@ -21,12 +25,34 @@ def demo_run(tmp_path_factory, ray_session):
 
     root = tmp_path_factory.mktemp("e2e")
     cfg = smoke_settings(root, f"ray.address={ray_session.address}", f"serve.port={free_port()}")
-    yield cfg, execute(cfg)
+    terminal = io.StringIO()
+    summary = execute(cfg, console=Console(file=terminal, width=100))
+    yield cfg, summary, terminal.getvalue()
     serve.shutdown()
 
 
+def test_terminal_shows_stages_trials_and_summary_only(demo_run):
+    """Ray, RLlib, Tune and KFP output went to the run's logs; the terminal has a line per stage."""
+    cfg, summary, terminal = demo_run
+    lines = terminal.splitlines()
+    assert len(lines) <= 150, terminal
+    for stage in ("ingest", "features", "split", "tune", "train", "evaluate", "register", "deploy", "paper"):
+        assert any(re.fullmatch(rf"v {stage} +[0-9.ms ]+s", line) for line in lines), (stage, terminal)
+    assert sum("tune: trial " in line for line in lines) >= cfg.tune.num_samples
+    assert sum("train: iteration " in line for line in lines) == cfg.train.iterations
+    assert "Test period: policy vs benchmarks" in terminal
+    for noise in ("AlgorithmConfig", "Executing task", "executor_input", "WARNING", "Traceback"):
+        assert noise not in terminal, noise
+    logs = Storage().local_path(join(cfg.run_root, "logs"))
+    assert summary.logs == str(logs)
+    assert {"run.log", "events.jsonl", "tune.log", "train.log", "deploy.log"} <= {
+        p.name for p in logs.iterdir()
+    }
+    assert "Executing task" in (logs / "run.log").read_text()
+
+
 def test_bars_were_ingested(demo_run):
-    cfg, _ = demo_run
+    cfg, _, _ = demo_run
     manifest = Storage().read_manifest(join(cfg.run_root, "bars"))
     expected = 1258  # S&P 500 trading days 2014-01-02 .. 2018-12-31 in the bundled sample
     assert manifest["rows"] == expected
@@ -34,7 +60,7 @@ def test_bars_were_ingested(demo_run):
 
 
 def test_model_version_is_champion(demo_run):
-    cfg, summary = demo_run
+    cfg, summary, _ = demo_run
     import mlflow
 
     mlflow.set_tracking_uri(cfg.tracking_uri)
@@ -43,7 +69,7 @@ def test_model_version_is_champion(demo_run):
 
 
 def test_train_run_holds_curve_provenance_evaluation_and_gate(demo_run):
-    cfg, summary = demo_run
+    cfg, summary, _ = demo_run
     from mlflow.tracking import MlflowClient
 
     use_registry(cfg.tracking_uri)
@@ -60,7 +86,7 @@ def test_train_run_holds_curve_provenance_evaluation_and_gate(demo_run):
 
 
 def test_artifacts_left_behind(demo_run):
-    cfg, _ = demo_run
+    cfg, _, _ = demo_run
     root = Storage().local_path(cfg.run_root)
     assert (root / "model" / "checkpoint").is_dir()
     assert (root / "evaluation" / "report.html").read_text().count("data:image/png;base64,") >= 1
@@ -68,7 +94,7 @@ def test_artifacts_left_behind(demo_run):
 
 
 def test_served_action_for_valid_request(demo_run):
-    _, summary = demo_run
+    _, summary, _ = demo_run
     url = summary.deployment["url"]
     model = requests.get(f"{url}/v1/model", timeout=10).json()
     window = [[0.0] * len(model["feature_names"])] * model["window"]
@@ -89,14 +115,14 @@ def test_served_action_for_valid_request(demo_run):
     ],
 )
 def test_malformed_request_is_a_clear_4xx(demo_run, payload, message):
-    _, summary = demo_run
+    _, summary, _ = demo_run
     response = requests.post(f"{summary.deployment['url']}/v1/act", json=payload, timeout=30)
     assert response.status_code == 422
     assert message in response.text
 
 
 def test_nan_is_rejected_not_a_500(demo_run):
-    _, summary = demo_run
+    _, summary, _ = demo_run
     response = requests.post(
         f"{summary.deployment['url']}/v1/act",
         data='{"features": [[NaN]]}',
@@ -108,7 +134,7 @@ def test_nan_is_rejected_not_a_500(demo_run):
 
 def test_paper_ledger_adds_up(demo_run):
     """The replay went through the paper trader and the real endpoint; its ledger balances."""
-    cfg, summary = demo_run
+    cfg, summary, _ = demo_run
     assert summary.paper.decisions == cfg.paper.bars and summary.paper.outcome.stopped == "end of feed"
     events = list(Ledger(Storage(), summary.paper.ledger_uri).events())
     decisions = [e for e in events if e["type"] == "decision"]
@@ -130,9 +156,9 @@ def test_paper_ledger_adds_up(demo_run):
 def test_summary_fits_80_columns_with_every_strategy(demo_run):
     from rich.console import Console
 
-    from rsc.cli.run import print_summary
+    from rsc.launch.run import print_summary
 
-    cfg, summary = demo_run
+    cfg, summary, _ = demo_run
     console = Console(width=80, record=True)
     print_summary(summary, cfg, console)
     text = console.export_text()

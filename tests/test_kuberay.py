@@ -14,9 +14,9 @@ import textwrap
 import pytest
 import yaml
 
-from rsc.cli.stage import launch_stage, run_stage, stage_command
 from rsc.cluster import kuberay, rayjob
 from rsc.config import ConfigError
+from rsc.launch.stages import launch_stage, run_stage, stage_command
 from rsc.storage import Storage
 from tests.conftest import PROJECT, smoke_settings
 from tests.k8s_schemas import kuberay_errors, require_kuberay_schemas, validate_object

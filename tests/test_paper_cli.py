@@ -11,7 +11,7 @@ import sys
 import time
 
 from rsc.cli.main import main
-from rsc.cli.paper import pid_path
+from rsc.cli.paper import log_path, pid_path
 from rsc.monitor import MemorySink
 from rsc.paper.app import build_trader
 from rsc.storage import Storage
@@ -123,7 +123,7 @@ def test_sigkill_sigterm_and_detach_end_in_the_uninterrupted_state(tmp_path, cap
         # 3. Finish in the background.
         assert main([*cli(tmp_path, policy.url, "start", *settings), "--detach"]) == 0
         wait_for(lambda: len(ledger.segments()) == BARS + 1 and not pid_path(cfg).exists())
-    log = pid_path(cfg).with_suffix(".log").read_text()
+    log = log_path(cfg).read_text()
     assert "(end of feed)" in log
     final = ledger.load()
     assert final.to_json() == whole.state.to_json()
@@ -136,3 +136,13 @@ def test_sigkill_sigterm_and_detach_end_in_the_uninterrupted_state(tmp_path, cap
         for name in os.listdir(tmp_path / "paper" / "paper" / "crash" / "segments")
     )
     assert Storage().exists(f"{ledger.uri}/segments/{BARS:012d}.json")
+
+
+def test_a_detached_trader_that_fails_at_once_is_reported_with_its_log(tmp_path, capsys):
+    """No bars stored for the run: the background trader exits at once, and `start` says why."""
+    cfg = paper_settings(tmp_path)
+    assert main([*cli(tmp_path, "http://127.0.0.1:9", "start"), "--detach"]) == 1
+    error = capsys.readouterr().err
+    assert "the detached paper trader exited with code 1" in error
+    assert f"full log: {log_path(cfg)}" in error
+    assert error.strip().splitlines()[-1] in log_path(cfg).read_text()  # the log's last line, quoted

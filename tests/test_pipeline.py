@@ -11,7 +11,7 @@ import yaml
 from kfp import components, dsl, local
 from pipelines.components import features_op, ingest_op, settings_op, split_op, tune_op
 
-from rsc.stages.entry import parameter_overrides, resolve_settings
+from rsc.launch.entry import parameter_overrides, resolve_settings
 from tests.conftest import PROJECT, smoke_settings
 
 GOLDEN = PROJECT / "tests" / "golden" / "pipeline.yaml"

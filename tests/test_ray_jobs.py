@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from rsc.cli.stage import launch_stage
 from rsc.cluster.ray_jobs import RayJobsFailed
+from rsc.launch.stages import launch_stage
 from rsc.storage import Storage, join
 from tests.conftest import smoke_settings
 

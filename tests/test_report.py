@@ -247,12 +247,15 @@ def look_at(page: Path, expected: tuple[str, ...], workdir: Path) -> tuple[list[
     return problems, shot
 
 
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium is not installed (apt-get install -y chromium)"
-)
+@pytest.fixture
+def needs_chromium() -> str:
+    """Chromium is part of the test set-up (`make test` installs it): its absence fails, naming the fix."""
+    if CHROMIUM is None:
+        pytest.fail("headless Chromium is not installed: run `make chromium` (apt-get install -y chromium)")
+    return CHROMIUM
 
 
-@needs_chromium
+@pytest.mark.usefixtures("needs_chromium")
 def test_rendered_report_shows_every_plot(full_page, tmp_path):
     page = tmp_path / "report.html"
     page.write_text(full_page)
@@ -269,7 +272,7 @@ def _blank_png() -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-@needs_chromium
+@pytest.mark.usefixtures("needs_chromium")
 def test_screenshot_check_fails_when_a_plot_is_missing(full_page, tmp_path):
     html = full_page
     data = _figure_data(full_page)

@@ -1,4 +1,4 @@
-"""The ``rsc`` command line: run, compile, submit, stage, data, train, tune, report, registry, serve."""
+"""The ``rsc`` command: run, doctor, compile, submit, stage, data, train, tune, report, registry, serve."""
 
 from __future__ import annotations
 
@@ -31,9 +31,26 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rsc.cli.run import execute
+    from rsc.launch.run import RunFailed, execute
+    from rsc.system.processes import PortInUse, ProcessFailed
 
-    execute(_settings(args), keep_serving=args.keep_serving)
+    try:
+        execute(_settings(args), keep_serving=args.keep_serving, verbose=args.verbose)
+    except (PortInUse, ProcessFailed, RunFailed) as error:
+        print(f"rsc: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rsc.launch.doctor import render, run_checks
+
+    checks = run_checks(_settings(args))
+    print("\n".join(render(checks)))
+    failed = [check.name for check in checks if check.status == "fail"]
+    if failed:
+        print(f"rsc doctor: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -62,13 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rsc", description="Reinforcement-learning trading policies on Ray."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging; `rsc run` also streams every step's full output",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the whole DAG locally (KFP local runner), then paper-trade")
     add_settings_arguments(run)
     run.add_argument("--keep-serving", action="store_true", help="keep Ray and the endpoint up after the run")
     run.set_defaults(func=cmd_run)
+
+    doctor = commands.add_parser("doctor", help="check that this machine has what a run needs")
+    add_settings_arguments(doctor)
+    doctor.set_defaults(func=cmd_doctor)
 
     compile_ = commands.add_parser("compile", help="write the KFP pipeline YAML")
     compile_.add_argument("-o", "--output", default="pipeline.yaml", type=Path, help="output path")

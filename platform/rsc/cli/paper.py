@@ -1,7 +1,8 @@
 """``rsc paper start | status | stop``: the paper trader as a long-running process.
 
-``start`` runs in the foreground (``--detach``: in the background, logging to a file) and writes a
-pid file beside the ledger (under ``~/.cache/rsc/paper/`` for an ``s3://`` storage root); ``stop``
+``start`` runs in the foreground (``--detach``: in the background, logging to
+``<run root>/logs/paper-<session>.log``; one that fails at once is reported with that log's end) and
+writes a pid file beside the ledger (under ``~/.cache/rsc/paper/`` for an ``s3://`` storage root); ``stop``
 sends SIGTERM, on which the trader commits the bar in hand and exits; ``status`` reads the ledger.
 """
 
@@ -20,16 +21,24 @@ from rich.table import Table
 
 from rsc.cli import SettingsLoader, add_settings_arguments
 from rsc.config import Settings
+from rsc.system.processes import ProcessFailed
 
 HALTED_EXIT = 3  # `rsc paper start` exit status when a kill switch stopped the trader
 
 
-def pid_path(cfg: Settings) -> Path:
+def _local_run_root(cfg: Settings) -> Path:
     if cfg.storage.root.startswith("file://"):
-        root = Path(cfg.run_root.removeprefix("file://"))
-    else:
-        root = Path("~/.cache/rsc/paper").expanduser() / cfg.run.name
-    return root / "paper" / f"{cfg.paper.session}.pid"
+        return Path(cfg.run_root.removeprefix("file://"))
+    return Path("~/.cache/rsc/paper").expanduser() / cfg.run.name
+
+
+def pid_path(cfg: Settings) -> Path:
+    return _local_run_root(cfg) / "paper" / f"{cfg.paper.session}.pid"
+
+
+def log_path(cfg: Settings) -> Path:
+    """A detached trader's output: ``<run root>/logs/paper-<session>.log`` (a local run root for s3://)."""
+    return _local_run_root(cfg) / "logs" / f"paper-{cfg.paper.session}.log"
 
 
 def _running(path: Path) -> int | None:
@@ -44,6 +53,30 @@ def _running(path: Path) -> int | None:
     return pid
 
 
+def _detach(args: argparse.Namespace, log: Path, startup_s: float = 3.0) -> int:
+    """Start the trader in the background; one that exits with an error at once is reported with its log."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["paper", "start", *args.config, "--env", args.env]
+    with open(log, "ab") as log_file:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "rsc", *argv],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        code = child.wait(timeout=startup_s)
+    except subprocess.TimeoutExpired:
+        print(f"paper trader started in the background (pid {child.pid}); log {log}")
+        return 0
+    if code == 0:
+        print(f"paper trader ran to its end already; log {log}")
+        return 0
+    print(f"rsc: {ProcessFailed('the detached paper trader', code, log)}", file=sys.stderr)
+    return 1
+
+
 def cmd_start(args: argparse.Namespace, load: SettingsLoader) -> int:
     cfg = load(args)
     path = pid_path(cfg)
@@ -53,18 +86,7 @@ def cmd_start(args: argparse.Namespace, load: SettingsLoader) -> int:
         return 1
     path.parent.mkdir(parents=True, exist_ok=True)
     if args.detach:
-        log_path = path.with_suffix(".log")
-        argv = ["paper", "start", *args.config, "--env", args.env]
-        with open(log_path, "ab") as log_file:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "rsc", *argv],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        print(f"paper trader started in the background (pid {child.pid}); log {log_path}")
-        return 0
+        return _detach(args, log_path(cfg))
     from rsc.paper.app import build_trader
 
     trader = build_trader(cfg)

@@ -450,6 +450,9 @@ class RaySettings(Section):
     address: str | None = Field(
         None, description="Ray cluster address; None starts a local head for the run (127.0.0.1)."
     )
+    dashboard_port: int = Field(
+        8265, ge=1, le=65535, description="Dashboard (and Jobs API) port of the local head a run starts."
+    )
 
 
 # A Kubernetes resource quantity ("4", "500m", "8Gi"); a bare number in YAML is read as one too.

@@ -23,6 +23,7 @@ from rsc.rl.callbacks import EVAL_KEY, RETURNS_KEY
 from rsc.rl.spec import AlgorithmSpec, SearchDimension
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger("rsc.progress.tune")
 
 
 def tune_distribution(dimension: SearchDimension) -> Any:
@@ -60,6 +61,32 @@ def _scheduler(spec: AlgorithmSpec, iterations: int):
             hyperparam_mutations={k: tune_distribution(d) for k, d in spec.search_space.items()},
         )
     return FIFOScheduler()
+
+
+class _TrialLines(tune.Callback):
+    """A compact line per trial result (``rsc run`` shows them; Tune's own table goes to the log)."""
+
+    def __init__(self, metric: str, iterations: int):
+        self.metric, self.iterations = metric, iterations
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        value = result.get(self.metric)
+        progress.info(
+            "trial %s  iteration %d/%d  %s %s",
+            trial.trial_id,
+            result.get("training_iteration", 0),
+            self.iterations,
+            self.metric,
+            f"{value:.3f}" if isinstance(value, int | float) else "-",
+        )
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        params = ", ".join(f"{key}={_short(value)}" for key, value in trial.evaluated_params.items())
+        progress.info("trial %s  done  %s", trial.trial_id, params)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _trial_dirname(trial) -> str:
@@ -108,6 +135,7 @@ def build_tuner(
             storage_path=str(experiment_dir.parent),
             stop={"training_iteration": iterations},
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1),
+            callbacks=[_TrialLines(spec.tune.metric, iterations)],
             verbose=1,
         ),
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -13,6 +15,7 @@ from ray.serve import Application
 
 from rsc.config.settings import MonitorSettings, ServeSettings
 from rsc.serve.app import PolicyServer
+from rsc.system.processes import tail
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,18 @@ def policy_app(
     )
 
 
+# Ray's documented log folder of the session on this machine (a local head writes its Serve logs there).
+SERVE_LOGS = Path(tempfile.gettempdir()) / "ray" / "session_latest" / "logs" / "serve"
+
+
+def _replica_log_tail(lines: int = 15) -> str:
+    """The newest replica log of this machine's Ray session, with its last lines ("" when none)."""
+    logs = sorted(SERVE_LOGS.glob("replica_*.log"), key=lambda path: path.stat().st_mtime)
+    if not logs:
+        return ""
+    return f"\nreplica log {logs[-1]}:\n{tail(logs[-1], lines)}"
+
+
 def wait_until_healthy(url: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -60,7 +75,7 @@ def wait_until_healthy(url: str, timeout_s: float) -> None:
     raise TimeoutError(
         f"the policy endpoint at {url} did not become healthy within {timeout_s:.0f}s; see the replica's "
         "log in the Ray dashboard. Ray Serve keeps one HTTP host and port per cluster: if Serve already "
-        "ran there with another serve.port, that port is the one listening"
+        "ran there with another serve.port, that port is the one listening" + _replica_log_tail()
     )
 
 

@@ -26,6 +26,7 @@ from rsc.rl.train import train_algorithm
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger("rsc.progress.train")  # a line per iteration on the terminal of `rsc run`
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,15 @@ def data_hashes(storage: Storage, run_root: str, split_uri: str) -> dict[str, st
     return {f"rsc.data.{name}_sha256": value for name, value in sorted(hashes.items())}
 
 
-def _log_iteration(row: dict, metrics: TrainMetrics) -> None:
+def _log_iteration(row: dict, metrics: TrainMetrics, iterations: int) -> None:
     metrics(row)
-    log.info(
-        "train: iteration %d  episode_return_mean=%s  eval/sharpe=%.3f",
+    sharpe = row.get("eval/sharpe")
+    progress.info(
+        "iteration %d/%d  episode return %s  validation Sharpe %s",
         row["iteration"],
+        iterations,
         f"{row['episode_return_mean']:.4f}" if row["episode_return_mean"] is not None else "-",
-        row.get("eval/sharpe", float("nan")),
+        f"{sharpe:.3f}" if sharpe is not None else "-",
     )
 
 
@@ -85,16 +88,17 @@ def run(
     connect(cfg.ray.address)
     metrics = TrainMetrics(sink_from_settings(cfg.monitor, "rsc-train"), {"algorithm": spec.algorithm})
     model_uri = join(cfg.run_root, "model")
+    iterations = cfg.train.iterations or spec.stop.training_iteration
     result = train_algorithm(
         config,
-        cfg.train.iterations or spec.stop.training_iteration,
+        iterations,
         model_uri,
         storage,
         obs_size,
         metric=cfg.train.metric,
         checkpoint_every=cfg.train.checkpoint_every,
         resume=resume,
-        on_iteration=lambda row: _log_iteration(row, metrics),
+        on_iteration=lambda row: _log_iteration(row, metrics, iterations),
     )
     storage.write_json(
         join(model_uri, POLICY_FILE),

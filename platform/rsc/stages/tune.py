@@ -35,6 +35,7 @@ from rsc.rl.walk_forward import select, summarise, usable_folds
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger("rsc.progress.tune")  # lines on the terminal of `rsc run`
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,10 @@ def _walk_forward(
                 }
             )
             returns[f"candidate-{number}/fold-{index}"] = pd.Series(result.best_returns, dtype=float)
-            log.info(
-                "walk-forward: fold %d candidate %d %s=%.3f",
-                index,
+            progress.info(
+                "walk-forward fold %d/%d candidate %d  %s %.3f",
+                index + 1,
+                len(folds),
                 number,
                 selection.metric,
                 result.best_metrics.get(selection.metric, math.nan),

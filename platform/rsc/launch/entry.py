@@ -1,4 +1,5 @@
-"""What every pipeline step does first: logging on, settings parsed from the JSON it was handed.
+"""What every pipeline step does first: its logs and progress events, settings parsed from the JSON it
+was handed (:func:`step`).
 
 The pipeline's run parameters (symbols, dates, algorithm config, HPO budget, GPUs, launcher) are
 applied here, once, as ``key=value`` overrides of the settings, so they are checked like any other.
@@ -7,10 +8,12 @@ applied here, once, as ``key=value`` overrides of the settings, so they are chec
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from rsc.config import Settings, load_settings
 from rsc.config.loader import default_config_paths, override_settings
+from rsc.launch.logs import FORMAT, step_logs
 
 # Pipeline parameter -> (settings key it overrides, the default that means "keep the settings' value").
 PARAMETERS: dict[str, tuple[str, object]] = {
@@ -27,10 +30,16 @@ CLUSTER_ENVIRONMENT = "cluster"
 
 
 def settings_from_json(settings_json: str) -> Settings:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    """Logging on (INFO, to stderr), then the settings the step was handed."""
+    logging.basicConfig(level=logging.INFO, format=FORMAT, force=True)
     return Settings.model_validate_json(settings_json)
+
+
+@contextmanager
+def step(stage: str, settings_json: str) -> Iterator[Settings]:
+    """One pipeline step: its log file and start/end events under ``rsc run``, and its settings."""
+    with step_logs(stage):
+        yield settings_from_json(settings_json)
 
 
 def parameter_overrides(parameters: Mapping[str, object]) -> list[str]:

@@ -1,0 +1,157 @@
+"""``rsc run``: the whole DAG through the KFP local runner, then a bounded paper-trading replay.
+
+The terminal shows a line per stage with its elapsed time, the trial and iteration lines, and the
+summary; everything else goes to ``<run root>/logs/`` (:mod:`rsc.launch.logs`). A failing stage
+becomes one :class:`RunFailed` carrying its log's last lines and path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rsc.cluster.local import local_head
+from rsc.config import Settings
+from rsc.evaluate.suite import strategy_metrics
+from rsc.launch.logs import RUN_LOG, RunLogs, capture_run_output, step_logs
+from rsc.launch.progress import ProgressView
+from rsc.monitor import sink_from_settings
+from rsc.paper.app import ReplaySummary, replay_run
+from rsc.storage import Storage, join
+from rsc.system.processes import tail
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(RuntimeError):
+    """A stage of the run failed; the message names it and quotes the end of its log."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    metrics: dict[str, Any]
+    deployment: dict
+    served_action: dict
+    paper: ReplaySummary
+    seconds: float
+    logs: str
+
+
+def _served_action(url: str, cfg: Settings) -> dict:
+    """One real request to the endpoint with the latest test window, for the summary."""
+    import requests
+
+    model = requests.get(f"{url}/v1/model", timeout=10).json()
+    storage = Storage.from_settings(cfg.storage)
+    bars = storage.read_dataset(join(cfg.run_root, "bars")).tail(model["min_bars"] + 250)
+    payload = {"bars": json.loads(bars.drop(columns=["symbol"]).to_json(orient="records", date_format="iso"))}
+    response = requests.post(f"{url}/v1/act", json=payload, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def _failure(view: ProgressView, logs: RunLogs, error: BaseException) -> RunFailed:
+    """The failed stage (the last one reported failed, else the one still running) and its log's end."""
+    view.sync()  # the events of the step that just failed may not have been read yet
+    if view.failures:
+        stage, message = view.failures[-1].stage, view.failures[-1].message
+    elif view.started:
+        stage, message = view.started[-1], f"{type(error).__name__}: {error}".splitlines()[0]
+    else:
+        stage, message = None, f"{type(error).__name__}: {error}".splitlines()[0]
+    path = logs.stage_log(stage) if stage and logs.stage_log(stage).is_file() else logs.directory / RUN_LOG
+    where = f"stage {stage} failed" if stage else "the run failed"
+    return RunFailed(f"{where}: {message}\nfull log: {path}\n--- last lines ---\n{tail(path)}")
+
+
+def execute(
+    cfg: Settings, keep_serving: bool = False, console: Console | None = None, verbose: bool = False
+) -> RunSummary:
+    """Run the DAG (starting a local Ray head unless ``ray.address`` is set) and the paper replay."""
+    from pipelines.local import run_locally  # kfp only when a run is asked for
+
+    console = console or Console(file=sys.stdout)  # pinned before the run's output is redirected
+    started = time.monotonic()
+    storage = Storage.from_settings(cfg.storage)
+    logs = RunLogs.for_run(storage, cfg.run_root)
+    console.print(f"Logs: {logs.directory}/ (rerun with -v to see everything here)")
+    try:
+        with capture_run_output(logs, verbose), ProgressView(logs.events, console) as view:
+            head = (
+                local_head(dashboard_port=cfg.ray.dashboard_port, log_dir=logs.directory)
+                if cfg.ray.address is None
+                else contextlib.nullcontext(None)
+            )
+            with head as running:
+                if running is not None:
+                    cfg = cfg.model_copy(
+                        update={"ray": cfg.ray.model_copy(update={"address": running.address})}
+                    )
+                    console.print(f"Ray head at {running.address}, dashboard {running.dashboard_url}")
+                root = storage.local_path(join(cfg.run_root, "kfp")) or "/tmp/rsc-kfp"
+                try:
+                    deployment = json.loads(run_locally(cfg.model_dump_json(), root))
+                    with step_logs("paper", redirect=False):
+                        served = _served_action(deployment["url"], cfg)
+                        paper = replay_run(
+                            cfg, deployment["url"], sink_from_settings(cfg.monitor, "rsc-paper")
+                        )
+                except Exception as error:
+                    raise _failure(view, logs, error) from error
+                metrics = storage.read_json(join(cfg.run_root, "evaluation", "metrics.json"))
+                summary = RunSummary(
+                    metrics, deployment, served, paper, time.monotonic() - started, logs.publish(storage)
+                )
+                view.sync()
+                print_summary(summary, cfg, console)
+                if keep_serving and running is not None:
+                    console.print(f"Serving at {deployment['url']}/v1/act; Ctrl-C to stop.")
+                    with contextlib.suppress(KeyboardInterrupt):
+                        while True:
+                            time.sleep(3600)
+    finally:
+        logs.publish(storage)
+    return summary
+
+
+def print_summary(summary: RunSummary, cfg: Settings, console: Console) -> None:
+    strategies = strategy_metrics(summary.metrics)
+    table = Table(title=f"Test period: policy vs benchmarks ({cfg.run.name})")
+    columns = {  # metrics.json key -> (header, format); one row per strategy keeps it within 80 columns
+        "total_return": ("return", "{:.2%}"),
+        "sharpe": ("Sharpe", "{:.2f}"),
+        "sortino": ("Sortino", "{:.2f}"),
+        "max_drawdown": ("max DD", "{:.2%}"),
+        "trades": ("trades", "{:.0f}"),
+        "costs": ("costs", "{:,.0f}"),
+    }
+    table.add_column("strategy")
+    for header, _ in columns.values():
+        table.add_column(header, justify="right")
+    for strategy, values in strategies.items():
+        cells = (fmt.format(values.get(key, float("nan"))) for key, (_, fmt) in columns.items())
+        table.add_row(f"[bold]{strategy}[/]" if strategy == "policy" else strategy, *cells)
+    console.print(table)
+    console.print(f"Verdict: {summary.metrics.get('verdict', '')}")
+    deployment, paper = summary.deployment, summary.paper
+    console.print(
+        f"Registered model: [bold]{deployment['model_name']}[/] version {deployment['model_version']} "
+        f"(@champion), served at {deployment['url']}/v1/act"
+    )
+    console.print(f"Served action for the latest bars: {summary.served_action}")
+    console.print(
+        f"Paper trading: {paper.decisions} decisions, {paper.trades} trades, final equity "
+        f"{paper.final_equity:,.2f} ({paper.outcome.stopped}); ledger {paper.ledger_uri}"
+    )
+    console.print(
+        f"Artifacts under {cfg.run_root}; MLflow at {cfg.tracking_uri}; logs in {summary.logs}; "
+        f"took {summary.seconds:.0f}s"
+    )
