@@ -32,7 +32,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI
-from tests.stored_run import register_policy_run, store_run
 
 import rsc  # noqa: F401  (sets RAY_AUTH_MODE before ray is imported)
 from rsc.cluster.local import free_port
@@ -42,6 +41,7 @@ from rsc.paper.decisions import INDICATOR_LOOKBACK  # bars the paper replay send
 from rsc.registry.policy import Policy
 from rsc.serve.deploy import policy_app
 from rsc.storage import Storage
+from tests.stored_run import register_policy_run, store_run
 
 PROJECT = Path(__file__).resolve().parents[1]
 NAME = "rsc-policy"

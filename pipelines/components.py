@@ -8,6 +8,7 @@ Train and tune go through ``launch_stage``: in process, or as a KubeRay RayJob (
 """
 
 import os
+from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
@@ -152,7 +153,9 @@ def register_op(
     model: Input[Model],
     metrics: Input[Metrics],
     report: Input[Artifact],
-) -> str:
+) -> NamedTuple("Registered", [("model_name", str), ("version", int)]):
+    from collections import namedtuple
+
     from rsc.launch.entry import step
     from rsc.stages import register
 
@@ -164,18 +167,16 @@ def register_op(
             metrics.metadata["uri"],
             report.metadata["uri"],
         )
-    return result.model_name
+    return namedtuple("Registered", ["model_name", "version"])(result.model_name, result.version)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def deploy_op(settings_json: str, model_name: str) -> str:
+def deploy_op(settings_json: str, model_name: str, version: int) -> str:
     import json
 
     from rsc.launch.entry import step
     from rsc.launch.stages import launch_stage
 
     with step("deploy", settings_json) as cfg:
-        result = launch_stage("deploy", cfg, {"model_name": model_name})
-    return json.dumps(
-        {"url": result["url"], "model_name": result["model_name"], "model_version": result["model_version"]}
-    )
+        result = launch_stage("deploy", cfg, {"model_name": model_name, "version": str(version)})
+    return json.dumps(result)

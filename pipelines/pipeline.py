@@ -137,7 +137,11 @@ def make_pipeline(retry: bool = True) -> GraphComponent:
             report=evaluate.outputs["report"],
         )
         _step(register, "register", storage_secret, cache=False, retries=3 * retry)
-        deploy = deploy_op(settings_json=resolved, model_name=register.output)
+        deploy = deploy_op(
+            settings_json=resolved,
+            model_name=register.outputs["model_name"],
+            version=register.outputs["version"],
+        )
         _step(deploy, "deploy", storage_secret, cache=False, retries=2 * retry)
         return deploy.output
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,14 @@ CONFIGS = PROJECT / "configs"
 
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[LocalHead]:
-    """A real ``ray start --head`` on 127.0.0.1 that every Ray-using test (and pipeline step) joins."""
+    """A real ``ray start --head`` on 127.0.0.1 that every Ray-using test (and pipeline step) joins.
+
+    Its workers get S3 keys in their environment, as a cluster's Ray pods get the storage Secret (the
+    loopback S3 server takes any); settings never carry them into configs that MLflow logs.
+    """
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(key, "test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with local_head(num_cpus=2, dashboard_port=free_port()) as head:
         yield head
         import ray

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.k8s_schemas import PROJECT
 
@@ -33,24 +31,3 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and done.returncode != 0:
         pytest.fail(f"helm {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
-
-
-def offline_chart(tmp: Path) -> Path:
-    """A copy of the chart whose optional kuberay-operator dependency is satisfied offline.
-
-    helm refuses to render a chart whose declared dependency is missing from charts/, even when its
-    condition is false, and the dependency's chart repository is out of reach here. The copy gets a
-    placeholder chart of that name and version range (no templates) in charts/; with the default
-    ``kuberay-operator.enabled: false`` helm never renders it, so the output is what a user gets after
-    ``helm dependency update``. Rendering with the operator enabled is not tested here.
-    """
-    chart = tmp / "rsc"
-    shutil.copytree(CHART, chart)
-    placeholder = chart / "charts" / "kuberay-operator"
-    placeholder.mkdir(parents=True)
-    (dependency,) = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
-    version = dependency["version"].lstrip("~^")
-    (placeholder / "Chart.yaml").write_text(
-        yaml.safe_dump({"apiVersion": "v2", "name": dependency["name"], "version": version})
-    )
-    return chart

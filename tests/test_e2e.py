@@ -165,4 +165,4 @@ def test_summary_fits_80_columns_with_every_strategy(demo_run):
     assert "…" not in text, text
     rows = {line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")}
     assert {"policy", "buy_and_hold", "flat"} <= rows
-    assert f"version {summary.deployment['model_version']} (@champion)" in text
+    assert f"serving rsc-policy v{summary.deployment['model_version']} (@champion)" in text

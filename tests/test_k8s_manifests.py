@@ -13,7 +13,7 @@ import yaml
 from rsc.cluster import rayjob
 from rsc.config import load_settings
 from rsc.monitor import names
-from tests.helm_tools import helm, offline_chart
+from tests.helm_tools import CHART, helm
 from tests.k8s_schemas import PROJECT, load_documents, require_kuberay_schemas, validate_object
 
 K8S = PROJECT / "k8s"
@@ -50,7 +50,7 @@ def test_every_manifest_is_valid(path):
 
 
 def test_nothing_lives_in_both_k8s_and_the_chart(tmp_path):
-    chart = offline_chart(tmp_path)
+    chart = CHART
     rendered = load_documents(
         helm("template", "rsc", str(chart), "-f", str(chart / "values-gpu.yaml")).stdout
     )
@@ -68,7 +68,7 @@ def test_rbac_grants_what_the_launcher_calls_and_matches_the_charts(tmp_path):
         {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["create", "get", "watch", "delete"]}
     ]
     assert role["rules"] == expected
-    chart = offline_chart(tmp_path)
+    chart = CHART
     (chart_role,) = [
         d for d in load_documents(helm("template", "rsc", str(chart)).stdout) if d["kind"] == "Role"
     ]

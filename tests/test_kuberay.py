@@ -301,9 +301,9 @@ def test_deploy_on_a_cluster_checks_the_rayservice_endpoint(tmp_path):
         def log_message(self, *args):
             pass
 
-        def do_GET(self):
-            body = json.dumps({"model_name": "rsc-policy", "model_version": 7}).encode()
-            self.send_response(200 if self.path == "/v1/model" else 404)
+        def do_GET(self):  # a fresh install: the app is up, no version has the alias yet
+            body = json.dumps({"status": "waiting for a model", "model_version": None}).encode()
+            self.send_response(200 if self.path == "/healthz" else 503)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -312,12 +312,14 @@ def test_deploy_on_a_cluster_checks_the_rayservice_endpoint(tmp_path):
     Thread(target=server.serve_forever, daemon=True).start()
     try:
         cfg = kuberay_settings(tmp_path, "serve.host=127.0.0.1", f"serve.port={server.server_address[1]}")
-        result = launch_stage("deploy", cfg, {"model_name": "rsc-policy"})
+        result = launch_stage("deploy", cfg, {"model_name": "rsc-policy", "version": "3"})
     finally:
         server.shutdown()
         server.server_close()
     assert result == {
         "url": f"http://127.0.0.1:{server.server_address[1]}",
         "model_name": "rsc-policy",
-        "model_version": 7,
+        "model_version": None,
+        "registered_version": 3,
+        "note": "no champion yet: rsc-policy answers 503 until a version is promoted",
     }

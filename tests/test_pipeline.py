@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 from kfp import components, dsl, local
-from pipelines.components import features_op, ingest_op, settings_op, split_op, tune_op
 
+from pipelines.components import features_op, ingest_op, settings_op, split_op, tune_op
 from rsc.launch.entry import parameter_overrides, resolve_settings
 from tests.conftest import PROJECT, smoke_settings
 

@@ -407,3 +407,34 @@ def test_rsc_serve_runs_the_champion_on_localhost_until_interrupted(served, tmp_
     assert process.returncode == 0, output[-3000:]
     assert f"serving {cfg.registry.model_name}@champion at http://127.0.0.1:{port}" in output
     assert "stopped" in output
+
+
+def test_an_app_started_before_any_champion_answers_503_then_serves_the_first_one(served, ray_session):
+    """A fresh install: the RayService's app starts with no @champion; it must not fail its deployment."""
+    from ray import serve
+
+    cfg, uris, _, _ = served
+    fresh = cfg.model_copy(
+        update={
+            "serve": cfg.serve.model_copy(update={"app_name": "fresh", "route_prefix": "/fresh"}),
+            "registry": cfg.registry.model_copy(update={"model_name": "fresh-policy"}),
+        }
+    )
+    url = deploy(fresh.serve, ray_session.address, fresh.tracking_uri, "fresh-policy", None)
+    try:
+        health = requests.get(f"{url}/healthz", timeout=10)
+        assert health.status_code == 200
+        assert health.json()["model_version"] is None and health.json()["status"] == "waiting for a model"
+        for method, route in (("post", "/v1/act"), ("get", "/v1/model")):
+            kwargs = {"json": {"features": [[0.0]]}} if method == "post" else {}
+            answer = getattr(requests, method)(f"{url}{route}", timeout=10, **kwargs)
+            assert answer.status_code == 503, (route, answer.text)
+            assert "'fresh-policy' has no @champion version yet" in answer.json()["detail"]
+        register_policy_run(fresh, uris, 7, sharpe=1.0)  # the first version becomes champion
+        deadline = time.monotonic() + 30
+        while requests.get(f"{url}/healthz", timeout=10).json()["model_version"] != 1:
+            assert time.monotonic() < deadline, "the app never picked up the first champion"
+            time.sleep(0.5)
+        assert requests.get(f"{url}/v1/model", timeout=10).json()["model_version"] == 1
+    finally:
+        serve.delete("fresh")

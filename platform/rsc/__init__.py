@@ -3,6 +3,7 @@
 import os
 
 # Ray 2.60 clusters require token authentication. Ray reads this setting when it is imported, so it is
-# set here, before any module of the package imports ray; the token itself comes from
-# ~/.ray/auth_token (written by `ray start`) or RAY_AUTH_TOKEN.
+# set here, before any module of the package imports ray; the token itself comes from RAY_AUTH_TOKEN,
+# RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (which the local head generates when it is missing:
+# rsc.cluster.local.ensure_auth_token).
 os.environ.setdefault("RAY_AUTH_MODE", "token")

@@ -44,6 +44,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-mlflow" (include "rsc.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Host headers MLflow accepts: the Service's DNS names with any port, localhost, and the extras. */}}
+{{- define "rsc.mlflowAllowedHosts" -}}
+{{- $name := include "rsc.mlflowName" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $hosts := list $name (printf "%s:*" $name) (printf "%s.%s:*" $name $ns) (printf "%s.%s.svc:*" $name $ns) (printf "%s.%s.svc.cluster.local:*" $name $ns) "localhost:*" "127.0.0.1:*" -}}
+{{- concat $hosts .Values.mlflow.allowedHosts | join "," -}}
+{{- end }}
+
 {{- define "rsc.trackingUri" -}}
 {{- default (printf "http://%s:%v" (include "rsc.mlflowName" .) .Values.mlflow.port) .Values.serve.trackingUri }}
 {{- end }}

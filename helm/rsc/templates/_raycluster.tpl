@@ -8,6 +8,9 @@ group and an optional GPU worker group. Called with (dict "root" $ "component" "
 rayVersion: {{ $values.rayVersion | quote }}
 authOptions:
   mode: token
+  {{- with $values.ray.auth.existingSecret }}
+  secretName: {{ . }}
+  {{- end }}
 enableInTreeAutoscaling: false
 headGroupSpec:
   rayStartParams:

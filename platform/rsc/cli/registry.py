@@ -3,6 +3,8 @@
 ``promote`` runs the same gate as the register stage on the numbers stored with the version (its test
 metrics, buy-and-hold's, its deflated Sharpe) against the current champion; ``--force`` promotes
 anyway and records that it was forced. ``rollback`` moves ``champion`` back to the previous champion.
+``migrate`` renames an experiment an earlier version created with a direct ``s3://`` location, so that
+the next run's experiment keeps its artifacts behind the tracking server's proxy.
 A running endpoint follows the alias within ``serve.alias_poll_s``.
 """
 
@@ -124,6 +126,21 @@ def _run(func: Callable[[argparse.Namespace, SettingsLoader], int], load: Settin
     return run
 
 
+def cmd_migrate(args: argparse.Namespace, load: SettingsLoader) -> int:
+    from rsc.registry.tracking import migrate_experiment
+
+    cfg = load(args)
+    renamed = migrate_experiment(cfg.tracking_uri, cfg.registry.experiment)
+    if renamed is None:
+        print(f"experiment {cfg.registry.experiment!r} needs no migration")
+    else:
+        print(
+            f"renamed experiment {cfg.registry.experiment!r} to {renamed!r}; the next run creates "
+            f"{cfg.registry.experiment!r} with its artifacts behind the tracking server's proxy"
+        )
+    return 0
+
+
 def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
     registry = commands.add_parser("registry", help="list, promote or roll back registered model versions")
     actions = registry.add_subparsers(dest="action", required=True)
@@ -132,6 +149,10 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
     promote.add_argument("target", help="version number or alias (e.g. challenger)")
     promote.add_argument("--force", action="store_true", help="promote even if the gate refuses")
     rollback = actions.add_parser("rollback", help="move champion back to the previous champion")
-    for parser, func in ((list_, cmd_list), (promote, cmd_promote), (rollback, cmd_rollback)):
+    migrate = actions.add_parser(
+        "migrate", help="move an experiment made by an earlier version onto the server's artifact proxy"
+    )
+    commands_ = ((list_, cmd_list), (promote, cmd_promote), (rollback, cmd_rollback), (migrate, cmd_migrate))
+    for parser, func in commands_:
         add_settings_arguments(parser)
         parser.set_defaults(func=_run(func, load))

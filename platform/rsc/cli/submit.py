@@ -88,6 +88,7 @@ def submit(
 ) -> str:
     """Start one run and return its URL in the Kubeflow Pipelines UI."""
     import kfp
+
     from pipelines.pipeline import compile_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:

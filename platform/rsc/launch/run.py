@@ -38,9 +38,9 @@ class RunFailed(RuntimeError):
 @dataclass(frozen=True)
 class RunSummary:
     metrics: dict[str, Any]
-    deployment: dict
-    served_action: dict
-    paper: ReplaySummary
+    deployment: dict  # the deploy step's result (rsc.launch.deploy.DeployResult)
+    served_action: dict | None  # None: no champion to ask
+    paper: ReplaySummary | None  # None: no champion to trade
     seconds: float
     logs: str
 
@@ -72,12 +72,24 @@ def _failure(view: ProgressView, logs: RunLogs, error: BaseException) -> RunFail
     return RunFailed(f"{where}: {message}\nfull log: {path}\n--- last lines ---\n{tail(path)}")
 
 
+def _dag_and_replay(cfg: Settings, storage: Storage) -> tuple[dict, dict | None, ReplaySummary | None]:
+    """The DAG through KFP's local runner, then (when there is a champion) one request and the replay."""
+    from pipelines.local import run_locally  # kfp only when a run is asked for
+
+    root = storage.local_path(join(cfg.run_root, "kfp")) or "/tmp/rsc-kfp"
+    deployment = json.loads(run_locally(cfg.model_dump_json(), root))
+    if deployment["model_version"] is None:  # no champion to ask or to trade
+        return deployment, None, None
+    with step_logs("paper", redirect=False):
+        served = _served_action(deployment["url"], cfg)
+        paper = replay_run(cfg, deployment["url"], sink_from_settings(cfg.monitor, "rsc-paper"))
+    return deployment, served, paper
+
+
 def execute(
     cfg: Settings, keep_serving: bool = False, console: Console | None = None, verbose: bool = False
 ) -> RunSummary:
     """Run the DAG (starting a local Ray head unless ``ray.address`` is set) and the paper replay."""
-    from pipelines.local import run_locally  # kfp only when a run is asked for
-
     console = console or Console(file=sys.stdout)  # pinned before the run's output is redirected
     started = time.monotonic()
     storage = Storage.from_settings(cfg.storage)
@@ -96,20 +108,13 @@ def execute(
                         update={"ray": cfg.ray.model_copy(update={"address": running.address})}
                     )
                     console.print(f"Ray head at {running.address}, dashboard {running.dashboard_url}")
-                root = storage.local_path(join(cfg.run_root, "kfp")) or "/tmp/rsc-kfp"
                 try:
-                    deployment = json.loads(run_locally(cfg.model_dump_json(), root))
-                    with step_logs("paper", redirect=False):
-                        served = _served_action(deployment["url"], cfg)
-                        paper = replay_run(
-                            cfg, deployment["url"], sink_from_settings(cfg.monitor, "rsc-paper")
-                        )
+                    deployment, served, paper = _dag_and_replay(cfg, storage)
                 except Exception as error:
                     raise _failure(view, logs, error) from error
                 metrics = storage.read_json(join(cfg.run_root, "evaluation", "metrics.json"))
-                summary = RunSummary(
-                    metrics, deployment, served, paper, time.monotonic() - started, logs.publish(storage)
-                )
+                seconds = time.monotonic() - started
+                summary = RunSummary(metrics, deployment, served, paper, seconds, logs.publish(storage))
                 view.sync()
                 print_summary(summary, cfg, console)
                 if keep_serving and running is not None:
@@ -142,15 +147,20 @@ def print_summary(summary: RunSummary, cfg: Settings, console: Console) -> None:
     console.print(table)
     console.print(f"Verdict: {summary.metrics.get('verdict', '')}")
     deployment, paper = summary.deployment, summary.paper
+    registered = deployment.get("registered_version")
     console.print(
-        f"Registered model: [bold]{deployment['model_name']}[/] version {deployment['model_version']} "
-        f"(@champion), served at {deployment['url']}/v1/act"
+        f"Registered model: [bold]{deployment['model_name']}[/] version {registered}; endpoint "
+        f"{deployment['url']}/v1/act: {deployment['note']}"
     )
-    console.print(f"Served action for the latest bars: {summary.served_action}")
-    console.print(
-        f"Paper trading: {paper.decisions} decisions, {paper.trades} trades, final equity "
-        f"{paper.final_equity:,.2f} ({paper.outcome.stopped}); ledger {paper.ledger_uri}"
-    )
+    if summary.served_action is not None:
+        console.print(f"Served action for the latest bars: {summary.served_action}")
+    if paper is not None:
+        console.print(
+            f"Paper trading: {paper.decisions} decisions, {paper.trades} trades, final equity "
+            f"{paper.final_equity:,.2f} ({paper.outcome.stopped}); ledger {paper.ledger_uri}"
+        )
+    else:
+        console.print("Paper trading: skipped, no champion to trade")
     console.print(
         f"Artifacts under {cfg.run_root}; MLflow at {cfg.tracking_uri}; logs in {summary.logs}; "
         f"took {summary.seconds:.0f}s"

@@ -28,8 +28,11 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "train": ("split", "scaler", "best_params"),
     "evaluate": ("split", "scaler", "model"),
     "register": ("split", "model", "metrics", "report"),
-    "deploy": ("model_name",),
+    "deploy": ("model_name", "version"),
 }
+# Where each stage's ``run`` lives: ``rsc.stages.<name>``, except deploy, which starts Serve (a sibling
+# of the stages) and so sits above them.
+STAGE_MODULES = {name: f"rsc.stages.{name}" for name in STAGE_INPUTS} | {"deploy": "rsc.launch.deploy"}
 
 
 def run_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[str, Any]:
@@ -43,7 +46,7 @@ def run_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[str, 
         raise ValueError(
             f"stage {name!r} takes inputs {list(expected)}; missing {missing}, unexpected {extra}"
         )
-    module = importlib.import_module(f"rsc.stages.{name}")
+    module = importlib.import_module(STAGE_MODULES[name])
     result = module.run(cfg, *(inputs[key] for key in expected))
     return dataclasses.asdict(result)
 
@@ -74,25 +77,6 @@ def stage_command(name: str, cfg: Settings, inputs: Mapping[str, str], result_ur
     return [*command, "--result-uri", result_uri]
 
 
-def served_model(cfg: Settings, model_name: str, timeout_s: float = 300.0) -> dict[str, Any]:
-    """On a cluster the chart's RayService serves the alias; report what its endpoint answers."""
-    import time
-
-    import requests
-
-    url = f"http://{cfg.serve.host}:{cfg.serve.port}{cfg.serve.route_prefix.rstrip('/')}"
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            info = requests.get(f"{url}/v1/model", timeout=10)
-            info.raise_for_status()
-            return {"url": url, "model_name": model_name, "model_version": int(info.json()["model_version"])}
-        except requests.RequestException as error:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the RayService endpoint {url} did not answer: {error}") from error
-            time.sleep(5)
-
-
 def launch_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[str, Any]:
     """Run a stage where ``cfg.cluster.launcher`` says, and return its result.
 
@@ -104,7 +88,9 @@ def launch_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[st
     if cfg.cluster.launcher == "ray-jobs":
         return _launch_on_ray_jobs(name, cfg, inputs)
     if name == "deploy":
-        return served_model(cfg, inputs["model_name"])
+        from rsc.launch.deploy import check_rayservice
+
+        return dataclasses.asdict(check_rayservice(cfg, inputs["model_name"], inputs.get("version")))
     from rsc.cluster import kuberay, rayjob  # the kubernetes client only where a cluster is used
     from rsc.storage import Storage, join
 

@@ -30,12 +30,17 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "policy"
 KIND_TAG = "rsc.kind"  # train | sweep | trial | policy: what a run records
+PROXIED_ARTIFACTS = "mlflow-artifacts:"  # locations a tracking server serves through its artifact proxy
 
 # What the pyfunc model needs to act, and nothing else: the numpy feature and observation kernels, the
 # Policy class and the pyfunc wrapper. They travel inside the model (``code/rsc``), so that a version
 # acts with the code it was registered with, wherever it is loaded.
 SERVING_CODE = ("__init__.py", "core", "registry/__init__.py", "registry/policy.py", "registry/pyfunc.py")
 SERVING_REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas")
+
+
+class NoVersion(LookupError):
+    """No version of the registered model has the alias (yet)."""
 
 
 @dataclass(frozen=True)
@@ -56,17 +61,55 @@ def use_registry(tracking_uri: str) -> None:
     mlflow.set_registry_uri(tracking_uri)
 
 
+class ExperimentNeedsMigration(RuntimeError):
+    """An experiment made by an earlier version keeps its artifacts outside the server's proxy."""
+
+
+def has_tracking_server(tracking_uri: str) -> bool:
+    """An MLflow server (http/https), as opposed to a store this process opens itself (SQLite)."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
 def configure(tracking_uri: str, experiment: str, artifact_root: str) -> str:
-    """Point MLflow at the tracking store; the experiment keeps its artifacts under ``artifact_root``."""
+    """Point MLflow at the tracking store and the run's experiment (created when missing).
+
+    With a tracking server the experiment takes the server's default location, ``mlflow-artifacts:``,
+    so artifacts go through the server's proxy and clients need no object-store endpoint or keys of
+    their own; ``artifact_root`` is the location for a store opened in process (SQLite beside a file
+    storage root). An experiment an earlier version created on a server with a direct ``s3://``
+    location is refused with the command that migrates it (its location cannot be changed in place).
+    """
     use_registry(tracking_uri)
+    server = has_tracking_server(tracking_uri)
     found = mlflow.get_experiment_by_name(experiment)
-    experiment_id = (
-        found.experiment_id
-        if found
-        else mlflow.create_experiment(experiment, artifact_location=artifact_root)
-    )
+    if found is None:
+        experiment_id = mlflow.create_experiment(
+            experiment, artifact_location=None if server else artifact_root
+        )
+    elif server and not found.artifact_location.startswith(PROXIED_ARTIFACTS):
+        raise ExperimentNeedsMigration(
+            f"experiment {experiment!r} at {tracking_uri} keeps its artifacts at {found.artifact_location}, "
+            "outside the tracking server's artifact proxy (it was created by an earlier version): run "
+            "`rsc registry migrate` once; registered versions keep serving"
+        )
+    else:
+        experiment_id = found.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def migrate_experiment(tracking_uri: str, experiment: str) -> str | None:
+    """Rename an experiment whose artifacts bypass the server's proxy to ``<name>-direct-<id>``, so the
+    next run creates ``<name>`` on ``mlflow-artifacts:``; its runs and registered versions stay as they
+    are. Returns the new name, or None when there is nothing to migrate."""
+    use_registry(tracking_uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None or found.artifact_location.startswith(PROXIED_ARTIFACTS):
+        return None
+    renamed = f"{experiment}-direct-{found.experiment_id}"
+    MlflowClient().rename_experiment(found.experiment_id, renamed)
+    log.info("renamed experiment %r (artifacts at %s) to %r", experiment, found.artifact_location, renamed)
+    return renamed
 
 
 def _flatten(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -261,7 +304,7 @@ def load_policy(tracking_uri: str, name: str, alias: str = CHAMPION) -> tuple[in
     use_registry(tracking_uri)
     version = resolve_alias(name, alias)
     if version is None:
-        raise LookupError(f"registered model {name!r} has no @{alias} version")
+        raise NoVersion(f"registered model {name!r} has no @{alias} version")
     return version, load_version(name, version)
 
 

@@ -8,12 +8,11 @@ table read the platform's backtest metric.
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.fs
 from ray import tune
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
@@ -70,7 +69,7 @@ class _TrialLines(tune.Callback):
         self.metric, self.iterations = metric, iterations
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        value = result.get(self.metric)
+        value = _nested(result, self.metric)
         progress.info(
             "trial %s  iteration %d/%d  %s %s",
             trial.trial_id,
@@ -85,6 +84,16 @@ class _TrialLines(tune.Callback):
         progress.info("trial %s  done  %s", trial.trial_id, params)
 
 
+def _nested(result: dict, metric: str) -> Any:
+    """``eval/sharpe`` in a result as Tune hands it to callbacks (nested dicts, not yet flattened)."""
+    value: Any = result.get(metric)
+    if value is None:
+        value = result
+        for part in metric.split("/"):
+            value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -93,30 +102,56 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
+@dataclass(frozen=True)
+class SweepStorage:
+    """Where the Tune experiment lives: ``path`` on ``filesystem`` (None: the local disk).
+
+    On a cluster this is the run root in the object store: trials run on worker nodes, and Ray refuses a
+    path on the head's local disk there at the first checkpoint.
+    """
+
+    path: str  # the experiment folder, without a scheme when a filesystem is given
+    filesystem: pyarrow.fs.FileSystem | None = None
+
+    @property
+    def parent(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def clear(self) -> None:
+        """Remove an earlier sweep here: a fresh sweep never mixes in another sweep's trials."""
+        fs = self.filesystem or pyarrow.fs.LocalFileSystem()
+        if fs.get_file_info(self.path).type == pyarrow.fs.FileType.Directory:
+            fs.delete_dir(self.path)
+
+
 def build_tuner(
     spec: AlgorithmSpec,
     config: AlgorithmConfig,
-    experiment_dir: Path,
+    where: SweepStorage,
     seed: int,
     num_samples: int | None,
     iterations: int,
     resume: bool,
 ) -> tune.Tuner:
-    """A new Tuner, or ``Tuner.restore`` of an interrupted experiment in ``experiment_dir``."""
+    """A new Tuner, or ``Tuner.restore`` of an interrupted experiment at ``where``."""
     param_space = config.copy(copy_frozen=False).training(
         **{key: tune_distribution(dim) for key, dim in spec.search_space.items()}
     )
-    if resume and tune.Tuner.can_restore(str(experiment_dir)):
-        log.info("restoring the interrupted sweep in %s", experiment_dir)
+    if resume and tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
+        log.info("restoring the interrupted sweep in %s", where.path)
         return tune.Tuner.restore(
-            str(experiment_dir),
+            where.path,
             trainable=spec.algorithm,
             param_space=param_space,
             resume_unfinished=True,
             resume_errored=True,
+            storage_filesystem=where.filesystem,
         )
-    if experiment_dir.exists():
-        shutil.rmtree(experiment_dir)  # a fresh sweep never mixes in another sweep's trials
+    where.clear()
     use_optuna = spec.tune.scheduler != "pbt"  # PBT mutates configs itself
     return tune.Tuner(
         spec.algorithm,
@@ -131,8 +166,9 @@ def build_tuner(
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=experiment_dir.name,
-            storage_path=str(experiment_dir.parent),
+            name=where.name,
+            storage_path=where.parent,
+            storage_filesystem=where.filesystem,
             stop={"training_iteration": iterations},
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1),
             callbacks=[_TrialLines(spec.tune.metric, iterations)],
@@ -144,7 +180,7 @@ def build_tuner(
 def run_sweep(
     spec: AlgorithmSpec,
     config: AlgorithmConfig,
-    experiment_dir: Path,
+    where: SweepStorage,
     seed: int,
     num_samples: int | None = None,
     iterations: int | None = None,
@@ -154,7 +190,7 @@ def run_sweep(
     if not spec.search_space:
         raise ValueError("the algorithm config has no search_space to tune")
     iterations = iterations or spec.tune.iterations or spec.stop.training_iteration
-    tuner = build_tuner(spec, config, experiment_dir, seed, num_samples, iterations, resume)
+    tuner = build_tuner(spec, config, where, seed, num_samples, iterations, resume)
     results = tuner.fit()
     if results.errors:
         raise RuntimeError(f"{len(results.errors)} trial(s) failed; first: {results.errors[0]}")

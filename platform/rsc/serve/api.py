@@ -63,9 +63,9 @@ class ActBatchResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(description="ok while the replica serves a loaded version.")
+    status: str = Field(description="ok while the replica serves a loaded version; else what it waits for.")
     model_name: str
-    model_version: int
+    model_version: int | None = Field(description="The version served; None before the alias names one.")
     alias: str
     alias_checked_s_ago: float = Field(description="Seconds since the alias was last resolved.")
     last_error: str | None = Field(None, description="Why the last alias check failed, if it did.")

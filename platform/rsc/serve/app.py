@@ -7,6 +7,11 @@ flight finish on the version they started with and no request fails during a swi
 through Serve's rolling update also works, but it restarts every replica for what is a change of
 data, and something outside the app has to notice the alias move and trigger it.)
 
+A replica started before any version has the alias (a fresh install) starts anyway: it is healthy,
+answers the policy routes with 503 and a body that says what is missing, and serves the first version
+the alias is given. (Raising in the constructor would make Serve give up on the application, and a
+RayService would not recover from that without a change of its config.)
+
 ``/v1/act`` requests meet in ``@serve.batch``: the observations queued while the network is busy (and
 those arriving within ``serve.batch_wait_timeout_s``, 0 by default) go through it in one call.
 """
@@ -26,7 +31,7 @@ from ray import serve
 from rsc.config.settings import MonitorSettings, ServeSettings
 from rsc.monitor import Metric, MetricsSink, NullSink, names, sink_from_settings
 from rsc.registry.policy import Decision, Policy
-from rsc.registry.tracking import load_policy, load_version, resolve_alias
+from rsc.registry.tracking import NoVersion, load_policy, load_version, resolve_alias
 from rsc.serve.api import ActBatchRequest, ActBatchResponse, ActRequest, ActResponse, Health, ModelInfo
 from rsc.serve.http import VERSION_HEADER, BodyLimit, RequestMetrics, invalid_input, invalid_request
 from rsc.serve.inference import InvalidInput, decide_grouped, observation
@@ -34,6 +39,7 @@ from rsc.serve.inference import InvalidInput, decide_grouped, observation
 log = logging.getLogger(__name__)
 
 ERRORS = {413: {"description": "Request body or batch too large"}, 422: {"description": "Invalid input"}}
+UNAVAILABLE = {503: {"description": "No model version has the alias yet (a fresh install)"}}
 
 
 @dataclass(frozen=True)
@@ -63,14 +69,19 @@ class PolicyServer:
     ):
         self.model_name, self.settings = model_name, settings or ServeSettings()
         self.alias = self.settings.alias
-        version, policy = await asyncio.to_thread(load_policy, tracking_uri, model_name, self.alias)
-        self.current = Loaded(version, policy, time.time())
+        self.current: Loaded | None = None
         self.checked_at, self.last_error = time.monotonic(), None
+        try:
+            version, policy = await asyncio.to_thread(load_policy, tracking_uri, model_name, self.alias)
+            self.current = Loaded(version, policy, time.time())
+            log.info("serving %s version %d (@%s)", model_name, version, self.alias)
+        except NoVersion as missing:
+            self.last_error = str(missing)
+            log.warning("%s; answering 503 until the alias is set", missing)
         self.sink = _sink(monitor)
         self._decide_batched.set_max_batch_size(self.settings.max_batch_size)
         self._decide_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
         self._follower = asyncio.get_running_loop().create_task(self._follow_alias())
-        log.info("serving %s version %d (@%s)", model_name, version, self.alias)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """The HTTP API of this replica (built after ``__init__``, so it sees the replica's settings)."""
@@ -80,12 +91,13 @@ class PolicyServer:
         """Resolve the alias; load and switch to the version it names if that is new."""
         version = await asyncio.to_thread(resolve_alias, self.model_name, self.alias)
         self.checked_at = time.monotonic()
-        if version is None or version == self.current.version:
+        previous = self.current.version if self.current else None
+        if version is None or version == previous:
             return False
         policy = await asyncio.to_thread(load_version, self.model_name, version)
-        previous, self.current = self.current.version, Loaded(version, policy, time.time())
+        self.current = Loaded(version, policy, time.time())
         log.info(
-            "%s@%s moved: now serving version %d (was %d)", self.model_name, self.alias, version, previous
+            "%s@%s moved: now serving version %d (was %s)", self.model_name, self.alias, version, previous
         )
         return True
 
@@ -94,10 +106,25 @@ class PolicyServer:
             await asyncio.sleep(self.settings.alias_poll_s)
             try:
                 await self.refresh()
-                self.last_error = None
+                self.last_error = None if self.current else self._missing()
             except Exception as error:  # keep serving the loaded version; /healthz reports the error
                 self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("alias check failed, still serving version %d: %s", self.current.version, error)
+                serving = self.current.version if self.current else None
+                log.warning("alias check failed, still serving version %s: %s", serving, error)
+
+    def _missing(self) -> str:
+        return f"registered model {self.model_name!r} has no @{self.alias} version yet"
+
+    def _serving(self) -> Loaded:
+        """The loaded version, or 503 while the alias names none."""
+        current = self.current
+        if current is None:
+            raise HTTPException(
+                503,
+                f"{self._missing()}: nothing to serve until a version is registered and given the alias "
+                f"(run the pipeline, or `rsc registry promote VERSION`)",
+            )
+        return current
 
     def check_health(self) -> None:
         """Serve's replica health check: the alias follower must be alive."""
@@ -110,7 +137,7 @@ class PolicyServer:
         return decide_grouped(items)
 
     async def act(self, request: ActRequest) -> ActResponse:
-        current = self.current  # read once: the whole request uses this version
+        current = self._serving()  # read once: the whole request uses this version
         if request.bars is None:
             obs = observation(current.policy, request)
         else:  # indicators over a few hundred bars take milliseconds: keep the event loop serving
@@ -126,7 +153,7 @@ class PolicyServer:
             raise HTTPException(
                 413, f"{len(request.requests)} requests in one batch, over {self.settings.max_batch_requests}"
             )
-        current = self.current
+        current = self._serving()
 
         def observations_of_all() -> np.ndarray:
             return np.stack(
@@ -152,7 +179,7 @@ class PolicyServer:
         )
 
     def model_info(self) -> ModelInfo:
-        current = self.current
+        current = self._serving()
         return ModelInfo(
             model_name=self.model_name,
             model_version=current.version,
@@ -165,9 +192,9 @@ class PolicyServer:
 
     def health(self) -> Health:
         return Health(
-            status="ok",
+            status="ok" if self.current else "waiting for a model",
             model_name=self.model_name,
-            model_version=self.current.version,
+            model_version=self.current.version if self.current else None,
             alias=self.alias,
             alias_checked_s_ago=round(time.monotonic() - self.checked_at, 3),
             last_error=self.last_error,
@@ -195,17 +222,17 @@ def build_api(server: PolicyServer) -> FastAPI:
 
     # The hot routes return their JSON themselves: the models are built by this code, so FastAPI's
     # second validation of the response would only cost time (about a third of the app's own).
-    @api.post("/v1/act", response_model=ActResponse, responses=ERRORS)
+    @api.post("/v1/act", response_model=ActResponse, responses={**ERRORS, **UNAVAILABLE})
     async def act(request: ActRequest) -> Response:
         """The action for a window of bars (or of raw features) and the current position."""
         return _json(await server.act(request))
 
-    @api.post("/v1/act/batch", response_model=ActBatchResponse, responses=ERRORS)
+    @api.post("/v1/act/batch", response_model=ActBatchResponse, responses={**ERRORS, **UNAVAILABLE})
     async def act_batch(request: ActBatchRequest) -> Response:
         """Several windows at once (e.g. several symbols), answered by one model version."""
         return _json(await server.act_many(request))
 
-    @api.get("/v1/model", response_model=ModelInfo)
+    @api.get("/v1/model", response_model=ModelInfo, responses=UNAVAILABLE)
     async def model() -> ModelInfo:
         """The version being served and what a request must carry."""
         return server.model_info()
@@ -218,7 +245,7 @@ def build_api(server: PolicyServer) -> FastAPI:
     api.add_middleware(
         RequestMetrics,
         sink=server.sink,
-        version=lambda: server.current.version,
+        version=lambda: server.current.version if server.current else 0,
         endpoints=frozenset(route.path for route in api.routes),
     )
     return api

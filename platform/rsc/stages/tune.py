@@ -15,7 +15,6 @@ import io
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,7 +28,7 @@ from rsc.rl.algorithm import build_algorithm_config
 from rsc.rl.envs import env_config
 from rsc.rl.runtime import connect
 from rsc.rl.spec import AlgorithmSpec, effective_env, load_algorithm_spec, resolve_spec_path
-from rsc.rl.sweep import SweepResult, run_sweep
+from rsc.rl.sweep import SweepResult, SweepStorage, run_sweep
 from rsc.rl.train import train_algorithm
 from rsc.rl.walk_forward import select, summarise, usable_folds
 from rsc.storage import Storage, join
@@ -144,13 +143,12 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
     spec = load_algorithm_spec(resolve_spec_path(cfg.train.algorithm_config), cfg.cluster.learner_overrides)
     environment = env_config(split_uri, scaler_uri, TRAIN, effective_env(spec, cfg.env), cfg.storage)
     config = build_algorithm_config(spec, environment, cfg.run.seed)
-    local_root = storage.local_path(join(cfg.run_root, "tune"))
-    experiment_dir = Path(local_root or Path.home() / "ray_results" / cfg.run.name) / "sweep"
+    filesystem, path = storage.arrow_filesystem(join(cfg.run_root, "tune", "sweep"))
     connect(cfg.ray.address)
     sweep = run_sweep(
         spec,
         config,
-        experiment_dir,
+        SweepStorage(path, filesystem),
         seed=cfg.run.seed,
         num_samples=cfg.tune.num_samples,
         iterations=cfg.tune.iterations,

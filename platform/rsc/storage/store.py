@@ -26,6 +26,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs
 import pyarrow.parquet as pq
 
 from rsc.config.settings import StorageSettings
@@ -87,6 +88,19 @@ class Storage:
         if uri.startswith("file://") or "://" not in uri:
             return fsspec.filesystem("file"), uri.removeprefix("file://")
         raise ValueError(f"unsupported URI scheme in {uri!r}: use file:// or s3://")
+
+    def arrow_filesystem(self, uri: str) -> tuple[pyarrow.fs.FileSystem | None, str]:
+        """What Ray Tune and Train take as ``storage_filesystem`` and ``storage_path`` for ``uri``.
+
+        ``s3://`` gets this storage's own S3 client (endpoint and keys included), wrapped for pyarrow, and
+        the path without its scheme, as Ray expects with a custom filesystem; a local URI gets no
+        filesystem and a plain path.
+        """
+        if uri.startswith("s3://"):
+            fs, path = self.filesystem(uri)
+            return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)), path
+        fs, path = self.filesystem(uri)
+        return None, path
 
     # -- bytes and JSON -------------------------------------------------------------------------
     def exists(self, uri: str) -> bool:
