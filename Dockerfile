@@ -4,37 +4,62 @@
 # the chart, and the Ray version in the image tags (<version>-ray<RAY_VERSION>[-gpu]); a test checks it.
 #
 #   CPU: docker build -t ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0 .
-#   GPU: docker build --build-arg VARIANT=gpu --build-arg TORCH_INDEX_URL=https://pypi.org/simple \
+#   GPU: docker build --build-arg VARIANT=gpu --build-arg TORCH_PIP_ARGS="--index-url https://pypi.org/simple" \
 #          -t ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0-gpu .
+#   Offline, with podman and no registry: `make image` (BASE is a Python base built from Debian packages,
+#   torch's wheel comes from .build/wheels; see rehearsal/image.py).
 ARG RAY_VERSION=2.60.0
 ARG PYTHON_TAG=py311
 # cpu or gpu: which rayproject/ray variant to start from (gpu carries CUDA).
 ARG VARIANT=cpu
+# Any image with Python 3.11 and a shell: the Ray image (Ray already installed) or a plain Debian one.
+ARG BASE=rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}
 
 # --- build: the project as a wheel (no compilers or sources left in the final image) ---------------
-FROM rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT} AS build
-WORKDIR /home/ray/build
-COPY --chown=ray:users pyproject.toml README.md ./
-COPY --chown=ray:users platform ./platform
-COPY --chown=ray:users pipelines ./pipelines
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /home/ray/wheels .
+FROM ${BASE} AS build
+# hadolint ignore=DL3002
+USER 0
+WORKDIR /build
+COPY pyproject.toml README.md ./
+COPY platform ./platform
+COPY pipelines ./pipelines
+COPY .build/ca/ /usr/local/share/ca-certificates/
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+RUN update-ca-certificates \
+    && python3 -m venv /tmp/wheel-env \
+    && /tmp/wheel-env/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- runtime ---------------------------------------------------------------------------------------
-FROM rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}
-# torch's CPU build by default; the GPU image passes PyPI, whose torch wheels are the CUDA builds.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+FROM ${BASE}
+# torch's CPU build by default; the GPU image passes PyPI, whose torch wheels are the CUDA builds; an
+# offline build passes --no-index and finds the wheel the host downloaded in .build/wheels.
+ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 ARG TORCH_VERSION=2.13.0
-WORKDIR /home/ray/rsc
-# The base image's Ray stays (same version as the pin); pip adds the extras and the project's needs.
-RUN --mount=type=bind,from=build,source=/home/ray/wheels,target=/tmp/wheels \
-    pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+USER 0
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Extra CA certificates of the build host (an intercepting proxy), when it has some; empty otherwise.
+COPY .build/ca/ /usr/local/share/ca-certificates/
+# One virtual environment for the project. It sees the base's own packages (the Ray image's Ray, same
+# version as the pin) and keeps pip away from a distribution's system Python (PEP 668).
+ENV VIRTUAL_ENV=/opt/rsc PATH=/opt/rsc/bin:$PATH PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+RUN update-ca-certificates \
+    && (id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --gid 100 --create-home --shell /bin/bash ray) \
+    && python3 -m venv --system-site-packages /opt/rsc
+# The project's own wheel installs with its dependency ranges (pyproject), hence no pins here; `make image`
+# adds the versions the test suite ran with as constraints (.build/wheels/constraints.txt).
+# hadolint ignore=DL3013,SC2086
+RUN --mount=type=bind,source=.build/wheels,target=/tmp/host-wheels \
+    --mount=type=bind,from=build,source=/wheels,target=/tmp/wheels \
+    pip install --no-cache-dir ${TORCH_PIP_ARGS} --find-links /tmp/host-wheels "torch==${TORCH_VERSION}" \
+    && if [ -f /tmp/host-wheels/constraints.txt ]; then export PIP_CONSTRAINT=/tmp/host-wheels/constraints.txt; fi \
     && pip install --no-cache-dir "$(ls /tmp/wheels/rsc-*.whl)[cluster]"
 # Read at run time from the working directory: run settings, algorithm configs, the RayJob template.
-COPY --chown=ray:users configs ./configs
-COPY --chown=ray:users rllib_configs ./rllib_configs
-COPY --chown=ray:users k8s/rayjob.yaml ./k8s/rayjob.yaml
-# The base image's non-root `ray` user (uid 1000, group users 100), numeric so that Kubernetes can
-# check runAsNonRoot.
+WORKDIR /home/ray/rsc
+COPY --chown=1000:100 configs ./configs
+COPY --chown=1000:100 rllib_configs ./rllib_configs
+COPY --chown=1000:100 k8s/rayjob.yaml ./k8s/rayjob.yaml
+# The non-root `ray` user (uid 1000, group users 100; the Ray image's own), numeric so that Kubernetes
+# can check runAsNonRoot.
 USER 1000:100
 ENTRYPOINT ["rsc"]
 CMD ["--help"]

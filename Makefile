@@ -8,7 +8,7 @@ STAMP := $(VENV)/.rsc-installed
 HELM := .tools/bin/helm
 TORCH := torch==2.13.0
 
-.PHONY: demo doctor test test-fast lint compile golden tools chromium clean
+.PHONY: demo doctor test test-fast lint compile golden tools chromium image image-gpu rehearsal clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,19 @@ compile: $(STAMP)
 
 # The compiled pipeline that tests/test_pipeline.py compares against (review its diff before committing).
 golden: $(STAMP)
-	env -u RSC_IMAGE $(BIN)/rsc compile -o tests/golden/pipeline.yaml
+	$(BIN)/rsc compile -o tests/golden/pipeline.yaml
+
+# The project image built with podman from a Debian-made Python base, nothing pulled from a registry
+# (installs podman and mmdebstrap when missing); `image-gpu` builds the CUDA variant (not run in CI).
+image: $(STAMP) $(HELM)
+	$(BIN)/python -m rehearsal.image
+
+image-gpu: $(STAMP)
+	$(BIN)/python -m rehearsal.image --variant gpu
+
+# The cluster overlay end to end with containers of that image in the cluster's roles (docs/kubernetes.md).
+rehearsal: $(STAMP) $(HELM)
+	$(BIN)/python -m rehearsal.run $(REHEARSAL_ARGS)
 
 clean:
 	rm -rf artifacts pipeline.yaml .pytest_cache

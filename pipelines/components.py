@@ -7,15 +7,15 @@ the run's settings (the pipeline parameters applied as overrides) and every othe
 Train and tune go through ``launch_stage``: in process, or as a KubeRay RayJob (``cluster.launcher``).
 """
 
-import os
 from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 # The project image (see Dockerfile); every component runs in it, and it already holds kfp, so steps
-# install nothing at start (install_kfp_package=False) and need no network to PyPI.
-IMAGE = os.environ.get("RSC_IMAGE", "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0")
+# install nothing at start (install_kfp_package=False) and need no network to PyPI. A run picks another
+# with the pipeline's `image` parameter (`rsc submit --image`).
+IMAGE = "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0"
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -28,8 +28,10 @@ def settings_op(
     num_samples: int = 0,
     gpus: int = -1,
     launcher: str = "",
+    run_id: str = "",
 ) -> str:
     from rsc.launch.entry import resolve_settings
+    from rsc.launch.runs import start_execution
 
     parameters = {
         "symbols": symbols,
@@ -40,7 +42,9 @@ def settings_op(
         "gpus": gpus,
         "launcher": launcher,
     }
-    return resolve_settings(settings_json, parameters).model_dump_json()
+    # The execution id: the one the settings carry (`rsc run` sets it), else the pipeline job's id, which
+    # no cached step can reuse; every artifact of the run goes under <root>/<name>/<id>/.
+    return start_execution(resolve_settings(settings_json, parameters), run_id or None).model_dump_json()
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

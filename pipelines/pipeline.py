@@ -7,12 +7,14 @@ RayJob when ``cluster.launcher`` is ``kuberay``; with ``local`` they train in th
 ``pod_*`` parameters put that pod on a GPU node.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 
 from pipelines.components import (
+    IMAGE,
     deploy_op,
     evaluate_op,
     features_op,
@@ -25,29 +27,45 @@ from pipelines.components import (
 )
 
 PIPELINE_NAME = "rsc-train-evaluate-serve"
-# Keys of the storage Secret handed to every step as environment variables (S3 or MinIO access).
+# Keys of the storage Secret handed to every step as environment variables (S3 or MinIO access; each
+# optional, AWS_ENDPOINT_URL for MinIO or another S3-compatible store).
 STORAGE_SECRET_KEYS = {
     "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",
 }
+# The Ray token Secret of the chart's clusters (key auth_token, as KubeRay reads it): steps that call a
+# Ray cluster's Jobs API (cluster.launcher: ray-jobs) present it.
+RAY_TOKEN_SECRET_KEYS = {"auth_token": "RAY_AUTH_TOKEN"}
+
+
+@dataclass(frozen=True)
+class StepPod:
+    """What every step's pod gets from the run's parameters: the image and the Secrets to read."""
+
+    image: str
+    storage_secret: str
+    ray_token_secret: str
 
 
 def _step(
     task: dsl.PipelineTask,
     name: str,
-    storage_secret: str,
+    pod: StepPod,
     *,
     cache: bool,
     retries: int = 0,
     cpu: str = "500m",
     memory: str = "1Gi",
 ) -> dsl.PipelineTask:
-    """Display name, caching, retries, requests and limits, the storage Secret and label of one task."""
-    task.set_display_name(name).set_caching_options(cache)
+    """Display name, image, caching, retries, requests and limits, Secrets and label of one task."""
+    task.set_display_name(name).set_caching_options(cache).set_container_image(pod.image)
     task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory)
     if retries:
         task.set_retry(num_retries=retries, backoff_duration="30s", backoff_factor=2.0)
-    kubernetes.use_secret_as_env(task, storage_secret, STORAGE_SECRET_KEYS, optional=True)
+    kubernetes.use_secret_as_env(task, pod.storage_secret, STORAGE_SECRET_KEYS, optional=True)
+    kubernetes.use_secret_as_env(task, pod.ray_token_secret, RAY_TOKEN_SECRET_KEYS, optional=True)
+    task.set_env_variable("RAY_AUTH_MODE", "token")
     # The chart's NetworkPolicies let pods with this label reach MLflow and the Ray dashboards.
     kubernetes.add_pod_label(task, "app.kubernetes.io/part-of", "rsc")
     return task
@@ -68,6 +86,8 @@ def make_pipeline(retry: bool = True) -> GraphComponent:
         gpus: int = -1,
         launcher: str = "",
         storage_secret: str = "rsc-storage",
+        ray_token_secret: str = "rsc-ray-token",
+        image: str = IMAGE,
         pod_gpus: int = 0,
         pod_node_selector: dict = {},  # noqa: B006 (KFP reads parameter defaults from the signature)
         pod_tolerations: list = [],  # noqa: B006
@@ -85,7 +105,11 @@ def make_pipeline(retry: bool = True) -> GraphComponent:
             num_samples: Tune trials, the HPO budget (tune.num_samples); 0 keeps the settings' value.
             gpus: GPUs for RLlib learners (cluster.gpus): the RayJobs get a GPU worker group; -1 keeps.
             launcher: ``kuberay`` (a RayJob per train/tune step) or ``local`` (in the step's pod).
-            storage_secret: Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for every step.
+            storage_secret: Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL
+                for MinIO) for every step.
+            ray_token_secret: Secret with the Ray token (key auth_token) of the cluster the ray-jobs
+                launcher submits to.
+            image: the project image every step runs in (``rsc submit --image``).
             pod_gpus: GPUs of the train and tune pods themselves (launcher=local only).
             pod_node_selector: node labels for the train and tune pods (launcher=local on GPU nodes).
             pod_tolerations: tolerations of the train and tune pods (tainted GPU nodes).
@@ -99,25 +123,27 @@ def make_pipeline(retry: bool = True) -> GraphComponent:
             num_samples=num_samples,
             gpus=gpus,
             launcher=launcher,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # each execution writes under <root>/<name>/<id>/
         )
-        _step(settings, "settings", storage_secret, cache=True, cpu="100m", memory="256Mi")
+        pod = StepPod(image, storage_secret, ray_token_secret)
+        _step(settings, "settings", pod, cache=True, cpu="100m", memory="256Mi")
         resolved = settings.output
         ingest = ingest_op(settings_json=resolved)
-        _step(ingest, "ingest", storage_secret, cache=True, retries=3 * retry, cpu="1", memory="2Gi")
+        _step(ingest, "ingest", pod, cache=True, retries=3 * retry, cpu="1", memory="2Gi")
         features = features_op(settings_json=resolved, bars=ingest.outputs["bars"])
-        _step(features, "features", storage_secret, cache=True, cpu="1", memory="4Gi")
+        _step(features, "features", pod, cache=True, cpu="1", memory="4Gi")
         split = split_op(settings_json=resolved, features=features.outputs["features"])
-        _step(split, "split", storage_secret, cache=True, cpu="1", memory="4Gi")
+        _step(split, "split", pod, cache=True, cpu="1", memory="4Gi")
         tune = tune_op(settings_json=resolved, split=split.outputs["split"], scaler=split.outputs["scaler"])
         # Training is not bit-reproducible across Ray workers and is what a new run asks for: never cached.
-        _step(tune, "tune", storage_secret, cache=False, cpu="1", memory="4Gi")
+        _step(tune, "tune", pod, cache=False, cpu="1", memory="4Gi")
         train = train_op(
             settings_json=resolved,
             split=split.outputs["split"],
             scaler=split.outputs["scaler"],
             best_params=tune.outputs["best_params"],
         )
-        _step(train, "train", storage_secret, cache=False, cpu="1", memory="4Gi")
+        _step(train, "train", pod, cache=False, cpu="1", memory="4Gi")
         for task in (tune, train):
             task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(pod_gpus)
             kubernetes.add_node_selector_json(task, pod_node_selector)
@@ -128,7 +154,7 @@ def make_pipeline(retry: bool = True) -> GraphComponent:
             scaler=split.outputs["scaler"],
             model=train.outputs["model"],
         )
-        _step(evaluate, "evaluate", storage_secret, cache=True, cpu="1", memory="4Gi")
+        _step(evaluate, "evaluate", pod, cache=True, cpu="1", memory="4Gi")
         register = register_op(
             settings_json=resolved,
             split=split.outputs["split"],
@@ -136,13 +162,13 @@ def make_pipeline(retry: bool = True) -> GraphComponent:
             metrics=evaluate.outputs["metrics"],
             report=evaluate.outputs["report"],
         )
-        _step(register, "register", storage_secret, cache=False, retries=3 * retry)
+        _step(register, "register", pod, cache=False, retries=3 * retry)
         deploy = deploy_op(
             settings_json=resolved,
             model_name=register.outputs["model_name"],
             version=register.outputs["version"],
         )
-        _step(deploy, "deploy", storage_secret, cache=False, retries=2 * retry)
+        _step(deploy, "deploy", pod, cache=False, retries=2 * retry)
         return deploy.output
 
     return rsc_pipeline

@@ -27,7 +27,8 @@ def demo_run(tmp_path_factory, ray_session):
     cfg = smoke_settings(root, f"ray.address={ray_session.address}", f"serve.port={free_port()}")
     terminal = io.StringIO()
     summary = execute(cfg, console=Console(file=terminal, width=100))
-    yield cfg, summary, terminal.getvalue()
+    assert summary.settings.run.id and summary.settings.run_root.endswith(f"/smoke/{summary.settings.run.id}")
+    yield summary.settings, summary, terminal.getvalue()
     serve.shutdown()
 
 
@@ -90,7 +91,7 @@ def test_artifacts_left_behind(demo_run):
     root = Storage().local_path(cfg.run_root)
     assert (root / "model" / "checkpoint").is_dir()
     assert (root / "evaluation" / "report.html").read_text().count("data:image/png;base64,") >= 1
-    assert (root.parent / "mlflow.db").is_file()
+    assert (Storage().local_path(cfg.storage.root) / "mlflow.db").is_file()
 
 
 def test_served_action_for_valid_request(demo_run):

@@ -311,7 +311,12 @@ def test_deploy_on_a_cluster_checks_the_rayservice_endpoint(tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
     Thread(target=server.serve_forever, daemon=True).start()
     try:
-        cfg = kuberay_settings(tmp_path, "serve.host=127.0.0.1", f"serve.port={server.server_address[1]}")
+        cfg = kuberay_settings(
+            tmp_path,
+            "serve.managed_by=rayservice",
+            "serve.host=127.0.0.1",
+            f"serve.port={server.server_address[1]}",
+        )
         result = launch_stage("deploy", cfg, {"model_name": "rsc-policy", "version": "3"})
     finally:
         server.shutdown()

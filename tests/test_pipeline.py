@@ -2,7 +2,6 @@
 launch RayJobs (with GPU workers when the ``gpus`` parameter is set)."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -26,8 +25,7 @@ def compile_in_subprocess(path) -> list[str]:
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'ray', 'torch', 'mlflow', 'rsc'}); "
         "print(heavy)"
     )
-    env = {key: value for key, value in os.environ.items() if key != "RSC_IMAGE"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return eval(out.stdout.strip())
 
 
@@ -75,6 +73,10 @@ def test_parameters_caching_retries_and_resources(compiled):
     for name, executor in executors.items():
         resources = executor["container"]["resources"]
         assert resources["cpuRequest"] > 0 and resources["memoryLimit"] > 0, name
+        # Blocker 9: the image is a run parameter (it was read from RSC_IMAGE when compiling).
+        assert executor["container"]["image"] == "{{$.inputs.parameters['pipelinechannel--image']}}", name
+        assert {"name": "RAY_AUTH_MODE", "value": "token"} in executor["container"]["env"], name
+    assert parameters["image"]["defaultValue"] == "ghcr.io/rsc-platform/rsc:0.1.0-ray2.60.0"
     for step in ("train", "tune"):
         assert (
             executors[f"exec-{step}-op"]["container"]["resources"]["accelerator"]["resourceType"]
@@ -88,9 +90,14 @@ def test_kubernetes_platform_config(compiled, tmp_path):
     platform = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert len(platform) == len(STEPS)
     for executor in platform.values():
-        (secret,) = executor["secretAsEnv"]
-        assert secret["secretNameParameter"] == {"componentInputParameter": "storage_secret"}
-        assert secret["optional"] is True
+        storage, ray_token = executor["secretAsEnv"]
+        assert storage["secretNameParameter"] == {"componentInputParameter": "storage_secret"}
+        assert {k["envVar"] for k in storage["keyToEnv"]} == {
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"
+        }  # fmt: skip
+        assert ray_token["secretNameParameter"] == {"componentInputParameter": "ray_token_secret"}
+        assert ray_token["keyToEnv"] == [{"secretKey": "auth_token", "envVar": "RAY_AUTH_TOKEN"}]
+        assert storage["optional"] is True and ray_token["optional"] is True
         assert executor["podMetadata"]["labels"] == {"app.kubernetes.io/part-of": "rsc"}  # NetworkPolicy peer
     for step in ("train", "tune"):
         executor = platform[f"exec-{step}-op"]

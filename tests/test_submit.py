@@ -117,6 +117,16 @@ def test_submit_starts_a_run_with_settings_and_parameters(kfp_server, monkeypatc
     assert set(kfp_server.authorizations) == {"Bearer token-from-env"}
 
 
+def test_submit_image_runs_every_step_and_rayjob_in_it(kfp_server, monkeypatch):
+    monkeypatch.setenv("KFP_TOKEN", "t")
+    image = "registry.example.com/team/rsc:0.1.0-ray2.60.0-rc1"
+    assert main(["submit", "--host", kfp_server.url, "--image", image]) == 0
+    (run,) = kfp_server.runs
+    parameters = run["runtime_config"]["parameters"]
+    assert parameters["image"] == image
+    assert json.loads(parameters["settings_json"])["cluster"]["image"] == image
+
+
 def test_second_submit_reuses_the_experiment(kfp_server, monkeypatch, capsys):
     monkeypatch.setenv("KFP_TOKEN", "t")
     for _ in range(2):

@@ -30,6 +30,13 @@ def _settings(args: argparse.Namespace):
     return load_settings(paths, overrides)
 
 
+def _named_run(args: argparse.Namespace):
+    """Settings of a command that works on an existing run: its latest execution (``rsc.launch.runs``)."""
+    from rsc.launch.runs import latest_execution
+
+    return latest_execution(_settings(args))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rsc.launch.run import RunFailed, execute
     from rsc.system.processes import PortInUse, ProcessFailed
@@ -67,7 +74,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     args.config = [*args.config, f"run.name={args.run}"]
     try:
-        result = rebuild(_settings(args))
+        result = rebuild(_named_run(args))
     except FileNotFoundError as error:
         print(f"rsc: {error}", file=sys.stderr)
         return 2
@@ -100,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("-o", "--output", default="pipeline.yaml", type=Path, help="output path")
     compile_.set_defaults(func=cmd_compile)
 
-    data_commands.register(commands, _settings)
-    train_commands.register(commands, _settings)
-    paper_commands.register(commands, _settings)
+    data_commands.register(commands, _named_run)
+    train_commands.register(commands, _named_run)
+    paper_commands.register(commands, _named_run)
     registry_commands.register(commands, _settings)
     serve_commands.register(commands, _settings)
 

@@ -85,8 +85,13 @@ def submit(
     namespace: str | None = None,
     service_account: str | None = None,
     enable_caching: bool | None = None,
+    image: str | None = None,
 ) -> str:
-    """Start one run and return its URL in the Kubeflow Pipelines UI."""
+    """Start one run and return its URL in the Kubeflow Pipelines UI.
+
+    ``image`` runs every step, and the RayJobs they launch, in that image (the pipeline's ``image``
+    parameter and ``cluster.image``).
+    """
     import kfp
 
     from pipelines.pipeline import compile_pipeline
@@ -94,6 +99,9 @@ def submit(
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_pipeline(Path(tmp) / "pipeline.yaml")
         files, overrides, parameters = split_arguments(items, parameter_types(package))
+        if image:
+            parameters["image"] = image
+            overrides = [*overrides, f"cluster.image={image}"]
         settings = load_settings(files or default_config_paths(environment), overrides)
         client = kfp.Client(host=host, existing_token=bearer_token())
         result = client.create_run_from_pipeline_package(
@@ -118,6 +126,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         service_account=args.service_account,
         enable_caching=False if args.no_cache else None,
+        image=args.image,
     )
     print(url)
     return 0
@@ -135,6 +144,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     submit_.add_argument("--namespace", help="Kubeflow profile namespace (multi-user installs)")
     submit_.add_argument("--service-account", help="ServiceAccount of the run's pods (needs the RayJob Role)")
+    submit_.add_argument("--image", help="project image of every step and RayJob (default: the release's)")
     submit_.add_argument(
         "--no-cache", action="store_true", help="run every step even if a cached result exists"
     )

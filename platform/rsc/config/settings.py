@@ -29,8 +29,24 @@ class Section(BaseModel):
 
 
 class RunSettings(Section):
-    name: str = Field("demo", description="Run name; every artifact of the run lives under <root>/<name>/.")
+    name: str = Field(
+        "demo",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Run name, chosen by the user; runs are addressed by it.",
+    )
+    id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Execution id: each execution (`rsc run`, a pipeline run) writes under "
+        "<root>/<name>/<id>/, so two executions never share files; None: <root>/<name>/ (stage-by-stage "
+        "commands, and runs made before ids existed).",
+    )
     seed: int = Field(7, description="Seed for every random draw of the run.")
+
+    @property
+    def label(self) -> str:
+        """``<name>-<id>`` (or the name): MLflow run names, RayJob and Ray job names."""
+        return f"{self.name}-{self.id}" if self.id else self.name
 
 
 class StorageSettings(Section):
@@ -322,6 +338,11 @@ class ServeAutoscalingSettings(Section):
 
 
 class ServeSettings(Section):
+    managed_by: Literal["run", "rayservice"] = Field(
+        "run",
+        description="run: the deploy step starts the Serve app on the run's Ray cluster; rayservice: the "
+        "chart's RayService owns Serve, and the deploy step waits for it to serve the champion.",
+    )
     host: str = Field("127.0.0.1", description="HTTP host of Ray Serve.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port of Ray Serve.")
     app_name: str = Field("rsc", description="Ray Serve application name.")
@@ -583,8 +604,9 @@ class Settings(Section):
 
     @property
     def run_root(self) -> str:
-        """URI under which every artifact of this run is written."""
-        return f"{self.storage.root.rstrip('/')}/{self.run.name}"
+        """URI under which every artifact of this execution is written: ``<root>/<name>[/<id>]``."""
+        root = f"{self.storage.root.rstrip('/')}/{self.run.name}"
+        return f"{root}/{self.run.id}" if self.run.id else root
 
     @property
     def tracking_uri(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -40,29 +41,34 @@ def outcome(model_name: str, served: int | None, registered: int | None) -> str:
     return f"kept champion v{served}; this run's v{registered} was not promoted"
 
 
-def wait_for_version(url: str, version: int | None, timeout_s: float, poll_s: float = 2.0) -> int | None:
-    """Wait until ``url``'s ``/healthz`` reports ``version`` (replicas follow the alias on their own)."""
+def wait_for_champion(
+    url: str, champion: Callable[[], int | None], timeout_s: float, poll_s: float = 2.0
+) -> int | None:
+    """Wait until ``url``'s ``/healthz`` reports the version ``champion()`` names (replicas follow the
+    alias on their own). The champion is read again on every poll: another run may promote meanwhile."""
     deadline = time.monotonic() + timeout_s
     last: object = None
     while True:
+        expected = champion()
         try:
             response = requests.get(f"{url}/healthz", timeout=10)
             response.raise_for_status()
             last = response.json().get("model_version")
-            if last == version:
-                return version
+            if last == expected:
+                return expected
         except (requests.RequestException, ValueError) as error:
             last = error
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"the endpoint {url} did not serve version {version} within {timeout_s:.0f}s: {last}"
+                f"the endpoint {url} did not serve the champion (version {expected}) within "
+                f"{timeout_s:.0f}s: {last}"
             )
         time.sleep(poll_s)
 
 
-def _champion(cfg: Settings, model_name: str) -> int | None:
+def _champion(cfg: Settings, model_name: str) -> Callable[[], int | None]:
     use_registry(cfg.tracking_uri)
-    return resolve_alias(model_name, CHAMPION)
+    return lambda: resolve_alias(model_name, CHAMPION)
 
 
 def run(
@@ -75,7 +81,7 @@ def run(
         )
     registered = int(version) if version not in (None, "") else None
     url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, model_name, cfg.monitor)
-    served = wait_for_version(url, _champion(cfg, model_name), timeout_s)
+    served = wait_for_champion(url, _champion(cfg, model_name), timeout_s)
     result = DeployResult(url, model_name, served, registered, outcome(model_name, served, registered))
     log.info("deploy: %s at %s/v1/act", result.note, url)
     return result
@@ -87,7 +93,7 @@ def check_rayservice(
     """On a cluster: the RayService's endpoint (``serve.host:serve.port``) serves the current champion."""
     registered = int(version) if version not in (None, "") else None
     url = base_url(cfg.serve)
-    served = wait_for_version(url, _champion(cfg, model_name), timeout_s, poll_s=5.0)
+    served = wait_for_champion(url, _champion(cfg, model_name), timeout_s, poll_s=5.0)
     result = DeployResult(url, model_name, served, registered, outcome(model_name, served, registered))
     log.info("deploy: the RayService at %s: %s", url, result.note)
     return result

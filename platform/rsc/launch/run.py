@@ -23,6 +23,7 @@ from rsc.config import Settings
 from rsc.evaluate.suite import strategy_metrics
 from rsc.launch.logs import RUN_LOG, RunLogs, capture_run_output, step_logs
 from rsc.launch.progress import ProgressView
+from rsc.launch.runs import start_execution
 from rsc.monitor import sink_from_settings
 from rsc.paper.app import ReplaySummary, replay_run
 from rsc.storage import Storage, join
@@ -43,6 +44,7 @@ class RunSummary:
     paper: ReplaySummary | None  # None: no champion to trade
     seconds: float
     logs: str
+    settings: Settings  # the run's settings with its execution id (run_root is where it wrote)
 
 
 def _served_action(url: str, cfg: Settings) -> dict:
@@ -92,6 +94,7 @@ def execute(
     """Run the DAG (starting a local Ray head unless ``ray.address`` is set) and the paper replay."""
     console = console or Console(file=sys.stdout)  # pinned before the run's output is redirected
     started = time.monotonic()
+    cfg = start_execution(cfg)
     storage = Storage.from_settings(cfg.storage)
     logs = RunLogs.for_run(storage, cfg.run_root)
     console.print(f"Logs: {logs.directory}/ (rerun with -v to see everything here)")
@@ -114,7 +117,7 @@ def execute(
                     raise _failure(view, logs, error) from error
                 metrics = storage.read_json(join(cfg.run_root, "evaluation", "metrics.json"))
                 seconds = time.monotonic() - started
-                summary = RunSummary(metrics, deployment, served, paper, seconds, logs.publish(storage))
+                summary = RunSummary(metrics, deployment, served, paper, seconds, logs.publish(storage), cfg)
                 view.sync()
                 print_summary(summary, cfg, console)
                 if keep_serving and running is not None:
@@ -129,7 +132,7 @@ def execute(
 
 def print_summary(summary: RunSummary, cfg: Settings, console: Console) -> None:
     strategies = strategy_metrics(summary.metrics)
-    table = Table(title=f"Test period: policy vs benchmarks ({cfg.run.name})")
+    table = Table(title=f"Test period: policy vs benchmarks ({cfg.run.label})")
     columns = {  # metrics.json key -> (header, format); one row per strategy keeps it within 80 columns
         "total_return": ("return", "{:.2%}"),
         "sharpe": ("Sharpe", "{:.2f}"),

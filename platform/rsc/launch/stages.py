@@ -80,22 +80,23 @@ def stage_command(name: str, cfg: Settings, inputs: Mapping[str, str], result_ur
 def launch_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[str, Any]:
     """Run a stage where ``cfg.cluster.launcher`` says, and return its result.
 
-    With ``kuberay``, train and tune (and any other stage asked for) run as a RayJob, except deploy:
-    serving on a cluster is the chart's long-lived RayService, so the step checks its endpoint.
+    With ``kuberay``, train and tune (and any other stage asked for) run as a RayJob. Deploy with
+    ``serve.managed_by: rayservice`` (the cluster overlay) never starts Serve: the chart's long-lived
+    RayService owns it, so the step checks its endpoint, whatever the launcher.
     """
+    if name == "deploy" and cfg.serve.managed_by == "rayservice":
+        from rsc.launch.deploy import check_rayservice
+
+        return dataclasses.asdict(check_rayservice(cfg, inputs["model_name"], inputs.get("version")))
     if cfg.cluster.launcher == "local":
         return run_stage(name, cfg, inputs)
     if cfg.cluster.launcher == "ray-jobs":
         return _launch_on_ray_jobs(name, cfg, inputs)
-    if name == "deploy":
-        from rsc.launch.deploy import check_rayservice
-
-        return dataclasses.asdict(check_rayservice(cfg, inputs["model_name"], inputs.get("version")))
     from rsc.cluster import kuberay, rayjob  # the kubernetes client only where a cluster is used
     from rsc.storage import Storage, join
 
     cluster = cfg.cluster
-    job_name = rayjob.rayjob_name(name, cfg.run.name)
+    job_name = rayjob.rayjob_name(name, cfg.run.label)
     result_uri = join(cfg.run_root, "jobs", f"{job_name}.json")
     template = rayjob.load_template(rayjob.resolve_template(cluster.rayjob_template, cluster.workdir))
     body = rayjob.build_rayjob(
@@ -118,7 +119,7 @@ def _launch_on_ray_jobs(name: str, cfg: Settings, inputs: Mapping[str, str]) -> 
     from rsc.cluster import ray_jobs
     from rsc.storage import Storage, join
 
-    submission_id = f"rsc-{cfg.run.name}-{name}-{uuid.uuid4().hex[:8]}"
+    submission_id = f"rsc-{cfg.run.label}-{name}-{uuid.uuid4().hex[:8]}"
     result_uri = join(cfg.run_root, "jobs", f"{submission_id}.json")
     command = stage_command(name, cfg, inputs, result_uri)
     command[0] = cfg.cluster.jobs_python

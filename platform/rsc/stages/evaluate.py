@@ -133,7 +133,7 @@ def run(
         load_trials(storage, cfg.run_root),
         suite.asset_prices(frame, cfg.data.symbols, last) if SYMBOL in frame.columns else None,
         folds if folds is not None else load_folds(storage, cfg.run_root),
-        title=f"rsc evaluation: {cfg.run.name}",
+        title=f"rsc evaluation: {cfg.run.label}",
     )
     results = evaluation.to_json()
 

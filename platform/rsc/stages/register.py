@@ -60,7 +60,7 @@ def _provenance(cfg: Settings, model_uri: str, spec: Mapping[str, Any]) -> dict[
     """What a train run records about its policy, for a policy that comes without one."""
     split_sha256 = spec.get("inputs", {}).get("split", "unknown")
     return policy_tags(
-        cfg.run.name, model_uri, join(model_uri, CHECKPOINT_DIR), {"rsc.data.split_sha256": split_sha256}
+        cfg.run.label, model_uri, join(model_uri, CHECKPOINT_DIR), {"rsc.data.split_sha256": split_sha256}
     )
 
 
@@ -97,7 +97,7 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
                 **({} if train_run else _provenance(cfg, model_uri, spec)),
             },
             artifacts={"report": evidence / "report.html", "metrics": evidence / "metrics.json"},
-            run_name=cfg.run.name,
+            run_name=cfg.run.label,
             run_id=train_run,
             config=cfg.model_dump(mode="json"),
         )

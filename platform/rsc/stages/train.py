@@ -120,7 +120,7 @@ def run(
     )
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
     run_id = log_training(
-        run_name=cfg.run.name,
+        run_name=cfg.run.label,
         params={
             "algorithm": spec.algorithm,
             "algorithm_config": spec_path.name,
@@ -132,7 +132,7 @@ def run(
         history=result.history,
         tags={
             **policy_tags(
-                cfg.run.name, model_uri, result.checkpoint_uri, data_hashes(storage, cfg.run_root, split_uri)
+                cfg.run.label, model_uri, result.checkpoint_uri, data_hashes(storage, cfg.run_root, split_uri)
             ),
             "rsc.best_iteration": str(result.best_iteration),
         },

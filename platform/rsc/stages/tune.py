@@ -176,7 +176,7 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
     )
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
     log_sweep(
-        run_name=f"{cfg.run.name}-sweep",
+        run_name=f"{cfg.run.label}-sweep",
         params={
             "algorithm": spec.algorithm,
             "search_space": {k: d.model_dump() for k, d in spec.search_space.items()},
