@@ -45,14 +45,18 @@ ENV VIRTUAL_ENV=/opt/rsc PATH=/opt/rsc/bin:$PATH PIP_CERT=/etc/ssl/certs/ca-cert
 RUN update-ca-certificates \
     && (id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --gid 100 --create-home --shell /bin/bash ray) \
     && python3 -m venv --system-site-packages /opt/rsc
-# The project's own wheel installs with its dependency ranges (pyproject), hence no pins here; `make image`
-# adds the versions the test suite ran with as constraints (.build/wheels/constraints.txt).
 # hadolint ignore=DL3013,SC2086
 RUN --mount=type=bind,source=.build/wheels,target=/tmp/host-wheels \
-    --mount=type=bind,from=build,source=/wheels,target=/tmp/wheels \
-    pip install --no-cache-dir ${TORCH_PIP_ARGS} --find-links /tmp/host-wheels "torch==${TORCH_VERSION}" \
-    && if [ -f /tmp/host-wheels/constraints.txt ]; then export PIP_CONSTRAINT=/tmp/host-wheels/constraints.txt; fi \
-    && pip install --no-cache-dir "$(ls /tmp/wheels/rsc-*.whl)[cluster]"
+    pip install --no-cache-dir ${TORCH_PIP_ARGS} --find-links /tmp/host-wheels "torch==${TORCH_VERSION}"
+# The project's own wheel installs with its dependency ranges (pyproject), hence no pins here; `make image`
+# adds the versions the test suite ran with as constraints (.build/wheels/constraints.txt). The wheel is
+# copied in (not mounted) so that a change of the code is a change of this layer.
+COPY --from=build /wheels /tmp/rsc-wheels
+# hadolint ignore=DL3013
+RUN --mount=type=bind,source=.build/wheels,target=/tmp/host-wheels \
+    if [ -f /tmp/host-wheels/constraints.txt ]; then export PIP_CONSTRAINT=/tmp/host-wheels/constraints.txt; fi \
+    && pip install --no-cache-dir "$(ls /tmp/rsc-wheels/rsc-*.whl)[cluster]" \
+    && rm -rf /tmp/rsc-wheels
 # Read at run time from the working directory: run settings, algorithm configs, the RayJob template.
 WORKDIR /home/ray/rsc
 COPY --chown=1000:100 configs ./configs

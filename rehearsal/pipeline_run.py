@@ -1,7 +1,8 @@
 """One run of the compiled pipeline with each step in a container of the image (kfp.local DockerRunner
 against podman's Docker-compatible API), the way Kubeflow would start its pods.
 
-Each step's environment is what the compiled pipeline declares: its own ``env`` and, for every
+Each step's command replaces the image's entrypoint, as in a Kubernetes pod. Its environment is what
+the compiled pipeline declares: its own ``env`` and, for every
 ``secretAsEnv`` of its platform config, the keys of that Secret (the rehearsal hands the Secrets' data
 in, as the cluster would hold it). Two things kfp.local does not do as a cluster does, and that this
 runner does instead: a container image given by a pipeline parameter (``image``) is resolved from the
@@ -23,6 +24,7 @@ from typing import Any
 
 import yaml
 
+LABEL = "io.rsc.rehearsal"
 PARAMETER = re.compile(r"^\{\{\$\.inputs\.parameters\['pipelinechannel--(\w+)'\]\}\}$")
 
 
@@ -70,8 +72,15 @@ def container_runner(log_dir: Path, arguments: dict[str, Any]):
         if match:
             image = str(arguments[match.group(1)])
         task = _task_name(command)
+        # Kubernetes runs a step's `command` in place of the image's ENTRYPOINT (`rsc`): so does this.
         container = client.containers.run(
-            image=image, command=command, detach=True, volumes=volumes, auto_remove=False, **run_args
+            image=image,
+            entrypoint=command[:1],
+            command=command[1:],
+            detach=True,
+            volumes=volumes,
+            auto_remove=False,
+            **run_args,
         )
         try:
             code = container.wait()["StatusCode"]
@@ -105,6 +114,7 @@ def main(spec_path: str) -> int:
             extra_hosts=spec["hosts"],
             shm_size="1g",
             environment=env,
+            labels={LABEL: spec["label"]},  # the rehearsal removes every step container it started
         ),
         pipeline_root=str(root),
         raise_on_error=True,

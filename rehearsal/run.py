@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import signal
@@ -35,6 +36,7 @@ import requests
 
 from rehearsal import chart
 from rehearsal.image import tag
+from rehearsal.pipeline_run import LABEL
 from rehearsal.podman import PROJECT, environment, image_exists, podman
 
 BUCKET = "rsc-artifacts"  # configs/cluster.yaml: storage.root
@@ -114,6 +116,7 @@ class Rehearsal:
         }
         self.logs = work / "logs"
         self.logs.mkdir(parents=True)
+        self.local_before = set(local_run_files())
 
     # -- helpers -------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -174,6 +177,7 @@ class Rehearsal:
         import boto3
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.ports.s3)
         server.start()
         self.stack.callback(server.stop)
@@ -302,6 +306,7 @@ class Rehearsal:
             "arguments": {**arguments, "image": self.image},
             "secrets": self.secrets,
             "hosts": HOSTS,
+            "label": self.work.name,
         }
         path = self.work / f"{name}.json"
         path.write_text(json.dumps(spec))
@@ -315,7 +320,14 @@ class Rehearsal:
         self.stack.callback(lambda: process.poll() is None and os.killpg(process.pid, signal.SIGTERM))
         return process
 
+    def remove_step_containers(self) -> None:
+        """Step containers still running (an interrupted or failed run) go with the rehearsal."""
+        listed = podman("ps", "-aq", "--filter", f"label={LABEL}={self.work.name}", check=False, capture=True)
+        for container in listed.stdout.split():
+            podman("rm", "-f", "-t", "5", container, check=False, capture=True)
+
     def start_docker_api(self) -> None:
+        self.stack.callback(self.remove_step_containers)
         socket_path = self.work / "podman.sock"
         process = subprocess.Popen(
             ["podman", "system", "service", "--time=0", f"unix://{socket_path}"], env=environment(),
@@ -352,6 +364,11 @@ def wait_all(rehearsal: Rehearsal, runs: dict[str, subprocess.Popen], timeout_s:
         outputs[name] = text.strip().splitlines()[-1]
         rehearsal.say(f"pipeline run {name} succeeded: {outputs[name]}")
     return outputs
+
+
+def local_run_files() -> list[Path]:
+    """Where a run would leave files on this machine's disk if it bypassed the object store."""
+    return [*Path.home().glob("ray_results/*"), *(PROJECT / "artifacts").glob("cluster*")]
 
 
 def check(rehearsal: Rehearsal, outputs: dict[str, str]) -> None:
@@ -409,8 +426,8 @@ def check(rehearsal: Rehearsal, outputs: dict[str, str]) -> None:
         ]
         if not tagged:
             problems.append(f"no {prefix}* metric with env:cluster reached the DogStatsD listener")
-    local = [p for p in Path.home().glob("ray_results/*")] + list((PROJECT / "artifacts").glob("cluster*"))
-    local += [p for p in (rehearsal.work / "kfp").rglob("*") if p.suffix in {".parquet", ".pt"}]
+    local = sorted(set(local_run_files()) - rehearsal.local_before)
+    local += [p for p in (rehearsal.work / "kfp").rglob("*") if p.suffix in {".parquet", ".pt", ".db"}]
     if local:
         problems.append(f"run files on the local disk: {local[:5]}")
     if problems:

@@ -54,7 +54,8 @@ def test_dockerfile_is_multi_stage_non_root_with_cpu_and_gpu_variants():
 def test_build_context_holds_what_the_dockerfile_copies():
     rules = [line for line in (PROJECT / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    copied = re.findall(r"^COPY (?:--chown=\S+ )*(.+) \S+$", DOCKERFILE.read_text(), flags=re.M)
+    # What comes from the build context (not from the build stage: COPY --from=build).
+    copied = re.findall(r"^COPY (?!--from)(?:--chown=\S+ )*(.+) \S+$", DOCKERFILE.read_text(), flags=re.M)
     sources = {source.rstrip("/") for line in copied for source in line.split()}
     assert sources <= allowed, sources - allowed
     assert all((PROJECT / source).exists() for source in sources)

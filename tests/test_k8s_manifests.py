@@ -184,7 +184,10 @@ def test_dev_bootstrap_wires_minio_to_the_storage_secret():
     namespaces = {d["metadata"].get("namespace") for d in documents if d["kind"] != "Namespace"}
     (namespace,) = [d["metadata"]["name"] for d in documents if d["kind"] == "Namespace"]
     assert namespaces == {namespace}
-    (secret,) = [d for d in documents if d["kind"] == "Secret"]
+    secrets = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Secret"}
+    assert set(secrets) == {"rsc-storage", "rsc-ray-token"}
+    assert set(secrets["rsc-ray-token"]["stringData"]) == {"auth_token"}  # the key KubeRay reads
+    secret = secrets["rsc-storage"]
     keys = set(secret["stringData"])
     cluster = yaml.safe_load((PROJECT / "configs" / "cluster.yaml").read_text())["cluster"]
     assert secret["metadata"]["name"] == cluster["env_secret"]
@@ -193,4 +196,5 @@ def test_dev_bootstrap_wires_minio_to_the_storage_secret():
         e["valueFrom"]["secretKeyRef"]["key"]
         for e in minio["spec"]["template"]["spec"]["containers"][0]["env"]
     }
-    assert refs == keys == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert refs == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}  # MinIO's root user
+    assert keys == refs | {"AWS_ENDPOINT_URL"}  # every pod's S3 client finds MinIO by it

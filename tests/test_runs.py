@@ -29,3 +29,15 @@ def test_a_run_root_from_before_ids_is_addressed_as_it_was(tmp_path):
     legacy = latest_execution(cfg)
     assert legacy.run.id is None and legacy.run_root == f"file://{tmp_path}/smoke"
     assert Storage().read_json(join(legacy.run_root, "evaluation", "metrics.json")) == {"verdict": "old"}
+
+
+def test_deploy_says_what_the_endpoint_serves_for_this_run():
+    """Blocker 9: a run whose model the gate rejects ends green and says so, not as its deployment."""
+    from rsc.launch.deploy import outcome
+
+    assert outcome("rsc-policy", 3, 3) == "serving rsc-policy v3 (@champion)"
+    assert outcome("rsc-policy", 2, 3) == "kept champion v2; this run's v3 was not promoted"
+    assert (
+        outcome("rsc-policy", None, 1)
+        == "no champion yet: rsc-policy answers 503 until a version is promoted"
+    )
