@@ -43,8 +43,9 @@ test-fast: $(STAMP) $(HELM) chromium
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check platform pipelines tests benchmarks
-	$(BIN)/ruff format --check platform pipelines tests benchmarks
+	$(BIN)/ruff check platform pipelines tests benchmarks rehearsal
+	$(BIN)/ruff format --check platform pipelines tests benchmarks rehearsal
+	PYTHONPATH=platform $(BIN)/lint-imports
 
 compile: $(STAMP)
 	$(BIN)/rsc compile -o pipeline.yaml

@@ -112,15 +112,12 @@ def cmd_rollback(args: argparse.Namespace, load: SettingsLoader) -> int:
 
 def _run(func: Callable[[argparse.Namespace, SettingsLoader], int], load: SettingsLoader):
     def run(args: argparse.Namespace) -> int:
-        from mlflow.exceptions import MlflowException
+        from rsc.registry.tracking import REGISTRY_ERRORS
 
         try:
             return func(args, load)
-        except LookupError as error:
+        except (LookupError, *REGISTRY_ERRORS) as error:  # e.g. no such registered model or version
             print(f"rsc: {error}", file=sys.stderr)
-            return 2
-        except MlflowException as error:  # e.g. no such registered model or version
-            print(f"rsc: {error.message}", file=sys.stderr)
             return 2
 
     return run

@@ -25,23 +25,13 @@ TOKEN_VARIABLE = "KFP_TOKEN"
 PARAMETER_TYPES = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str}
 
 
-def kube_config_token() -> str | None:
-    """The bearer token of the kube config's current user (exec plugins included), if there is one."""
-    from kubernetes import client, config  # only when no token was given
-
-    configuration = client.Configuration()
-    try:
-        config.load_kube_config(
-            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
-        )
-    except (config.ConfigException, OSError):
-        return None
-    header = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
-    return header.removeprefix("Bearer ").strip() if header else None
-
-
 def bearer_token() -> str | None:
-    return os.environ.get(TOKEN_VARIABLE) or kube_config_token()
+    """``$KFP_TOKEN``, else the kube config user's token (looked up only when needed)."""
+    if os.environ.get(TOKEN_VARIABLE):
+        return os.environ[TOKEN_VARIABLE]
+    from rsc.cluster.kubeconfig import kube_config_token
+
+    return kube_config_token()
 
 
 def parameter_types(package: Path) -> dict[str, Any]:

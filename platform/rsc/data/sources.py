@@ -13,41 +13,20 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import NamedTuple, Protocol
 from urllib.parse import unquote
 
 import pandas as pd
 
 from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
+from rsc.data.raw import ALL, BarSource, RawBars, SourceError
+from rsc.data.yahoo import YahooSource
 from rsc.storage import Storage
 from rsc.storage.store import sha256_bytes
 
 # Real daily bars shipped with the package: S&P 500 index 1999-2018, GOOG 2004-2013.
 BUNDLED: dict[str, str] = {"SPX": "sp500_daily.csv", "GOOG": "goog_daily.csv"}
-ALL = "*"  # data.symbols: ["*"] = every symbol the source holds
 FILE_FORMATS = (".csv", ".parquet")
-
-
-class SourceError(ValueError):
-    """A source could not deliver: missing file or symbol, unreadable file, provider error."""
-
-
-class RawBars(NamedTuple):
-    """One symbol's unvalidated bars, where they came from (named in every error) and its hash."""
-
-    symbol: str
-    origin: str
-    frame: pd.DataFrame
-    sha256: str  # of the bytes the provider delivered (lineage of the bars dataset)
-
-
-class BarSource(Protocol):
-    """A provider of bars; adding one is one class with this method."""
-
-    def fetch(self, symbols: Sequence[str]) -> Iterator[RawBars]:
-        """Raw bars of each symbol (``["*"]``: every symbol the source holds), one at a time."""
-        ...
 
 
 class BundledSource:
@@ -141,8 +120,6 @@ def make_source(settings: DataSettings, storage: Storage) -> BarSource:
     if settings.source == "bundled":
         return BundledSource()
     if settings.source == "yfinance":
-        from rsc.data.yahoo import YahooSource
-
         return YahooSource(settings.yfinance, settings.start, settings.end)
     if not settings.path:
         raise SourceError(f"data.path is required for data.source={settings.source!r}")

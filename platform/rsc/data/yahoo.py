@@ -31,7 +31,7 @@ import requests
 
 from rsc.config.settings import YahooSettings
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, PRICE_COLUMNS, TIMESTAMP, VOLUME
-from rsc.data.sources import ALL, RawBars, SourceError
+from rsc.data.raw import ALL, RawBars, SourceError
 
 log = logging.getLogger(__name__)
 

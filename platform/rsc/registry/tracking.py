@@ -39,6 +39,11 @@ SERVING_CODE = ("__init__.py", "core", "registry/__init__.py", "registry/policy.
 SERVING_REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas")
 
 
+# What a registry call raises when the tracking store refuses it (no such model or version, ...), so
+# that callers outside this package can report it without importing mlflow.
+REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException,)
+
+
 class NoVersion(LookupError):
     """No version of the registered model has the alias (yet)."""
 

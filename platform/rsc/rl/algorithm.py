@@ -6,22 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from ray.rllib.algorithms.appo import APPOConfig
-from ray.rllib.algorithms.dqn import DQNConfig
-from ray.rllib.algorithms.ppo import PPOConfig
-from ray.rllib.algorithms.sac import SACConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from rsc.rl.callbacks import ValidationCallback
+from rsc.rl.catalog import ALGORITHMS
 from rsc.rl.envs import register_envs
 from rsc.rl.spec import AlgorithmSpec
-
-ALGORITHMS: dict[str, type[AlgorithmConfig]] = {
-    "PPO": PPOConfig,
-    "DQN": DQNConfig,
-    "APPO": APPOConfig,
-    "SAC": SACConfig,
-}
 
 
 def build_algorithm_config(

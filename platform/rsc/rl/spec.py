@@ -75,7 +75,7 @@ class AlgorithmSpec(Section):
 
 
 def _accepted_training_keys(algorithm: str) -> set[str]:
-    from rsc.rl.algorithm import ALGORITHMS  # RLlib import only when a spec is checked
+    from rsc.rl.catalog import ALGORITHMS  # RLlib import only when a spec is checked
 
     keys: set[str] = set()
     for klass in ALGORITHMS[algorithm].__mro__:
