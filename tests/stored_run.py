@@ -43,14 +43,31 @@ class LinearGreedy(torch.nn.Module):
         return self.scores(obs).argmax(dim=-1)
 
 
+class LinearTanh(torch.nn.Module):
+    """observation -> a continuous action in [-1, 1] (``[B, 1]``), as an exported SAC or PPO policy."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.mean = torch.nn.Linear(size, 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.mean(obs))
+
+
 def write_policy(
     directory: Path, cfg: Settings, scaler: dict, seed: int = 0, hidden: tuple[int, ...] = ()
 ) -> None:
-    """A random policy over the observation, saved as the train stage saves a policy."""
+    """A random policy over the observation, saved as the train stage of an earlier version saved one
+    (``policy.json`` version 1: every stored run also checks that such a policy still loads)."""
     n_features = len(scaler["columns"])
     size = observation_size(cfg.env.window, n_features)
     torch.manual_seed(seed)
-    network = torch.jit.script(LinearGreedy(size, len(cfg.env.positions), hidden))
+    module = (
+        LinearTanh(size)
+        if cfg.env.action == "continuous"
+        else LinearGreedy(size, len(cfg.env.positions), hidden)
+    )
+    network = torch.jit.script(module)
     directory.mkdir(parents=True, exist_ok=True)
     network.save(str(directory / NETWORK_FILE))
     spec = {

@@ -167,3 +167,17 @@ def test_summary_fits_80_columns_with_every_strategy(demo_run):
     rows = {line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")}
     assert {"policy", "buy_and_hold", "flat"} <= rows
     assert f"serving rsc-policy v{summary.deployment['model_version']} (@champion)" in text
+
+
+def test_every_file_under_the_run_root_belongs_to_the_run_layout(demo_run):
+    """Paths under a run root come from one RunLayout: nothing written beside it."""
+    from rsc.core.policy_spec import SCHEMA_VERSION, PolicySpec
+    from rsc.storage.layout import RunLayout, field_of
+
+    cfg, _, _ = demo_run
+    root = Storage().local_path(cfg.run_root)
+    files = [str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()]
+    assert len(files) > 20
+    assert [path for path in files if field_of(path) is None] == []
+    spec = PolicySpec.from_json(Storage().read_bytes(RunLayout(cfg.run_root).policy))
+    assert spec.schema_version == SCHEMA_VERSION and spec.observation.size == cfg.env.window * 5 + 2

@@ -4,8 +4,6 @@ the model-unavailable guard, several symbols, and the challenger in shadow mode.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -290,7 +288,7 @@ def test_registry_decisions_and_the_shadow_challenger_come_from_mlflow(tmp_path)
     folder = tmp_path / "policy"
     folder.mkdir()
     torch.jit.save(policy.network, str(folder / NETWORK_FILE))
-    (folder / POLICY_FILE).write_text(json.dumps(policy.spec))
+    (folder / POLICY_FILE).write_text(policy.spec.to_json())
     configure(cfg.tracking_uri, "paper-test", f"file://{tmp_path}/mlartifacts")
     uri, _ = log_policy(folder, frame.tail(policy.min_bars), {}, {}, {}, {}, "paper-test")
     version = register_policy(uri, cfg.registry.model_name)  # the new version is the challenger

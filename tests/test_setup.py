@@ -64,7 +64,8 @@ def test_doctor_checks_s3_and_mlflow_when_configured(tmp_path):
 def test_doctor_command_exits_1_on_a_failed_check(tmp_path, listening_port):
     done = subprocess.run(
         [sys.executable, "-m", "rsc", "doctor", str(CONFIGS / "base.yaml"), str(CONFIGS / "smoke.yaml"),
-         f"storage.root=file://{tmp_path}", f"ray.dashboard_port={listening_port}"],
+         f"storage.root=file://{tmp_path}", f"ray.dashboard_port={listening_port}",
+         f"serve.port={free_port()}"],
         cwd=PROJECT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 1

@@ -7,9 +7,11 @@ import io
 import pandas as pd
 import pytest
 
+from rsc.core.artifacts import FoldRecord
 from rsc.rl.walk_forward import select, summarise, usable_folds
 from rsc.stages import evaluate, tune
 from rsc.storage import Storage, join
+from rsc.storage.layout import read_folds
 from tests.conftest import smoke_settings
 
 
@@ -46,7 +48,10 @@ def test_unknown_aggregate_is_named():
 
 
 def test_folds_touching_the_test_part_are_not_used():
-    folds = [{"validation": ["2017-01-01", "2017-06-30"]}, {"validation": ["2017-07-01", "2018-01-31"]}]
+    folds = [
+        FoldRecord.model_construct(validation=("2017-01-01", "2017-06-30")),
+        FoldRecord.model_construct(validation=("2017-07-01", "2018-01-31")),
+    ]
     assert usable_folds(folds, "2017-12-31") == folds[:1]
     assert usable_folds(folds, "2018-01-31") == folds
 
@@ -67,7 +72,7 @@ def test_selection_runs_on_real_folds_and_reaches_the_report(smoke_split, ray_se
     storage = Storage()
     stored = storage.read_bytes(join(cfg.run_root, "tune", "walk_forward.parquet"))
     per_fold = pd.read_parquet(io.BytesIO(stored))
-    folds = usable_folds(storage.read_json(split.folds_uri)["folds"], str(cfg.split.validation_end))
+    folds = usable_folds(read_folds(storage, split.folds_uri).folds, str(cfg.split.validation_end))
     assert len(per_fold) == 2 * len(folds) and len(folds) >= 1
     summary = summarise(per_fold, "eval/sharpe", "worst")
     chosen = select(summary)

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rsc.cli import SettingsLoader, add_settings_arguments
+from rsc.storage.layout import RunLayout
 
 T = TypeVar("T")
 EXIT_DATA_ERROR = 1
@@ -65,11 +66,10 @@ def cmd_ingest(args: argparse.Namespace, load: SettingsLoader, console: Console)
 
 def cmd_features(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
     from rsc.stages import features
-    from rsc.storage import join
 
     cfg = load(args)
     with progress_bars(console) as track:
-        result = features.run(cfg, join(cfg.run_root, "bars"), track)
+        result = features.run(cfg, RunLayout(cfg.run_root).bars, track)
     console.print(
         f"features: {result.rows:,} rows x {len(result.columns)} {result.columns} -> {result.features_uri}"
     )
@@ -79,10 +79,9 @@ def cmd_features(args: argparse.Namespace, load: SettingsLoader, console: Consol
 
 def cmd_split(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
     from rsc.stages import split
-    from rsc.storage import join
 
     cfg = load(args)
-    result = split.run(cfg, join(cfg.run_root, "features"))
+    result = split.run(cfg, RunLayout(cfg.run_root).features)
     console.print(f"split: {result.rows} -> {result.split_uri}; scaler {result.scaler_uri}")
     console.print(f"walk-forward: {result.folds} folds -> {result.folds_uri}")
     return 0

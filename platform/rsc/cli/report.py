@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from rsc.config import Settings
 from rsc.storage import Storage, join
-
-# What a run must have stored for its evaluation to be rebuilt (written by split and train).
-REQUIRED = {"split": "split/manifest.json", "scaler": "scaler.json", "policy": "model/policy.json"}
+from rsc.storage.layout import RunLayout
 
 
 def rebuild(cfg: Settings):
@@ -19,12 +17,13 @@ def rebuild(cfg: Settings):
     from rsc.stages import evaluate  # torch and matplotlib only when a report is asked for
 
     storage = Storage.from_settings(cfg.storage)
-    missing = [path for path in REQUIRED.values() if not storage.exists(join(cfg.run_root, path))]
+    layout = RunLayout(cfg.run_root)
+    # What a run must have stored for its evaluation to be rebuilt (written by split and train).
+    required = (join(layout.split, "manifest.json"), layout.scaler, layout.policy)
+    missing = [uri.removeprefix(cfg.run_root + "/") for uri in required if not storage.exists(uri)]
     if missing:
         raise FileNotFoundError(
             f"run {cfg.run.name!r} under {cfg.storage.root} lacks {', '.join(missing)}: "
             "run the pipeline (rsc run) for it first"
         )
-    return evaluate.run(
-        cfg, join(cfg.run_root, "split"), join(cfg.run_root, "scaler.json"), join(cfg.run_root, "model")
-    )
+    return evaluate.run(cfg, layout.split, layout.scaler, layout.model)

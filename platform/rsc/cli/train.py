@@ -11,11 +11,13 @@ import argparse
 from rsc.cli import SettingsLoader, add_settings_arguments
 from rsc.config import ConfigError, Settings
 from rsc.storage import Storage, join
+from rsc.storage.layout import RunLayout
 
 
 def _split_inputs(cfg: Settings) -> tuple[str, str]:
     storage = Storage.from_settings(cfg.storage)
-    split_uri, scaler_uri = join(cfg.run_root, "split"), join(cfg.run_root, "scaler.json")
+    layout = RunLayout(cfg.run_root)
+    split_uri, scaler_uri = layout.split, layout.scaler
     if not storage.exists(join(split_uri, "manifest.json")) or not storage.exists(scaler_uri):
         raise ConfigError(
             f"no split data under {cfg.run_root}: run `rsc data ingest`, `rsc data features` and "
@@ -24,13 +26,36 @@ def _split_inputs(cfg: Settings) -> tuple[str, str]:
     return split_uri, scaler_uri
 
 
+def print_plan(cfg: Settings, best_params: str | None) -> None:
+    """The resolved training config, each value with where it came from (``rsc train --dry-run``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rsc.rl.plan import resolve_plan
+    from rsc.storage.layout import read_tune_outcome
+
+    storage = Storage.from_settings(cfg.storage)
+    tuned = read_tune_outcome(storage, best_params).best_params if best_params else {}
+    plan = resolve_plan(cfg, tuned)
+    table = Table(title=f"Training plan of {cfg.run.label} ({plan.spec_path})")
+    for column in ("key", "value", "from"):
+        table.add_column(column)
+    for row in plan.table():
+        table.add_row(*row)
+    Console(width=140).print(table)
+
+
 def cmd_train(args: argparse.Namespace, load: SettingsLoader) -> int:
     from rsc.stages import train
 
     cfg = load(args)
+    if args.dry_run:
+        best_params = RunLayout(cfg.run_root).best_params
+        print_plan(cfg, best_params if Storage.from_settings(cfg.storage).exists(best_params) else None)
+        return 0
     split_uri, scaler_uri = _split_inputs(cfg)
     storage = Storage.from_settings(cfg.storage)
-    best_params = join(cfg.run_root, "tune", "best_params.json")
+    best_params = RunLayout(cfg.run_root).best_params
     result = train.run(
         cfg, split_uri, scaler_uri, best_params if storage.exists(best_params) else None, resume=args.resume
     )
@@ -58,4 +83,10 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
         command = commands.add_parser(name, help=text)
         add_settings_arguments(command)
         command.add_argument("--resume", action="store_true", help="continue an interrupted run")
+        if name == "train":
+            command.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print the resolved training config and where each value came from",
+            )
         command.set_defaults(func=lambda args, f=func: f(args, load))

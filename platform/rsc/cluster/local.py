@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ HOST = "127.0.0.1"
 # The ``ray`` command of this environment (tests point it at a stand-in to make the head fail).
 RAY_EXECUTABLE = Path(sys.executable).parent / "ray"
 HEAD_LOG = "ray-head.log"
+TEMP_DIR_ENV = "RSC_RAY_TEMP_DIR"  # the session folder of the head this process started
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,10 @@ def local_head(
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="rsc-ray-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / HEAD_LOG
+    # A session folder of its own: Ray resolves "auto" (a job's driver joining its cluster) through a
+    # pointer file in it, which another head on this machine would otherwise overwrite.
+    temp_dir = Path(tempfile.mkdtemp(prefix="rsc-ray-", dir="/tmp"))  # short: Ray's socket paths live here
+    os.environ[TEMP_DIR_ENV] = str(temp_dir)  # clients on this machine find the head's logs there
     port = free_port()
     command = [
         str(RAY_EXECUTABLE),
@@ -142,7 +148,13 @@ def local_head(
         f"--port={port}",
         f"--dashboard-host={HOST}",
         f"--dashboard-port={dashboard_port}",
-        f"--ray-client-server-port={free_port()}",  # not used; a fixed 10001 would clash with another head
+        f"--temp-dir={temp_dir}",
+        # Ports Ray fixes by default (client server 10001, dashboard agent 52365, metrics): free ones, so
+        # that a second head on this machine (another user's run, a test session) never answers for this
+        # one; its dashboard would otherwise hand our jobs to that head's agent.
+        f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
     ]
     if num_cpus is not None:
         command.append(f"--num-cpus={num_cpus}")
@@ -164,15 +176,7 @@ def local_head(
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-        _forget_cluster(f"{port}")
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if os.environ.get(TEMP_DIR_ENV) == str(temp_dir):
+            os.environ.pop(TEMP_DIR_ENV)
         log.info("Ray head stopped")
-
-
-def _forget_cluster(port: str) -> None:
-    """Remove Ray's pointer to this head so that a later bare ``ray.init()`` does not try to join it."""
-    pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
-    try:
-        if pointer.read_text().strip().endswith(f":{port}"):
-            pointer.unlink()
-    except OSError:
-        pass

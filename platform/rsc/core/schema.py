@@ -22,7 +22,7 @@ PARTS: tuple[str, ...] = (TRAIN, VALIDATION, TEST)
 FLOAT_DTYPE = "float64"
 
 # Layout of an exported policy folder (written by train, read by evaluate, registry and serve).
-NETWORK_FILE = "network.pt"  # TorchScript: observation [B, D] -> action scores [B, A]
-POLICY_FILE = "policy.json"  # indicators, window, positions, scaler, observation size
+NETWORK_FILE = "network.pt"  # TorchScript: observations [B, D] -> greedy actions [B] (or [B, d])
+POLICY_FILE = "policy.json"  # the policy contract, rsc.core.policy_spec.PolicySpec
 WALK_FORWARD_FILE = "walk_forward.parquet"  # under tune/: per candidate and fold, metrics and choice
 CHECKPOINT_DIR = "checkpoint"  # RLlib checkpoint of the best iteration

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from rsc.core import observation
+from rsc.core.artifacts import Scaler
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, PART, SYMBOL, TIMESTAMP
 
 
@@ -27,10 +29,15 @@ def _part_bounds(frame: pd.DataFrame, part: str | None, window: int) -> tuple[in
     return begin, start - begin, stop
 
 
-def _scaled(values: np.ndarray, scaler: dict) -> np.ndarray:
+def _scaled(values: np.ndarray, scaler: Scaler) -> np.ndarray:
     return np.ascontiguousarray(
-        observation.scale(values, np.asarray(scaler["mean"]), np.asarray(scaler["std"])), dtype=np.float32
+        observation.scale(values, np.asarray(scaler.mean), np.asarray(scaler.std)), dtype=np.float32
     )
+
+
+def as_scaler(scaler: Scaler | Mapping[str, Any]) -> Scaler:
+    """The typed scaler (a ``scaler.json`` read elsewhere, or a plain dict as tests build it)."""
+    return scaler if isinstance(scaler, Scaler) else Scaler.model_validate(dict(scaler))
 
 
 class MarketArrays(NamedTuple):
@@ -48,13 +55,16 @@ class MarketArrays(NamedTuple):
     first: int
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, scaler: dict, part: str | None, window: int) -> MarketArrays:
+    def from_frame(
+        cls, frame: pd.DataFrame, scaler: Scaler | Mapping[str, Any], part: str | None, window: int
+    ) -> MarketArrays:
         """Build from one symbol's feature dataset.
 
         Args:
             frame: rows of one symbol (with a ``part`` column when ``part`` is given).
             scaler: ``{"columns", "mean", "std"}`` fitted on the training part.
         """
+        scaler = as_scaler(scaler)
         if SYMBOL in frame.columns and frame[SYMBOL].nunique() > 1:
             raise ValueError("MarketArrays holds one symbol; use PanelArrays for several")
         frame = frame.sort_values(TIMESTAMP).reset_index(drop=True)
@@ -64,7 +74,7 @@ class MarketArrays(NamedTuple):
             name: np.ascontiguousarray(rows[name].to_numpy(np.float64)) for name in (OPEN, HIGH, LOW, CLOSE)
         }
         return cls(
-            features=_scaled(rows[scaler["columns"]].to_numpy(np.float64), scaler),
+            features=_scaled(rows[list(scaler.columns)].to_numpy(np.float64), scaler),
             open=prices[OPEN],
             high=prices[HIGH],
             low=prices[LOW],
@@ -87,8 +97,11 @@ class PanelArrays(NamedTuple):
     first: int
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, scaler: dict, part: str | None, window: int) -> PanelArrays:
+    def from_frame(
+        cls, frame: pd.DataFrame, scaler: Scaler | Mapping[str, Any], part: str | None, window: int
+    ) -> PanelArrays:
         """Build from a multi-symbol feature dataset; only timestamps every symbol has are kept."""
+        scaler = as_scaler(scaler)
         symbols = tuple(sorted(frame[SYMBOL].unique()))
         counts = frame.groupby(TIMESTAMP)[SYMBOL].nunique()
         common = counts.index[counts.to_numpy() == len(symbols)]
@@ -101,7 +114,7 @@ class PanelArrays(NamedTuple):
         def panel(columns) -> np.ndarray:
             return frame[columns].to_numpy(np.float64).reshape(n_time, n_sym, -1)[begin:stop]
 
-        features = _scaled(panel(scaler["columns"]), scaler)
+        features = _scaled(panel(list(scaler.columns)), scaler)
         prices = {name: np.ascontiguousarray(panel([name])[..., 0]) for name in (OPEN, HIGH, LOW, CLOSE)}
         return cls(
             features,

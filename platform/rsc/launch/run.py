@@ -26,7 +26,8 @@ from rsc.launch.progress import ProgressView
 from rsc.launch.runs import start_execution
 from rsc.monitor import sink_from_settings
 from rsc.paper.app import ReplaySummary, replay_run
-from rsc.storage import Storage, join
+from rsc.storage import Storage
+from rsc.storage.layout import RunLayout
 from rsc.system.processes import tail
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _served_action(url: str, cfg: Settings) -> dict:
 
     model = requests.get(f"{url}/v1/model", timeout=10).json()
     storage = Storage.from_settings(cfg.storage)
-    bars = storage.read_dataset(join(cfg.run_root, "bars")).tail(model["min_bars"] + 250)
+    bars = storage.read_dataset(RunLayout(cfg.run_root).bars).tail(model["min_bars"] + 250)
     payload = {"bars": json.loads(bars.drop(columns=["symbol"]).to_json(orient="records", date_format="iso"))}
     response = requests.post(f"{url}/v1/act", json=payload, timeout=30)
     response.raise_for_status()
@@ -78,7 +79,7 @@ def _dag_and_replay(cfg: Settings, storage: Storage) -> tuple[dict, dict | None,
     """The DAG through KFP's local runner, then (when there is a champion) one request and the replay."""
     from pipelines.local import run_locally  # kfp only when a run is asked for
 
-    root = storage.local_path(join(cfg.run_root, "kfp")) or "/tmp/rsc-kfp"
+    root = storage.local_path(RunLayout(cfg.run_root).kfp) or "/tmp/rsc-kfp"
     deployment = json.loads(run_locally(cfg.model_dump_json(), root))
     if deployment["model_version"] is None:  # no champion to ask or to trade
         return deployment, None, None
@@ -115,7 +116,7 @@ def execute(
                     deployment, served, paper = _dag_and_replay(cfg, storage)
                 except Exception as error:
                     raise _failure(view, logs, error) from error
-                metrics = storage.read_json(join(cfg.run_root, "evaluation", "metrics.json"))
+                metrics = storage.read_json(RunLayout(cfg.run_root).metrics)
                 seconds = time.monotonic() - started
                 summary = RunSummary(metrics, deployment, served, paper, seconds, logs.publish(storage), cfg)
                 view.sync()

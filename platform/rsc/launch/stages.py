@@ -93,11 +93,12 @@ def launch_stage(name: str, cfg: Settings, inputs: Mapping[str, str]) -> dict[st
     if cfg.cluster.launcher == "ray-jobs":
         return _launch_on_ray_jobs(name, cfg, inputs)
     from rsc.cluster import kuberay, rayjob  # the kubernetes client only where a cluster is used
-    from rsc.storage import Storage, join
+    from rsc.storage import Storage
+    from rsc.storage.layout import RunLayout
 
     cluster = cfg.cluster
     job_name = rayjob.rayjob_name(name, cfg.run.label)
-    result_uri = join(cfg.run_root, "jobs", f"{job_name}.json")
+    result_uri = RunLayout(cfg.run_root).job_result(job_name)
     template = rayjob.load_template(rayjob.resolve_template(cluster.rayjob_template, cluster.workdir))
     body = rayjob.build_rayjob(
         cluster,
@@ -117,10 +118,11 @@ def _launch_on_ray_jobs(name: str, cfg: Settings, inputs: Mapping[str, str]) -> 
     import uuid
 
     from rsc.cluster import ray_jobs
-    from rsc.storage import Storage, join
+    from rsc.storage import Storage
+    from rsc.storage.layout import RunLayout
 
     submission_id = f"rsc-{cfg.run.label}-{name}-{uuid.uuid4().hex[:8]}"
-    result_uri = join(cfg.run_root, "jobs", f"{submission_id}.json")
+    result_uri = RunLayout(cfg.run_root).job_result(submission_id)
     command = stage_command(name, cfg, inputs, result_uri)
     command[0] = cfg.cluster.jobs_python
     outcome = ray_jobs.run_job(

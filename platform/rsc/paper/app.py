@@ -11,11 +11,12 @@ from rsc.paper.drift import load_drift_watch
 from rsc.paper.feeds import Feed, LiveFeed, ReplayFeed
 from rsc.paper.ledger import Ledger
 from rsc.paper.service import CHALLENGER, CHAMPION, PaperOutcome, PaperTrader
-from rsc.storage import Storage, join
+from rsc.storage import Storage
+from rsc.storage.layout import RunLayout
 
 
 def ledger_uri(cfg: Settings) -> str:
-    return join(cfg.run_root, "paper", cfg.paper.session)
+    return RunLayout(cfg.run_root).paper(cfg.paper.session)
 
 
 def symbols_of(cfg: Settings) -> tuple[str, ...]:
@@ -32,7 +33,7 @@ def make_feed(cfg: Settings, storage: Storage) -> Feed:
     symbols = symbols_of(cfg)
     if cfg.paper.feed == "live":
         return LiveFeed(cfg.data.yfinance, symbols, cfg.paper.lookback_days, cfg.paper.poll_s)
-    bars = storage.read_dataset(join(cfg.run_root, "bars"), symbols=list(symbols))
+    bars = storage.read_dataset(RunLayout(cfg.run_root).bars, symbols=list(symbols))
     return ReplayFeed(bars, cfg.paper.bars, cfg.paper.speed)
 
 

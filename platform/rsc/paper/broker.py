@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from rsc.core.execution import borrow_cost, fill, order_fill_price, spread_rate
-from rsc.paper.state import BookState, Event, finite
+from rsc.paper.state import BookState, LedgerEvent, finite
 
 TOLERANCE = 1e-9  # relative slack on limit checks, for sizes that hit a limit exactly
 
@@ -50,7 +50,7 @@ def _values(units: Mapping[str, float], prices: Mapping[str, float]) -> dict[str
 
 
 def _rejection(
-    order: Event,
+    order: LedgerEvent,
     traded: float,
     after: float,
     price: float,
@@ -81,7 +81,7 @@ def _rejection(
     return None
 
 
-def _sized(order: Event, held: float, equity: float, price: float) -> tuple[float, float]:
+def _sized(order: LedgerEvent, held: float, equity: float, price: float) -> tuple[float, float]:
     """``(traded, after)`` units; a target weight is sized on equity, as the env sizes its trades."""
     if order["target_weight"] is not None:
         after = order["target_weight"] * equity / price
@@ -89,7 +89,7 @@ def _sized(order: Event, held: float, equity: float, price: float) -> tuple[floa
     return order["quantity"], held + order["quantity"]
 
 
-def execute(book: BookState, name: str, bars: Mapping[str, Bar], limits: Limits) -> list[Event]:
+def execute(book: BookState, name: str, bars: Mapping[str, Bar], limits: Limits) -> list[LedgerEvent]:
     """One ``fill``, ``reject`` or ``expire`` event per pending order of ``book`` on this bar.
 
     Orders that shrink a position fill first (they free cash and exposure for the ones that grow
@@ -99,7 +99,7 @@ def execute(book: BookState, name: str, bars: Mapping[str, Bar], limits: Limits)
     prices = {**book.prices, **{symbol: bar.open for symbol, bar in bars.items()}}
     cash, units, entry = book.cash, dict(book.units), dict(book.entry)
     equity = cash + sum(_values(units, prices).values())
-    events: list[Event] = []
+    events: list[LedgerEvent] = []
     priced = []
     for order in book.pending:
         bar = bars.get(order["symbol"])
@@ -136,7 +136,7 @@ def execute(book: BookState, name: str, bars: Mapping[str, Bar], limits: Limits)
     return events
 
 
-def _closed(kind: str, book: str, order: Event, reason: str) -> Event:
+def _closed(kind: str, book: str, order: LedgerEvent, reason: str) -> LedgerEvent:
     return {"type": kind, "book": book, "id": order["id"], "symbol": order["symbol"], "reason": reason}
 
 
@@ -151,7 +151,7 @@ def _fill(
     position: float,
     entry: float,
     reason: str,
-) -> Event:
+) -> LedgerEvent:
     return {
         "type": "fill",
         "book": book,
@@ -169,7 +169,7 @@ def _fill(
 
 def mark(
     book: BookState, name: str, timestamp: str, day: str, closes: Mapping[str, float], borrow_rate: float
-) -> Event:
+) -> LedgerEvent:
     """Value the book at the bar's closes, after the borrow fee of its shorts for the bar."""
     prices = {**book.prices, **closes}
     fee = sum(borrow_cost(u, prices[s], borrow_rate) for s, u in book.units.items() if u and s in closes)
@@ -188,7 +188,7 @@ def mark(
     }
 
 
-def flatten(book: BookState, name: str, rates: Mapping[str, float], reason: str) -> list[Event]:
+def flatten(book: BookState, name: str, rates: Mapping[str, float], reason: str) -> list[LedgerEvent]:
     """Close every position at its last mark (the kill switch acts on the close it saw)."""
     cash, events = book.cash, []
     for symbol in sorted(book.units):
@@ -201,7 +201,7 @@ def flatten(book: BookState, name: str, rates: Mapping[str, float], reason: str)
     return events
 
 
-def halt(name: str, reason: str, cash: float) -> Event:
+def halt(name: str, reason: str, cash: float) -> LedgerEvent:
     """The kill switch's last word on a book: why, and its equity once flat (all cash)."""
     return {"type": "halt", "book": name, "reason": reason, "equity": finite(cash)}
 
@@ -217,7 +217,7 @@ def new_order(
     quantity: float | None = None,
     limit: float | None = None,
     stop: float | None = None,
-) -> Event:
+) -> LedgerEvent:
     """An ``order`` event, checked: exactly one of a target weight or a quantity, prices its kind needs."""
     if (target_weight is None) == (quantity is None):
         raise ValueError(f"order {order_id}: give exactly one of target_weight or quantity")
@@ -254,7 +254,7 @@ def place(
     limit_offset: float,
     stop_offset: float,
     units: float | None = None,
-) -> Event:
+) -> LedgerEvent:
     """The order of the configured kind that moves ``symbol`` from weight ``current`` to ``target``.
 
     ``units`` given (``paper.sizing: units``): a whole number of units, sized at the decision

@@ -33,7 +33,7 @@ class Window(NamedTuple):
         return Bars.from_columns({name: self.values[:, j] for j, name in enumerate(OHLCV_COLUMNS)})
 
 
-class Decision(NamedTuple):
+class ModelDecision(NamedTuple):
     action: int | float
     target_position: float
     model_name: str
@@ -49,7 +49,7 @@ class DecisionSource(Protocol):
         """Fewest bars a window must hold."""
         ...
 
-    def decide(self, window: Window, position: float, unrealised: float) -> Decision: ...
+    def decide(self, window: Window, position: float, unrealised: float) -> ModelDecision: ...
 
 
 class HttpDecisions:
@@ -79,7 +79,7 @@ class HttpDecisions:
         except (KeyError, TypeError, ValueError) as error:
             raise DecisionUnavailable(f"{self.endpoint}/v1/model: no min_bars in {info}") from error
 
-    def decide(self, window: Window, position: float, unrealised: float) -> Decision:
+    def decide(self, window: Window, position: float, unrealised: float) -> ModelDecision:
         bars = [
             {TIMESTAMP: stamp, **dict(zip(OHLCV_COLUMNS, row, strict=True))}
             for stamp, row in zip(window.timestamps, window.values.tolist(), strict=True)
@@ -88,7 +88,7 @@ class HttpDecisions:
             "POST", "/v1/act", {"bars": bars, "position": position, "unrealised_return": unrealised}
         )
         try:
-            return Decision(
+            return ModelDecision(
                 answer["action"],
                 float(answer["target_position"]),
                 str(answer["model_name"]),
@@ -115,12 +115,10 @@ class PolicyDecisions:
     def min_bars(self) -> int:
         return self.policy.min_bars
 
-    def decide(self, window: Window, position: float, unrealised: float) -> Decision:
+    def decide(self, window: Window, position: float, unrealised: float) -> ModelDecision:
         try:
             features = self.policy.features_from_bars(window.bars())
             decision = self.policy.decide(features, position, unrealised)
         except (ValueError, RuntimeError) as error:
             raise DecisionUnavailable(f"{self.model_name} v{self.model_version}: {error}") from error
-        action = decision.action
-        action = int(action) if isinstance(action, int | np.integer) else float(np.ravel(action)[0])
-        return Decision(action, float(decision.target_position), self.model_name, self.model_version)
+        return ModelDecision(decision.action, decision.target_position, self.model_name, self.model_version)

@@ -16,6 +16,7 @@ from rsc.monitor.drift import Drift, feature_drift
 from rsc.paper.decisions import INDICATOR_LOOKBACK
 from rsc.paper.history import History
 from rsc.storage import Storage, join
+from rsc.storage.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def load_drift_watch(cfg: Settings, storage: Storage, symbols: Sequence[str]) ->
     monitor = cfg.monitor
     if not monitor.drift:
         return None
-    split_uri = join(cfg.run_root, "split")
+    split_uri = RunLayout(cfg.run_root).split
     refs = indicator_refs(cfg.features)
     names = feature_names(refs)
     if not storage.exists(join(split_uri, "manifest.json")):

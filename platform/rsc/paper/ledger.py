@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from rsc.paper.state import Event, PaperState, apply_segment
+from rsc.paper.state import LedgerEvent, PaperState, apply_segment
 from rsc.storage import Storage, join
 
 SEGMENTS, SNAPSHOTS = "segments", "snapshots"
@@ -58,7 +58,7 @@ class Ledger:
                 raise LedgerError(f"{self.uri}: segment {expected} is missing (found {seq} after it)")
         return numbers
 
-    def read(self, seq: int) -> list[Event]:
+    def read(self, seq: int) -> list[LedgerEvent]:
         uri = join(self.uri, SEGMENTS, _name(seq))
         try:
             body = json.loads(self.storage.read_bytes(uri))
@@ -68,7 +68,7 @@ class Ledger:
             raise LedgerError(f"{uri}: not segment {seq} of a ledger")
         return body["events"]
 
-    def append(self, seq: int, events: list[Event]) -> None:
+    def append(self, seq: int, events: list[LedgerEvent]) -> None:
         """Write segment ``seq``; refuses to replace one (two writers on one ledger)."""
         uri = join(self.uri, SEGMENTS, _name(seq))
         if self.storage.exists(uri):
@@ -88,7 +88,7 @@ class Ledger:
             fs.rm(path, recursive=True)
         fs.invalidate_cache(path)
 
-    def events(self) -> Iterator[Event]:
+    def events(self) -> Iterator[LedgerEvent]:
         """Every event, in ledger order."""
         for seq in self.segments():
             yield from self.read(seq)

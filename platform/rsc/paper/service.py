@@ -33,12 +33,12 @@ from rsc.monitor import MetricsSink, NullSink
 from rsc.monitor.drift import Drift
 from rsc.paper import broker, telemetry
 from rsc.paper import risk as risk_rules
-from rsc.paper.decisions import INDICATOR_LOOKBACK, Decision, DecisionSource, DecisionUnavailable
+from rsc.paper.decisions import INDICATOR_LOOKBACK, DecisionSource, DecisionUnavailable, ModelDecision
 from rsc.paper.drift import DriftWatch
 from rsc.paper.feeds import Feed, Step
 from rsc.paper.history import History
 from rsc.paper.ledger import Ledger, LedgerError
-from rsc.paper.state import BookState, Event, PaperState, apply, apply_segment, finite
+from rsc.paper.state import BookState, LedgerEvent, PaperState, apply, apply_segment, finite
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class PaperOutcome:
 class _Ask(NamedTuple):
     """One decision request's result: a decision, or why there is none (``error``: the model failed)."""
 
-    decision: Decision | None
+    decision: ModelDecision | None
     latency_ms: float = 0.0
     reason: str = ""
     error: bool = False
@@ -161,7 +161,7 @@ class PaperTrader:
         return state
 
     def _commit(
-        self, state: PaperState, work: PaperState, events: list[Event], extra: list[Any]
+        self, state: PaperState, work: PaperState, events: list[LedgerEvent], extra: list[Any]
     ) -> PaperState:
         """Write the segment, then let the state move on, then tell Datadog."""
         self.ledger.append(state.seq, events)
@@ -193,7 +193,7 @@ class PaperTrader:
     def _bar(self, state: PaperState, step: Step) -> PaperState:
         work, events = copy.deepcopy(state), []
 
-        def emit(event: Event) -> None:
+        def emit(event: LedgerEvent) -> None:
             apply(work, event)
             events.append(event)
 
@@ -238,7 +238,7 @@ class PaperTrader:
     def _decide(
         self,
         work: PaperState,
-        emit: Callable[[Event], None],
+        emit: Callable[[LedgerEvent], None],
         name: str,
         source: DecisionSource,
         step: Step,
@@ -343,13 +343,13 @@ class PaperTrader:
     # -- checks -----------------------------------------------------------------------------------
     @staticmethod
     def _guard(
-        work: PaperState, emit: Callable[[Event], None], check: str, status: str, message: str
+        work: PaperState, emit: Callable[[LedgerEvent], None], check: str, status: str, message: str
     ) -> None:
         """Record a service check's change of state (nothing when it stays the same)."""
         if work.guard(check) != status:
             emit({"type": "guard", "check": check, "status": status, "message": message})
 
-    def _drift(self, work: PaperState, emit: Callable[[Event], None], seq: int) -> list[Drift] | None:
+    def _drift(self, work: PaperState, emit: Callable[[LedgerEvent], None], seq: int) -> list[Drift] | None:
         if self.drift is None or seq % self.cfg.monitor.drift_every:
             return None
         measured = self.drift.measure(self.history, self.symbols)

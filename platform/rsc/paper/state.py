@@ -24,7 +24,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-Event = dict[str, Any]
+LedgerEvent = dict[str, Any]
 
 
 @dataclass
@@ -40,7 +40,7 @@ class BookState:
     peak: float = 0.0
     day: str | None = None  # date of the last mark
     day_start: float = 0.0  # equity when `day` began (the previous day's last mark)
-    pending: list[Event] = field(default_factory=list)  # orders placed, to fill on the next bar
+    pending: list[LedgerEvent] = field(default_factory=list)  # orders placed, to fill on the next bar
     halted: str | None = None
     fills: int = 0
     rejects: int = 0
@@ -83,10 +83,10 @@ class BookState:
 class PaperState:
     seq: int = 0  # ledger segments applied; the next segment's number
     timestamp: str | None = None  # the last bar processed
-    start: Event = field(default_factory=dict)
+    start: LedgerEvent = field(default_factory=dict)
     books: dict[str, BookState] = field(default_factory=dict)
-    decisions: dict[str, Event] = field(default_factory=dict)  # "<book>/<symbol>" -> last decision
-    guards: dict[str, Event] = field(default_factory=dict)  # check -> {status, message}
+    decisions: dict[str, LedgerEvent] = field(default_factory=dict)  # "<book>/<symbol>" -> last decision
+    guards: dict[str, LedgerEvent] = field(default_factory=dict)  # check -> {status, message}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,11 +100,11 @@ class PaperState:
         return self.guards.get(check, {}).get("status", "ok")
 
 
-def _pending_without(book: BookState, order_id: str | None) -> list[Event]:
+def _pending_without(book: BookState, order_id: str | None) -> list[LedgerEvent]:
     return [order for order in book.pending if order["id"] != order_id]
 
 
-def apply(state: PaperState, event: Event) -> None:
+def apply(state: PaperState, event: LedgerEvent) -> None:
     """Advance ``state`` by one ledger event (in place)."""
     kind = event["type"]
     book = state.books.get(event.get("book", ""))
@@ -148,7 +148,7 @@ def apply(state: PaperState, event: Event) -> None:
         raise ValueError(f"unknown ledger event type {kind!r}")
 
 
-def apply_segment(state: PaperState, seq: int, events: list[Event]) -> None:
+def apply_segment(state: PaperState, seq: int, events: list[LedgerEvent]) -> None:
     """Advance ``state`` by ledger segment ``seq`` (which must be the next one)."""
     if seq != state.seq:
         raise ValueError(f"ledger segment {seq} applied to a state that expects segment {state.seq}")

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from rsc.monitor import Event, Metric, ServiceCheck, names
 from rsc.monitor.drift import Drift
 from rsc.monitor.sink import Item
-from rsc.paper.state import Event as LedgerEvent
-from rsc.paper.state import PaperState
+from rsc.paper.state import LedgerEvent, PaperState
 
 ALERT_TYPES = {"ok": "success", "warning": "warning", "critical": "error", "unknown": "info"}
 ORDER_STATUS = {"order": "placed", "fill": "filled", "reject": "rejected", "expire": "expired"}

@@ -7,6 +7,7 @@ Ray Serve replicas all act through this class, so they see exactly what training
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rsc.core import observation
-from rsc.core.features import Bars, IndicatorRef, compute_features, feature_names, warmup_bars
+from rsc.core.features import Bars, compute_features, warmup_bars
+from rsc.core.policy_spec import PolicySpec
 from rsc.core.schema import NETWORK_FILE, POLICY_FILE
 
 
@@ -26,25 +27,23 @@ class Decision:
 
 
 class Policy:
-    """Acts on observations, on feature windows, or on raw bars."""
+    """Acts on observations, on feature windows, or on raw bars, through its :class:`PolicySpec`."""
 
-    def __init__(self, network: torch.jit.ScriptModule, spec: dict[str, Any]):
+    def __init__(self, network: torch.jit.ScriptModule, spec: PolicySpec | Mapping[str, Any]):
         self.network = network.eval()
-        self.spec = spec
-        self.indicators = [IndicatorRef.from_dict(i) for i in spec["indicators"]]
-        self.feature_names = feature_names(self.indicators)
-        self.window = int(spec["window"])
-        self.positions = [float(p) for p in spec["positions"]]
-        env = spec.get("env", {})
-        self.discrete = env.get("action", "discrete") == "discrete"
-        self.max_position = float(env.get("max_position", 1.0))
-        self._mean = np.asarray(spec["scaler"]["mean"], dtype=np.float64)
-        self._std = np.asarray(spec["scaler"]["std"], dtype=np.float64)
+        self.spec = spec = (
+            spec if isinstance(spec, PolicySpec) else PolicySpec.from_json(json.dumps(dict(spec)))
+        )
+        self.indicators = spec.refs
+        self.feature_names = list(spec.observation.features)
+        self.window = spec.observation.window
+        self.positions = list(spec.action.positions)
+        self.discrete = spec.action.kind == "discrete"
 
     @classmethod
     def load(cls, directory: str | Path) -> Policy:
         directory = Path(directory)
-        spec = json.loads((directory / POLICY_FILE).read_text())
+        spec = PolicySpec.from_json((directory / POLICY_FILE).read_text(), str(directory / POLICY_FILE))
         return cls(torch.jit.load(str(directory / NETWORK_FILE), map_location="cpu"), spec)
 
     @property
@@ -63,15 +62,12 @@ class Policy:
             return self.network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
 
     def target_position(self, action) -> float:
-        """The position weight an action asks for (the env's own decoding)."""
-        if self.discrete:
-            return self.positions[int(action)]
-        return max(-self.max_position, min(self.max_position, float(np.ravel(action)[0]) * self.max_position))
+        """The position weight an action asks for (the contract's decoding, as in the env)."""
+        return self.spec.action.decode(action)
 
     def observe_features(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> np.ndarray:
         """``[W, F]`` raw (unscaled) features, oldest first -> observation."""
-        scaled = observation.scale(features, self._mean, self._std).astype(np.float32)
-        return observation.observe(scaled, len(scaled) - 1, self.window, position, unrealised)
+        return self.spec.observation.build(self.spec.scaler.apply(features), position, unrealised)
 
     def features_from_bars(self, bars: Bars) -> np.ndarray:
         """``[T]`` bars -> the last ``window`` rows of raw features ``[W, F]``."""
@@ -79,8 +75,7 @@ class Policy:
 
     def decision(self, action) -> Decision:
         """One greedy action (an index, or a ``[d]`` continuous action) as a :class:`Decision`."""
-        raw = int(action) if self.discrete else float(np.ravel(action)[0])
-        return Decision(raw, self.target_position(action))
+        return Decision(self.spec.action.raw(action), self.target_position(action))
 
     def decide(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> Decision:
         return self.decision(self.act(self.observe_features(features, position, unrealised)))

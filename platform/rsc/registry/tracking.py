@@ -153,8 +153,11 @@ def log_training(
     history: Iterable[Mapping[str, Any]],
     tags: Mapping[str, str],
     config: Mapping[str, Any],
+    resolved: Mapping[str, Any] | None = None,
 ) -> str:
-    """A train run: its parameters, one step of metrics per iteration, provenance tags and the config.
+    """A train run: its parameters, one step of metrics per iteration, provenance tags, the settings
+    (``config.json``) and the resolved training plan (``resolved_config.json``: value and source of each
+    key where the settings and the algorithm YAML meet).
 
     Tags should carry :data:`MODEL_URI_TAG`, so that :func:`find_training_run` finds the run again when
     the policy it wrote is registered. Returns the run id.
@@ -170,6 +173,8 @@ def log_training(
             }
             mlflow.log_metrics(numbers, step=int(row["iteration"]))
         mlflow.log_dict(dict(config), "config.json")
+        if resolved is not None:
+            mlflow.log_dict(dict(resolved), "resolved_config.json")
         return run.info.run_id
 
 

@@ -15,6 +15,7 @@ from ray.tune.registry import register_env
 from rsc.config.settings import EnvSettings, StorageSettings
 from rsc.env import ENV_ID, MarketArrays, TradingEnv
 from rsc.storage import Storage
+from rsc.storage.layout import read_scaler
 
 
 def env_config(
@@ -49,7 +50,7 @@ def _market(
 ) -> MarketArrays:
     storage = Storage(s3_endpoint_url=endpoint, s3_region=region)
     frame = storage.read_dataset(dataset_uri)
-    return MarketArrays.from_frame(frame, storage.read_json(scaler_uri), part, window)
+    return MarketArrays.from_frame(frame, read_scaler(storage, scaler_uri), part, window)
 
 
 def make_env(config: dict[str, Any]) -> TradingEnv:

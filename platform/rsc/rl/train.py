@@ -51,7 +51,7 @@ class TrainState:
 
 
 @dataclass
-class TrainResult:
+class TrainingOutcome:
     best_iteration: int
     best_metrics: dict[str, float]
     checkpoint_uri: str
@@ -107,7 +107,7 @@ def train_algorithm(
     checkpoint_every: int = 1,
     resume: bool = False,
     on_iteration: Callable[[dict[str, Any]], None] | None = None,
-) -> TrainResult:
+) -> TrainingOutcome:
     """Train until ``iterations``, committing progress every ``checkpoint_every`` iterations.
 
     Args:
@@ -163,7 +163,7 @@ def train_algorithm(
             storage.write_bytes(join(output_uri, NETWORK_FILE), (best / NETWORK_FILE).read_bytes())
     finally:
         algo.stop()
-    return TrainResult(
+    return TrainingOutcome(
         best_iteration=int(state.best_iteration),
         best_metrics=state.best_metrics,
         checkpoint_uri=join(output_uri, CHECKPOINT_DIR),

@@ -7,10 +7,12 @@ deviation) prefers configurations that hold up out of sample.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from rsc.core.artifacts import FoldRecord
 
 AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "mean": lambda values: float(np.mean(values)),
@@ -50,8 +52,8 @@ def select(summary: pd.DataFrame) -> int:
     return int(summary.sort_values(["score", "candidate"], ascending=[False, True]).iloc[0]["candidate"])
 
 
-def usable_folds(folds: list[dict], last_validation_day: str) -> list[dict]:
+def usable_folds(folds: Sequence[FoldRecord], last_validation_day: str) -> list[FoldRecord]:
     """Folds whose validation window ends by ``last_validation_day``: the held-out test part never
     takes part in model selection."""
     limit = pd.Timestamp(last_validation_day) + pd.Timedelta(days=1)
-    return [fold for fold in folds if pd.Timestamp(fold["validation"][1]) < limit]
+    return [fold for fold in folds if pd.Timestamp(fold.validation[1]) < limit]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class Bar(BaseModel):
+class RequestBar(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     timestamp: str | None = Field(None, description="ISO timestamp (informational).")
@@ -24,7 +24,7 @@ class ActRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    bars: list[Bar] | None = Field(None, description="Window of OHLCV bars, oldest first.")
+    bars: list[RequestBar] | None = Field(None, description="Window of OHLCV bars, oldest first.")
     features: list[list[float]] | None = Field(
         None, description="Window [W][F] of raw features, oldest first."
     )
@@ -32,6 +32,10 @@ class ActRequest(BaseModel):
     position: float = Field(0.0, ge=-10, le=10, description="Current position weight.")
     unrealised_return: float = Field(
         0.0, description="Return of the open position since entry (0 when flat)."
+    )
+    include_observation: bool = Field(
+        False,
+        description="Also return the observation the policy acted on (to check training/serving parity).",
     )
 
     @model_validator(mode="after")
@@ -46,6 +50,9 @@ class ActResponse(BaseModel):
     target_position: float = Field(description="Position weight the action asks for.")
     model_name: str
     model_version: int
+    observation: list[float] | None = Field(
+        None, description="The observation acted on (float32 values), when the request asked for it."
+    )
 
 
 class ActBatchRequest(BaseModel):

@@ -146,7 +146,7 @@ class PolicyServer:
             decision = await self._decide_batched((current.policy, obs))
         else:
             decision = current.policy.decide_batch(obs[None])[0]
-        return self._response(current, decision)
+        return self._response(current, decision, obs if request.include_observation else None)
 
     async def act_many(self, request: ActBatchRequest) -> ActBatchResponse:
         if len(request.requests) > self.settings.max_batch_requests:
@@ -167,15 +167,21 @@ class PolicyServer:
             observations = await asyncio.to_thread(observations_of_all)
         else:
             observations = observations_of_all()
-        results = [self._response(current, d) for d in current.policy.decide_batch(observations)]
+        shown = [r.include_observation for r in request.requests]
+        decisions = current.policy.decide_batch(observations)
+        results = [
+            self._response(current, d, o if show else None)
+            for d, o, show in zip(decisions, observations, shown, strict=True)
+        ]
         return ActBatchResponse(results=results, model_name=self.model_name, model_version=current.version)
 
-    def _response(self, current: Loaded, decision: Decision) -> ActResponse:
+    def _response(self, current: Loaded, decision: Decision, obs: np.ndarray | None = None) -> ActResponse:
         return ActResponse(
             action=decision.action,
             target_position=decision.target_position,
             model_name=self.model_name,
             model_version=current.version,
+            observation=None if obs is None else obs.astype(np.float32).tolist(),
         )
 
     def model_info(self) -> ModelInfo:
@@ -204,7 +210,7 @@ class PolicyServer:
 def _json(model: ActResponse | ActBatchResponse) -> Response:
     """The answer with the version that gave it in a header too (request metrics are tagged with it)."""
     return Response(
-        model.model_dump_json(),
+        model.model_dump_json(exclude_none=True),  # no "observation": null unless asked for
         media_type="application/json",
         headers={VERSION_HEADER: str(model.model_version)},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -51,13 +52,16 @@ def policy_app(
     )
 
 
-# Ray's documented log folder of the session on this machine (a local head writes its Serve logs there).
-SERVE_LOGS = Path(tempfile.gettempdir()) / "ray" / "session_latest" / "logs" / "serve"
+def _serve_logs() -> Path:
+    """Ray's documented Serve log folder of the session on this machine: the local head's own session
+    folder (``RSC_RAY_TEMP_DIR``, set by ``rsc.cluster.local``), else Ray's default one."""
+    root = Path(os.environ.get("RSC_RAY_TEMP_DIR") or Path(tempfile.gettempdir()) / "ray")
+    return root / "session_latest" / "logs" / "serve"
 
 
 def _replica_log_tail(lines: int = 15) -> str:
     """The newest replica log of this machine's Ray session, with its last lines ("" when none)."""
-    logs = sorted(SERVE_LOGS.glob("replica_*.log"), key=lambda path: path.stat().st_mtime)
+    logs = sorted(_serve_logs().glob("replica_*.log"), key=lambda path: path.stat().st_mtime)
     if not logs:
         return ""
     return f"\nreplica log {logs[-1]}:\n{tail(logs[-1], lines)}"

@@ -14,19 +14,18 @@ import pandas as pd
 
 from rsc.config import Settings
 from rsc.config.settings import EnvSettings
-from rsc.core.schema import CLOSE, OPEN, SYMBOL, TEST, TIMESTAMP, WALK_FORWARD_FILE
+from rsc.core.schema import CLOSE, OPEN, SYMBOL, TEST, TIMESTAMP
 from rsc.env import MarketArrays, TradingEnv
 from rsc.evaluate import suite
 from rsc.evaluate.backtest import backtest_policy
 from rsc.evaluate.report import render_report
 from rsc.monitor import Metric, MetricsSink, names, sink_from_settings
 from rsc.registry.policy import Policy
-from rsc.storage import Storage, join
+from rsc.storage import Storage
+from rsc.storage.layout import RunLayout, read_scaler
 
 log = logging.getLogger(__name__)
 
-TRIALS_FILE = "trials.parquet"  # written by the tune stage: one row per trial, with eval/sharpe
-TRIAL_RETURNS_FILE = "trial_returns.parquet"  # one column per trial: its per-bar validation returns
 TRIAL_SHARPE = "eval/sharpe"
 
 
@@ -39,8 +38,8 @@ class EvaluateResult:
 
 def load_trials(storage: Storage, run_root: str) -> suite.TrialsEvidence:
     """What the tune stage left for DSR (trial count, Sharpe ratios) and PBO (return series)."""
-    trials_uri = join(run_root, "tune", TRIALS_FILE)
-    returns_uri = join(run_root, "tune", TRIAL_RETURNS_FILE)
+    layout = RunLayout(run_root)
+    trials_uri, returns_uri = layout.trials, layout.trial_returns
     n_trials = sharpes = returns = None
     missing: dict[str, str] = {}
     if storage.exists(trials_uri):
@@ -51,14 +50,14 @@ def load_trials(storage: Storage, run_root: str) -> suite.TrialsEvidence:
     else:
         missing["dsr"] = (
             "not available for this run: no hyperparameter search was recorded "
-            f"(tune/{TRIALS_FILE} is absent)"
+            "(tune/trials.parquet is absent)"
         )
     if storage.exists(returns_uri):
         returns = pd.read_parquet(io.BytesIO(storage.read_bytes(returns_uri))).to_numpy(np.float64)
     else:
         missing["pbo"] = (
             "not available for this run: PBO needs each HPO trial's return series "
-            f"(tune/{TRIAL_RETURNS_FILE}, one column per trial), and this run stored only each trial's "
+            "(tune/trial_returns.parquet, one column per trial), and this run stored only each trial's "
             "summary metrics"
         )
     return suite.TrialsEvidence(n_trials, sharpes, returns, missing)
@@ -66,7 +65,7 @@ def load_trials(storage: Storage, run_root: str) -> suite.TrialsEvidence:
 
 def load_folds(storage: Storage, run_root: str) -> list[dict] | None:
     """The chosen candidate's per-fold validation numbers from walk-forward selection, if it ran."""
-    uri = join(run_root, "tune", WALK_FORWARD_FILE)
+    uri = RunLayout(run_root).walk_forward
     if not storage.exists(uri):
         return None
     per_fold = pd.read_parquet(io.BytesIO(storage.read_bytes(uri)))
@@ -115,8 +114,8 @@ def run(
         raise ValueError(f"{split_uri}: no rows of symbol {symbol!r} (the first of data.symbols)")
     with tempfile.TemporaryDirectory() as tmp:
         policy = Policy.load(storage.download_dir(model_uri, tmp))
-    env = EnvSettings.model_validate(policy.spec["env"]) if "env" in policy.spec else cfg.env  # as trained
-    market = MarketArrays.from_frame(own, storage.read_json(scaler_uri), TEST, env.window)
+    env = EnvSettings.model_validate(policy.spec.env) if policy.spec.env else cfg.env  # as trained
+    market = MarketArrays.from_frame(own, read_scaler(storage, scaler_uri), TEST, env.window)
 
     policy_env = TradingEnv(market, env, mode="eval")
     policy_run = backtest_policy(policy_env, policy.act)
@@ -137,8 +136,7 @@ def run(
     )
     results = evaluation.to_json()
 
-    metrics_uri = join(cfg.run_root, "evaluation", "metrics.json")
-    report_uri = join(cfg.run_root, "evaluation", "report.html")
+    metrics_uri, report_uri = RunLayout(cfg.run_root).metrics, RunLayout(cfg.run_root).report
     storage.write_json(metrics_uri, results)
     storage.write_bytes(report_uri, render_report(evaluation).encode())
     sink = sink or sink_from_settings(cfg.monitor, "rsc-evaluate")

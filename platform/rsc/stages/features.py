@@ -9,7 +9,8 @@ from rsc.config import Settings
 from rsc.core.features import feature_names
 from rsc.data.features import add_features, indicator_refs
 from rsc.data.progress import Track, untracked
-from rsc.storage import Storage, join
+from rsc.storage import Storage
+from rsc.storage.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def run(cfg: Settings, bars_uri: str, track: Track = untracked) -> FeaturesResul
     columns = feature_names(indicator_refs(cfg.features))  # bad specs fail before reading
     bars_sha = storage.read_manifest(bars_uri)["sha256"]
     frame = add_features(storage.read_dataset(bars_uri), cfg.features, track)
-    features_uri = join(cfg.run_root, "features")
+    features_uri = RunLayout(cfg.run_root).features
     manifest = storage.write_dataset(features_uri, frame, inputs={"bars": bars_sha})
     log.info("features: %d rows x %d features %s", len(frame), len(columns), columns)
     return FeaturesResult(features_uri, columns, manifest["rows"], manifest["sha256"])

@@ -16,7 +16,8 @@ from rsc.core.schema import SYMBOL
 from rsc.data.progress import Track, untracked
 from rsc.data.sources import clip_dates, make_source
 from rsc.data.validate import validate_bars
-from rsc.storage import Storage, join
+from rsc.storage import Storage
+from rsc.storage.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     empty = sorted({b[SYMBOL].iloc[0] for b in frames} - set(frame[SYMBOL].unique()))
     if empty:
         raise ValueError(f"no bars between {data.start} and {data.end} for symbol(s) {empty}")
-    bars_uri = join(cfg.run_root, "bars")
+    bars_uri = RunLayout(cfg.run_root).bars
     manifest = storage.write_dataset(bars_uri, frame, inputs=inputs)
     log.info(
         "ingest: %d symbols, %d bars -> %s (sha256 %s)",

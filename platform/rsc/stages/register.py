@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rsc.config import Settings
-from rsc.core.schema import CHECKPOINT_DIR, POLICY_FILE, TEST
+from rsc.core.policy_spec import PolicySpec
+from rsc.core.schema import CHECKPOINT_DIR, TEST
 from rsc.registry.policy import Policy
 from rsc.registry.promotion import NOTE_TAG_PREFIX, TEST_PREFIX, promote, record_decision, run_gate
 from rsc.registry.provenance import policy_tags
@@ -56,9 +57,9 @@ def numeric_leaves(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _provenance(cfg: Settings, model_uri: str, spec: Mapping[str, Any]) -> dict[str, str]:
+def _provenance(cfg: Settings, model_uri: str, spec: PolicySpec) -> dict[str, str]:
     """What a train run records about its policy, for a policy that comes without one."""
-    split_sha256 = spec.get("inputs", {}).get("split", "unknown")
+    split_sha256 = spec.inputs.get("split", "unknown")
     return policy_tags(
         cfg.run.label, model_uri, join(model_uri, CHECKPOINT_DIR), {"rsc.data.split_sha256": split_sha256}
     )
@@ -77,19 +78,19 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
         evidence.mkdir()
         (evidence / "report.html").write_bytes(storage.read_bytes(report_uri))
         (evidence / "metrics.json").write_text(json.dumps(results, indent=2))
-        spec = json.loads((policy_dir / POLICY_FILE).read_text())
+        spec = policy.spec
         uri, run_id = log_policy(
             policy_dir,
             input_example=test.tail(policy.min_bars),
             params={
-                "algorithm": spec["algorithm"],
-                "hyperparameters": spec["hyperparameters"],
-                "env": spec["env"],
-                "best_iteration": spec["best_iteration"],
+                "algorithm": spec.algorithm,
+                "hyperparameters": spec.hyperparameters,
+                "env": spec.env,
+                "best_iteration": spec.best_iteration,
             },
             metrics={
                 TEST_PREFIX: numeric_leaves(results),
-                "validation": {k.split("/", 1)[1]: v for k, v in spec["validation"].items()},
+                "validation": {k.split("/", 1)[1]: v for k, v in spec.validation.items()},
             },
             tags={
                 "rsc.evaluation_uri": metrics_uri,

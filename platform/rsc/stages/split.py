@@ -8,11 +8,13 @@ import logging
 from dataclasses import dataclass
 
 from rsc.config import Settings
+from rsc.core.artifacts import FoldRecord, Folds, Scaler
 from rsc.core.features import feature_names
 from rsc.core.schema import PART
 from rsc.data.features import indicator_refs
 from rsc.data.splits import assign_parts, fit_scaler, fold_summary, time_axis, walk_forward
-from rsc.storage import Storage, join
+from rsc.storage import Storage
+from rsc.storage.layout import RunLayout, write_artifact
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +35,23 @@ def run(cfg: Settings, features_uri: str) -> SplitResult:
     columns = feature_names(indicator_refs(cfg.features))
 
     frame = assign_parts(features, cfg.split.train_end, cfg.split.validation_end)
-    scaler = {**fit_scaler(frame, columns), "inputs": {"features": features_sha}}
+    inputs = {"features": features_sha}
+    scaler = Scaler(**fit_scaler(frame, columns), inputs=inputs)
     axis = time_axis(features)
     walk = cfg.split.walk_forward
-    folds = [fold_summary(fold, axis, features, columns) for fold in walk_forward(len(axis), walk)]
-
-    split_uri = join(cfg.run_root, "split")
-    scaler_uri = join(cfg.run_root, "scaler.json")
-    folds_uri = join(cfg.run_root, "folds.json")
-    storage.write_dataset(split_uri, frame, inputs={"features": features_sha})
-    storage.write_json(scaler_uri, scaler)
-    storage.write_json(
-        folds_uri,
-        {"settings": walk.model_dump(mode="json"), "inputs": {"features": features_sha}, "folds": folds},
+    folds = Folds(
+        settings=walk.model_dump(mode="json"),
+        inputs=inputs,
+        folds=tuple(
+            FoldRecord.model_validate(fold_summary(fold, axis, features, columns))
+            for fold in walk_forward(len(axis), walk)
+        ),
     )
+
+    layout = RunLayout(cfg.run_root)
+    storage.write_dataset(layout.split, frame, inputs=inputs)
+    write_artifact(storage, layout.scaler, scaler)
+    write_artifact(storage, layout.folds, folds)
     rows = {str(k): int(v) for k, v in frame[PART].value_counts().items()}
-    log.info("split: %s; %d walk-forward folds -> %s", rows, len(folds), folds_uri)
-    return SplitResult(split_uri, scaler_uri, rows, folds_uri, len(folds))
+    log.info("split: %s; %d walk-forward folds -> %s", rows, len(folds.folds), layout.folds)
+    return SplitResult(layout.split, layout.scaler, rows, layout.folds, len(folds.folds))

@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass
 
 from rsc.config import Settings
-from rsc.core.features import feature_names
 from rsc.core.observation import observation_size
-from rsc.core.schema import POLICY_FILE, TRAIN
+from rsc.core.policy_spec import PolicySpec
+from rsc.core.schema import TRAIN
 from rsc.data.features import indicator_refs
 from rsc.monitor import sink_from_settings
 from rsc.monitor.train import TrainMetrics
@@ -20,10 +20,11 @@ from rsc.registry.provenance import policy_tags
 from rsc.registry.tracking import configure, log_training
 from rsc.rl.algorithm import build_algorithm_config
 from rsc.rl.envs import env_config
+from rsc.rl.plan import resolve_plan
 from rsc.rl.runtime import connect
-from rsc.rl.spec import effective_env, load_algorithm_spec, resolve_spec_path
 from rsc.rl.train import train_algorithm
 from rsc.storage import Storage, join
+from rsc.storage.layout import RunLayout, read_scaler, read_tune_outcome
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger("rsc.progress.train")  # a line per iteration on the terminal of `rsc run`
@@ -43,7 +44,7 @@ def data_hashes(storage: Storage, run_root: str, split_uri: str) -> dict[str, st
     """Content hashes of the split and of the datasets it came from (tags ``rsc.data.<name>_sha256``)."""
     manifest = storage.read_manifest(split_uri)
     hashes = {"split": manifest["sha256"], **manifest.get("inputs", {})}
-    features_uri = join(run_root, "features")
+    features_uri = RunLayout(run_root).features
     if storage.exists(join(features_uri, "manifest.json")):
         features = storage.read_manifest(features_uri)
         if features["sha256"] == hashes.get("features"):
@@ -64,31 +65,26 @@ def _log_iteration(row: dict, metrics: TrainMetrics, iterations: int) -> None:
 
 
 def _tuned_params(storage: Storage, uri: str | None) -> dict:
-    if not uri:
-        return {}
-    stored = storage.read_json(uri)
-    if "best_params" not in stored:
-        raise ValueError(f"{uri}: not a tune result (no 'best_params' key)")
-    return stored["best_params"]
+    return read_tune_outcome(storage, uri).best_params if uri else {}
 
 
 def run(
     cfg: Settings, split_uri: str, scaler_uri: str, best_params_uri: str | None = None, resume: bool = False
 ) -> TrainResult:
     storage = Storage.from_settings(cfg.storage)
-    spec_path = resolve_spec_path(cfg.train.algorithm_config)
-    spec = load_algorithm_spec(spec_path, cfg.cluster.learner_overrides)  # GPU learners when gpus > 0
-    env = effective_env(spec, cfg.env)
     tuned = _tuned_params(storage, best_params_uri)
+    plan = resolve_plan(cfg, tuned)  # settings x algorithm YAML x tuned, with where each value came from
+    spec, env = plan.spec, plan.env
     environment = env_config(split_uri, scaler_uri, TRAIN, env, cfg.storage, eval_every=cfg.train.eval_every)
     config = build_algorithm_config(spec, environment, cfg.run.seed, tuned)
-    scaler = storage.read_json(scaler_uri)
-    obs_size = observation_size(env.window, len(scaler["columns"]))
+    scaler = read_scaler(storage, scaler_uri)
+    obs_size = observation_size(env.window, len(scaler.columns))
 
     connect(cfg.ray.address)
     metrics = TrainMetrics(sink_from_settings(cfg.monitor, "rsc-train"), {"algorithm": spec.algorithm})
-    model_uri = join(cfg.run_root, "model")
-    iterations = cfg.train.iterations or spec.stop.training_iteration
+    layout = RunLayout(cfg.run_root)
+    model_uri = layout.model
+    iterations = plan.iterations
     result = train_algorithm(
         config,
         iterations,
@@ -100,32 +96,26 @@ def run(
         resume=resume,
         on_iteration=lambda row: _log_iteration(row, metrics, iterations),
     )
-    storage.write_json(
-        join(model_uri, POLICY_FILE),
-        {
-            "algorithm": spec.algorithm,
-            "algorithm_config": str(spec_path.name),
-            "hyperparameters": {**spec.training, **tuned},
-            "indicators": [ref.to_dict() for ref in indicator_refs(cfg.features)],
-            "feature_names": feature_names(indicator_refs(cfg.features)),
-            "window": env.window,
-            "positions": list(env.positions),
-            "observation_size": obs_size,
-            "scaler": scaler,
-            "env": env.model_dump(mode="json"),
-            "best_iteration": result.best_iteration,
-            "validation": result.best_metrics,
-            "inputs": {"split": storage.read_manifest(split_uri)["sha256"]},
-        },
+    contract = PolicySpec.for_env(
+        env.model_dump(mode="json"),
+        indicator_refs(cfg.features),
+        scaler.model_dump(),
+        algorithm=spec.algorithm,
+        algorithm_config=plan.spec_path.name,
+        hyperparameters=plan.training,
+        best_iteration=result.best_iteration,
+        validation=result.best_metrics,
+        inputs={"split": storage.read_manifest(split_uri)["sha256"]},
     )
+    storage.write_bytes(layout.policy, contract.to_json().encode())
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
     run_id = log_training(
         run_name=cfg.run.label,
         params={
             "algorithm": spec.algorithm,
-            "algorithm_config": spec_path.name,
-            "hyperparameters": {**spec.training, **tuned},
-            "iterations": cfg.train.iterations or spec.stop.training_iteration,
+            "algorithm_config": plan.spec_path.name,
+            "hyperparameters": plan.training,
+            "iterations": plan.iterations,
             "seed": cfg.run.seed,
             "window": env.window,
         },
@@ -137,6 +127,7 @@ def run(
             "rsc.best_iteration": str(result.best_iteration),
         },
         config=cfg.model_dump(mode="json"),
+        resolved={key: {"value": v.value, "source": v.source} for key, v in plan.values.items()},
     )
     log.info(
         "train: best iteration %d %s (MLflow run %s)", result.best_iteration, result.best_metrics, run_id

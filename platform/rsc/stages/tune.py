@@ -20,18 +20,20 @@ from typing import Any
 import pandas as pd
 
 from rsc.config import Settings
+from rsc.core.artifacts import TuneOutcome
 from rsc.core.observation import observation_size
-from rsc.core.schema import TRAIN, WALK_FORWARD_FILE
+from rsc.core.schema import TRAIN
 from rsc.data.splits import assign_fold
 from rsc.registry.tracking import configure, log_sweep
 from rsc.rl.algorithm import build_algorithm_config
 from rsc.rl.envs import env_config
+from rsc.rl.plan import TrainingPlan, resolve_plan
 from rsc.rl.runtime import connect
-from rsc.rl.spec import AlgorithmSpec, effective_env, load_algorithm_spec, resolve_spec_path
 from rsc.rl.sweep import SweepResult, SweepStorage, run_sweep
 from rsc.rl.train import train_algorithm
 from rsc.rl.walk_forward import select, summarise, usable_folds
 from rsc.storage import Storage, join
+from rsc.storage.layout import RunLayout, read_folds, write_artifact
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger("rsc.progress.tune")  # lines on the terminal of `rsc run`
@@ -53,7 +55,7 @@ def _write_parquet(storage: Storage, uri: str, frame: pd.DataFrame) -> None:
 
 
 def _walk_forward(
-    cfg: Settings, spec: AlgorithmSpec, storage: Storage, split_uri: str, sweep: SweepResult
+    cfg: Settings, plan: TrainingPlan, storage: Storage, split_uri: str, sweep: SweepResult
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Re-train the top sweep trials on every usable fold; returns (chosen params, per-fold, returns).
 
@@ -61,10 +63,9 @@ def _walk_forward(
     part never influences selection. Each fold trains on its own rows with its own scaler (fitted on
     that fold's training rows by the split stage).
     """
-    selection = cfg.tune.selection
-    folds = usable_folds(
-        storage.read_json(join(cfg.run_root, "folds.json"))["folds"], str(cfg.split.validation_end)
-    )
+    selection, spec = cfg.tune.selection, plan.spec
+    layout = RunLayout(cfg.run_root)
+    folds = usable_folds(read_folds(storage, layout.folds).folds, str(cfg.split.validation_end))
     if not folds:
         raise ValueError(
             f"walk-forward selection needs folds whose validation ends by {cfg.split.validation_end}; "
@@ -76,28 +77,24 @@ def _walk_forward(
         for row in ranked.head(selection.candidates).to_dict(orient="records")
     ]
     frame = storage.read_dataset(split_uri)
-    env = effective_env(spec, cfg.env)
-    obs_size = observation_size(env.window, len(folds[0]["scaler"]["columns"]))
-    root = join(cfg.run_root, "tune", "walk_forward")
+    env = plan.env
+    obs_size = observation_size(env.window, len(folds[0].scaler.columns))
     rows, returns = [], {}
     for index, fold in enumerate(folds):
-        dataset_uri, scaler_uri = (
-            join(root, f"fold-{index}", "data"),
-            join(root, f"fold-{index}", "scaler.json"),
-        )
+        dataset_uri, scaler_uri = join(layout.fold(index), "data"), join(layout.fold(index), "scaler.json")
         storage.write_dataset(
             dataset_uri,
-            assign_fold(frame, fold),
+            assign_fold(frame, fold.model_dump()),
             inputs={"split": storage.read_manifest(split_uri)["sha256"]},
         )
-        storage.write_json(scaler_uri, fold["scaler"])
+        write_artifact(storage, scaler_uri, fold.scaler)
         for number, params in enumerate(candidates):
             environment = env_config(dataset_uri, scaler_uri, TRAIN, env, cfg.storage)
             config = build_algorithm_config(spec, environment, cfg.run.seed, params)
             result = train_algorithm(
                 config,
-                selection.iterations or cfg.tune.iterations or spec.tune.iterations or 2,
-                join(root, f"fold-{index}", f"candidate-{number}"),
+                plan.selection_iterations,
+                join(layout.fold(index), f"candidate-{number}"),
                 storage,
                 obs_size,
                 metric=selection.metric,
@@ -106,8 +103,8 @@ def _walk_forward(
                 {
                     "candidate": number,
                     "fold": index,
-                    "validation_start": fold["validation"][0],
-                    "validation_end": fold["validation"][1],
+                    "validation_start": fold.validation[0],
+                    "validation_end": fold.validation[1],
                     **result.best_metrics,
                 }
             )
@@ -133,47 +130,46 @@ def _walk_forward(
 
 def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) -> TuneResult:
     storage = Storage.from_settings(cfg.storage)
-    best_params_uri = join(cfg.run_root, "tune", "best_params.json")
-    trials_uri = join(cfg.run_root, "tune", "trials.parquet")
+    layout = RunLayout(cfg.run_root)
+    best_params_uri, trials_uri = layout.best_params, layout.trials
     if not cfg.tune.enabled:
-        storage.write_json(best_params_uri, {"best_params": {}, "metric": None, "best_metric": None})
+        write_artifact(storage, best_params_uri, TuneOutcome(selected_by="tune.enabled=false"))
         log.info("tune: disabled; training with the algorithm config's own hyperparameters")
         return TuneResult(best_params_uri, {}, math.nan, trials_uri, 0)
 
-    spec = load_algorithm_spec(resolve_spec_path(cfg.train.algorithm_config), cfg.cluster.learner_overrides)
-    environment = env_config(split_uri, scaler_uri, TRAIN, effective_env(spec, cfg.env), cfg.storage)
+    plan = resolve_plan(cfg)  # iterations, trials and env: settings x algorithm YAML, one precedence
+    spec = plan.spec
+    environment = env_config(split_uri, scaler_uri, TRAIN, plan.env, cfg.storage)
     config = build_algorithm_config(spec, environment, cfg.run.seed)
-    filesystem, path = storage.arrow_filesystem(join(cfg.run_root, "tune", "sweep"))
+    filesystem, path = storage.arrow_filesystem(layout.sweep)
     connect(cfg.ray.address)
     sweep = run_sweep(
         spec,
         config,
         SweepStorage(path, filesystem),
         seed=cfg.run.seed,
-        num_samples=cfg.tune.num_samples,
-        iterations=cfg.tune.iterations,
+        num_samples=plan.num_samples,
+        iterations=plan.sweep_iterations,
         resume=resume,
     )
 
     _write_parquet(storage, trials_uri, sweep.trials)
-    _write_parquet(storage, join(cfg.run_root, "tune", "trial_returns.parquet"), sweep.returns)
+    _write_parquet(storage, layout.trial_returns, sweep.returns)
     best_params, selected_by = sweep.best_params, "sweep"
     if cfg.tune.selection.walk_forward:
-        best_params, per_fold, fold_returns = _walk_forward(cfg, spec, storage, split_uri, sweep)
-        _write_parquet(storage, join(cfg.run_root, "tune", WALK_FORWARD_FILE), per_fold)
-        _write_parquet(storage, join(cfg.run_root, "tune", "walk_forward_returns.parquet"), fold_returns)
+        best_params, per_fold, fold_returns = _walk_forward(cfg, plan, storage, split_uri, sweep)
+        _write_parquet(storage, layout.walk_forward, per_fold)
+        _write_parquet(storage, layout.walk_forward_returns, fold_returns)
         selected_by = f"walk-forward {cfg.tune.selection.aggregate} of {cfg.tune.selection.metric}"
-    storage.write_json(
-        best_params_uri,
-        {
-            "best_params": best_params,
-            "selected_by": selected_by,
-            "metric": spec.tune.metric,
-            "best_metric": sweep.best_metric,
-            "trials": len(sweep.trials),
-            "algorithm": spec.algorithm,
-        },
+    outcome = TuneOutcome(
+        best_params=best_params,
+        selected_by=selected_by,
+        metric=spec.tune.metric,
+        best_metric=sweep.best_metric if math.isfinite(sweep.best_metric) else None,
+        trials=len(sweep.trials),
+        algorithm=spec.algorithm,
     )
+    write_artifact(storage, best_params_uri, outcome)
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
     log_sweep(
         run_name=f"{cfg.run.label}-sweep",
