@@ -17,6 +17,7 @@ import torch
 from rsc.config import Settings
 from rsc.core.features import feature_names
 from rsc.core.observation import observation_size
+from rsc.core.policy_spec import PolicySpec, RecurrentSpec
 from rsc.core.schema import NETWORK_FILE, POLICY_FILE
 from rsc.data.features import add_features, indicator_refs
 from rsc.data.splits import assign_parts, fit_scaler
@@ -43,6 +44,20 @@ class LinearGreedy(torch.nn.Module):
         return self.scores(obs).argmax(dim=-1)
 
 
+class TinyLSTM(torch.nn.Module):
+    """``(observations, c, h)`` -> ``(greedy actions, c, h)``: the export of a recurrent policy (RLlib's
+    LSTM: state keys ``c`` and ``h`` in sorted order, ``[B, layers=1, cell]`` each)."""
+
+    def __init__(self, size: int, actions: int, cell: int = 8):
+        super().__init__()
+        self.cell = torch.nn.LSTMCell(size, cell)
+        self.head = torch.nn.Linear(cell, actions)
+
+    def forward(self, obs: torch.Tensor, c: torch.Tensor, h: torch.Tensor):
+        h1, c1 = self.cell(obs, (h[:, 0], c[:, 0]))
+        return self.head(h1).argmax(dim=-1), c1[:, None], h1[:, None]
+
+
 class LinearTanh(torch.nn.Module):
     """observation -> a continuous action in [-1, 1] (``[B, 1]``), as an exported SAC or PPO policy."""
 
@@ -55,21 +70,38 @@ class LinearTanh(torch.nn.Module):
 
 
 def write_policy(
-    directory: Path, cfg: Settings, scaler: dict, seed: int = 0, hidden: tuple[int, ...] = ()
+    directory: Path,
+    cfg: Settings,
+    scaler: dict,
+    seed: int = 0,
+    hidden: tuple[int, ...] = (),
+    recurrent: bool = False,
 ) -> None:
     """A random policy over the observation, saved as the train stage of an earlier version saved one
-    (``policy.json`` version 1: every stored run also checks that such a policy still loads)."""
+    (``policy.json`` version 1: every stored run also checks that such a policy still loads); a recurrent
+    one (which version 1 could not describe) with a version 2 ``policy.json``."""
     n_features = len(scaler["columns"])
     size = observation_size(cfg.env.window, n_features)
     torch.manual_seed(seed)
-    module = (
-        LinearTanh(size)
-        if cfg.env.action == "continuous"
-        else LinearGreedy(size, len(cfg.env.positions), hidden)
-    )
+    if recurrent:
+        module: torch.nn.Module = TinyLSTM(size, len(cfg.env.positions))
+    elif cfg.env.action == "continuous":
+        module = LinearTanh(size)
+    else:
+        module = LinearGreedy(size, len(cfg.env.positions), hidden)
     network = torch.jit.script(module)
     directory.mkdir(parents=True, exist_ok=True)
     network.save(str(directory / NETWORK_FILE))
+    if recurrent:
+        contract = PolicySpec.for_env(
+            cfg.env.model_dump(mode="json"),
+            indicator_refs(cfg.features),
+            scaler,
+            algorithm="PPO",
+            recurrent=RecurrentSpec(state={"c": (1, 8), "h": (1, 8)}),
+        )
+        (directory / POLICY_FILE).write_text(contract.to_json())
+        return
     spec = {
         "algorithm": "PPO",
         "hyperparameters": {},
@@ -93,6 +125,7 @@ def store_run(
     n_bars: int = 900,
     trial_sharpes: list[float] | None = None,
     trial_returns: np.ndarray | None = None,
+    recurrent: bool = False,
 ) -> dict[str, str]:
     """Write split, scaler, model (and optional tune outputs) under ``cfg.run_root``; returns their URIs."""
     storage = Storage.from_settings(cfg.storage)
@@ -108,7 +141,7 @@ def store_run(
     }
     storage.write_dataset(uris["split"], frame)
     storage.write_json(uris["scaler"], scaler)
-    write_policy(storage.local_path(uris["model"]), cfg, scaler)
+    write_policy(storage.local_path(uris["model"]), cfg, scaler, recurrent=recurrent)
     if trial_sharpes is not None:
         buffer = io.BytesIO()
         pd.DataFrame(
@@ -146,11 +179,13 @@ def register_policy_run(
     buy_and_hold: float = 0.5,
     dsr: float | None = 0.99,
     hidden: tuple[int, ...] = (),
+    recurrent: bool = False,
 ) -> tuple[str, register.RegisterResult]:
     """A new policy folder (seeded random network), its metrics and report, then the register stage."""
     storage = Storage.from_settings(cfg.storage)
     model_uri = join(cfg.run_root, f"model-{seed}")
-    write_policy(storage.local_path(model_uri), cfg, storage.read_json(uris["scaler"]), seed, hidden)
+    scaler = storage.read_json(uris["scaler"])
+    write_policy(storage.local_path(model_uri), cfg, scaler, seed, hidden, recurrent)
     metrics_uri = join(cfg.run_root, f"evaluation-{seed}", "metrics.json")
     report_uri = join(cfg.run_root, f"evaluation-{seed}", "report.html")
     storage.write_json(metrics_uri, evaluated_metrics(sharpe, buy_and_hold, dsr))

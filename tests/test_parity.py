@@ -20,7 +20,8 @@ from rsc.storage import Storage
 from tests.conftest import smoke_settings
 from tests.stored_run import register_policy_run, store_run
 
-KINDS = {"discrete": (), "continuous": ("env.action=continuous",)}
+# Policy kind -> (settings overrides, recurrent): feed-forward discrete and continuous, and an LSTM.
+KINDS = {"discrete": ((), False), "continuous": (("env.action=continuous",), False), "recurrent": ((), True)}
 STEPS = 25
 
 
@@ -30,7 +31,7 @@ def served(tmp_path_factory, ray_session):
     from ray import serve
 
     port, apps = free_port(), {}
-    for kind, overrides in KINDS.items():
+    for kind, (overrides, recurrent) in KINDS.items():
         cfg = smoke_settings(
             tmp_path_factory.mktemp(f"parity-{kind}"),
             "split.validation_end=2017-06-30",
@@ -42,8 +43,8 @@ def served(tmp_path_factory, ray_session):
             f"serve.port={port}",
             *overrides,
         )
-        uris = store_run(cfg)
-        model_uri, _ = register_policy_run(cfg, uris, 3, sharpe=1.0)
+        uris = store_run(cfg, recurrent=recurrent)
+        model_uri, _ = register_policy_run(cfg, uris, 3, sharpe=1.0, recurrent=recurrent)
         url = deploy(cfg.serve, ray_session.address, cfg.tracking_uri, cfg.registry.model_name, None)
         apps[kind] = (cfg, uris, model_uri, url)
     yield apps
@@ -52,7 +53,8 @@ def served(tmp_path_factory, ray_session):
 
 def replay(cfg, uris, model_uri, url, perturb: Callable[[np.ndarray], np.ndarray] | None = None):
     """Step the env greedily through the test bars; at each bar ask the endpoint with the same bars and
-    the env's position state. Returns (env observations, served observations, env actions, served)."""
+    the env's position state (and a recurrent policy's state, as the endpoint handed it back). Returns
+    (env observations, served observations, env targets, served targets)."""
     frame = Storage().read_dataset(uris["split"])
     frame = frame[frame[SYMBOL] == "SYN"].sort_values(TIMESTAMP).reset_index(drop=True)
     market = MarketArrays.from_frame(frame, Storage().read_json(uris["scaler"]), TEST, cfg.env.window)
@@ -60,6 +62,7 @@ def replay(cfg, uris, model_uri, url, perturb: Callable[[np.ndarray], np.ndarray
     policy = Policy.load(Storage().local_path(model_uri))
     obs, _ = env.reset()
     seen, served, acted, answered = [], [], [], []
+    state, sent = None, None  # the policy's recurrent state on the env side, and as the endpoint returns it
     for _ in range(STEPS):
         # The env's observation as the policy sees it (``perturb``: a layout change on the env side only);
         # the request carries the book's position state, as the paper trader's does.
@@ -72,11 +75,18 @@ def replay(cfg, uris, model_uri, url, perturb: Callable[[np.ndarray], np.ndarray
             "position": float(obs[-2]),
             "unrealised_return": float(obs[-1]),
             "include_observation": True,
+            **({"state": sent} if sent is not None else {}),
         }
         answer = requests.post(f"{url}/v1/act", json=payload, timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        action = policy.act(shown)
+        actions, state = policy.step_batch(shown[None], state)
+        action = int(actions[0]) if policy.discrete else actions[0]
+        sent = body.get("state")
+        if policy.recurrent is not None:  # the state the endpoint hands back is the env side's, bar by bar
+            assert sent is not None and np.abs(state["h"]).sum() > 0
+            for key in policy.recurrent.keys:
+                np.testing.assert_allclose(np.asarray(sent[key]), state[key][0], atol=1e-6)
         seen.append(shown)
         served.append(np.asarray(body["observation"], dtype=np.float32))
         acted.append(policy.spec.action.decode(action))
@@ -97,7 +107,8 @@ def test_env_and_endpoint_see_the_same_observation_and_take_the_same_action(serv
     assert len(seen) == STEPS
     assert mismatches(seen, observed) == []
     assert acted == answered
-    assert len({round(a, 6) for a in acted}) > 1 or kind == "discrete"  # the policy does act
+    if kind == "continuous":
+        assert len({round(a, 6) for a in acted}) > 1  # the policy does act
 
 
 def test_a_changed_observation_slot_on_one_side_is_caught(served):

@@ -81,6 +81,49 @@ def test_each_algorithm_trains_and_exports(name, smoke_split, ray_session, tmp_p
         assert getattr(config, key) == value
 
 
+def test_a_recurrent_policy_trains_validates_and_exports_with_its_state(smoke_split, ray_session, tmp_path):
+    """model.use_lstm: the validation rollout carries the state (it crashed on a feed-forward batch), and
+    the exported network, stepped with the state it hands back, acts as the module does, at any batch."""
+    from rsc.env import greedy_rollout
+    from rsc.rl.envs import make_env
+    from rsc.rl.policy import greedy_actor
+
+    cfg, split = smoke_split
+    _, env, config = algorithm_config(cfg, split, "ppo_lstm")
+    obs_size = observation_size(env.window, 5)
+    result = train_algorithm(config, 1, f"file://{tmp_path}/model", Storage(), obs_size)
+    assert "eval/sharpe" in result.best_metrics and result.recurrent_state == {"c": (1, 16), "h": (1, 16)}
+    network = torch.jit.load(str(tmp_path / "model" / "network.pt"))
+    algo = config.build_algo()
+    try:
+        algo.restore_from_path(str(tmp_path / "model" / "checkpoint"))
+        targets = greedy_rollout(
+            make_env({**config.env_config, "part": "validation", "mode": "eval"}),
+            greedy_actor(algo.get_module()),
+        ).positions[1:]  # the position after each step
+    finally:
+        algo.stop()
+    episode = make_env({**config.env_config, "part": "validation", "mode": "eval"})
+    obs, _ = episode.reset()
+    state = [torch.zeros(5, 1, 16), torch.zeros(5, 1, 16)]  # five copies of the sequence: any batch size
+    exported = []
+    for _ in range(40):
+        action, *state = network(torch.from_numpy(np.repeat(obs[None], 5, axis=0)), *state)
+        assert len(set(action.tolist())) == 1
+        exported.append(int(action[0]))
+        obs, _, terminated, truncated, _ = episode.step(exported[-1])
+        if terminated or truncated:
+            break
+    assert [env.positions[a] for a in exported] == list(targets[: len(exported)])
+
+
+def test_model_options_the_contract_cannot_carry_are_refused(tmp_path):
+    path = tmp_path / "prev.yaml"
+    path.write_text("algorithm: PPO\nmodel:\n  use_lstm: true\n  lstm_use_prev_action: true\n")
+    with pytest.raises(ConfigError, match=r"model.lstm_use_prev_action in .*prev.yaml: the policy contract"):
+        load_algorithm_spec(path)
+
+
 def test_same_seed_same_validation_metrics(smoke_split, ray_session, tmp_path):
     cfg, split = smoke_split
     runs = []

@@ -111,6 +111,33 @@ class ActionSpec(_Contract):
         return int(action) if self.kind == "discrete" else float(np.ravel(action)[0])
 
 
+class RecurrentSpec(_Contract):
+    """The state a recurrent policy carries from bar to bar: per key, the shape of one sample
+    (RLlib's LSTM: ``c`` and ``h``, ``[layers, cell]``), passed to the network in sorted key order."""
+
+    state: dict[str, tuple[int, ...]]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(sorted(self.state))
+
+    def initial(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """The initial (zero) state of ``batch`` independent sequences, ``[batch, *shape]`` each."""
+        return {key: np.zeros((batch, *self.state[key]), dtype=np.float32) for key in self.keys}
+
+    def check(self, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """One sample's state as sent back by a caller, as float32 arrays; an error names what is off."""
+        if set(state) != set(self.state):
+            raise ValueError(f"state must have the keys {sorted(self.state)}, got {sorted(state)}")
+        out = {}
+        for key in self.keys:
+            value = np.asarray(state[key], dtype=np.float32)
+            if value.shape != tuple(self.state[key]) or not np.isfinite(value).all():
+                raise ValueError(f"state[{key!r}] must be finite with shape {list(self.state[key])}")
+            out[key] = value
+        return out
+
+
 class CostSpec(_Contract):
     """The execution the policy was trained with (evaluation and paper trading charge the same)."""
 
@@ -133,6 +160,7 @@ class PolicySpec(_Contract):
     observation: ObservationSpec
     action: ActionSpec
     costs: CostSpec = CostSpec()
+    recurrent: RecurrentSpec | None = Field(None, description="The state it carries; None: feed-forward.")
     env: dict[str, Any] = Field(default_factory=dict, description="The env settings it was trained in.")
     best_iteration: int = 0
     validation: dict[str, float] = Field(default_factory=dict)

@@ -33,11 +33,16 @@ class Window(NamedTuple):
         return Bars.from_columns({name: self.values[:, j] for j, name in enumerate(OHLCV_COLUMNS)})
 
 
+# A recurrent policy's state in JSON form (key -> [layers][cell]), as the ledger and the endpoint carry it.
+JsonState = dict[str, list]
+
+
 class ModelDecision(NamedTuple):
     action: int | float
     target_position: float
     model_name: str
     model_version: int
+    state: JsonState | None = None  # a recurrent policy's state after this bar (sent with the next one)
 
 
 class DecisionUnavailable(RuntimeError):
@@ -49,7 +54,11 @@ class DecisionSource(Protocol):
         """Fewest bars a window must hold."""
         ...
 
-    def decide(self, window: Window, position: float, unrealised: float) -> ModelDecision: ...
+    def decide(
+        self, window: Window, position: float, unrealised: float, state: JsonState | None = None
+    ) -> ModelDecision:
+        """The model's decision; ``state`` is a recurrent model's state after the previous bar."""
+        ...
 
 
 class HttpDecisions:
@@ -79,20 +88,22 @@ class HttpDecisions:
         except (KeyError, TypeError, ValueError) as error:
             raise DecisionUnavailable(f"{self.endpoint}/v1/model: no min_bars in {info}") from error
 
-    def decide(self, window: Window, position: float, unrealised: float) -> ModelDecision:
+    def decide(
+        self, window: Window, position: float, unrealised: float, state: JsonState | None = None
+    ) -> ModelDecision:
         bars = [
             {TIMESTAMP: stamp, **dict(zip(OHLCV_COLUMNS, row, strict=True))}
             for stamp, row in zip(window.timestamps, window.values.tolist(), strict=True)
         ]
-        answer = self._call(
-            "POST", "/v1/act", {"bars": bars, "position": position, "unrealised_return": unrealised}
-        )
+        payload = {"bars": bars, "position": position, "unrealised_return": unrealised}
+        answer = self._call("POST", "/v1/act", {**payload, **({"state": state} if state is not None else {})})
         try:
             return ModelDecision(
                 answer["action"],
                 float(answer["target_position"]),
                 str(answer["model_name"]),
                 int(answer["model_version"]),
+                answer.get("state"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise DecisionUnavailable(f"{self.endpoint}/v1/act: malformed answer {answer}") from error
@@ -115,10 +126,17 @@ class PolicyDecisions:
     def min_bars(self) -> int:
         return self.policy.min_bars
 
-    def decide(self, window: Window, position: float, unrealised: float) -> ModelDecision:
+    def decide(
+        self, window: Window, position: float, unrealised: float, state: JsonState | None = None
+    ) -> ModelDecision:
         try:
             features = self.policy.features_from_bars(window.bars())
-            decision = self.policy.decide(features, position, unrealised)
+            recurrent = self.policy.recurrent
+            carried = recurrent.check(state) if recurrent is not None and state is not None else None
+            decision = self.policy.decide(features, position, unrealised, carried)
         except (ValueError, RuntimeError) as error:
             raise DecisionUnavailable(f"{self.model_name} v{self.model_version}: {error}") from error
-        return ModelDecision(decision.action, decision.target_position, self.model_name, self.model_version)
+        out = None if decision.state is None else {k: v.tolist() for k, v in decision.state.items()}
+        return ModelDecision(
+            decision.action, decision.target_position, self.model_name, self.model_version, out
+        )

@@ -254,7 +254,8 @@ class PaperTrader:
             elif failure is not None:  # the model already failed this bar: no more retries
                 asked[symbol] = _Ask(None, reason=failure.reason, error=True)
             else:
-                asked[symbol] = self._ask(name, source, symbol, book)
+                previous = work.decisions.get(f"{name}/{symbol}", {})
+                asked[symbol] = self._ask(name, source, symbol, book, previous)
                 failure = asked[symbol] if asked[symbol].error else None
         targets = risk_rules.limit_targets(
             {s: a.decision.target_position for s, a in asked.items() if a.decision is not None},
@@ -270,7 +271,12 @@ class PaperTrader:
                 "position": finite(book.weight(symbol)),
             }
             if ask.decision is None:
-                emit({**event, "status": "hold", "reason": ask.reason, "error": ask.error})
+                # A hold keeps a recurrent model's state (and the version it belongs to) for the next bar.
+                previous = work.decisions.get(f"{name}/{symbol}", {})
+                kept = {
+                    k: previous[k] for k in ("state", "model_version") if previous.get("state") is not None
+                }
+                emit({**event, "status": "hold", "reason": ask.reason, "error": ask.error, **kept})
                 continue
             decision = ask.decision
             emit(
@@ -283,6 +289,7 @@ class PaperTrader:
                     "model_name": decision.model_name,
                     "model_version": decision.model_version,
                     "latency_ms": finite(ask.latency_ms),
+                    **({"state": decision.state} if decision.state is not None else {}),
                 }
             )
         if name == CHAMPION and not stale:
@@ -313,8 +320,14 @@ class PaperTrader:
             )
             emit(order)
 
-    def _ask(self, name: str, source: DecisionSource, symbol: str, book: BookState) -> _Ask:
-        """The model's decision for ``symbol``, retried with backoff while it is unavailable."""
+    def _ask(
+        self, name: str, source: DecisionSource, symbol: str, book: BookState, previous: LedgerEvent
+    ) -> _Ask:
+        """The model's decision for ``symbol``, retried with backoff while it is unavailable.
+
+        A recurrent model gets back the state its previous decision on this symbol left (in the ledger,
+        so a restart carries on from it), unless the model version has changed since.
+        """
         error = ""
         for attempt in range(len(self.delays) + 1):
             try:
@@ -325,8 +338,11 @@ class PaperTrader:
                 if have < min_bars:
                     return _Ask(None, reason=f"history: {have} of {min_bars} bars")
                 window = self.history.window(symbol, min_bars + INDICATOR_LOOKBACK)
+                # The version is unknown until the model first answers (after a restart): carry on then.
+                carry = version is None or previous.get("model_version") == version
+                state = previous.get("state") if carry else None
                 started = time.perf_counter()
-                decision = source.decide(window, book.weight(symbol), book.unrealised(symbol))
+                decision = source.decide(window, book.weight(symbol), book.unrealised(symbol), state)
                 latency_ms = (time.perf_counter() - started) * 1000
                 if version is not None and decision.model_version != version:
                     del self._min_bars[name]  # a new model version may need another window

@@ -19,15 +19,22 @@ from rsc.core.features import Bars, compute_features, warmup_bars
 from rsc.core.policy_spec import PolicySpec
 from rsc.core.schema import NETWORK_FILE, POLICY_FILE
 
+State = dict[str, np.ndarray]  # a recurrent policy's state: key -> [B, *shape] (one sample: [*shape])
+
 
 @dataclass(frozen=True)
 class Decision:
     action: int | float  # an index into positions (discrete) or the raw continuous action
     target_position: float
+    state: State | None = None  # a recurrent policy's state after this bar (the caller sends it back)
 
 
 class Policy:
-    """Acts on observations, on feature windows, or on raw bars, through its :class:`PolicySpec`."""
+    """Acts on observations, on feature windows, or on raw bars, through its :class:`PolicySpec`.
+
+    A recurrent policy (``spec.recurrent``) takes its state with each observation and gives the next
+    one back; a caller without a state starts from the initial one.
+    """
 
     def __init__(self, network: torch.jit.ScriptModule, spec: PolicySpec | Mapping[str, Any]):
         self.network = network.eval()
@@ -39,6 +46,7 @@ class Policy:
         self.window = spec.observation.window
         self.positions = list(spec.action.positions)
         self.discrete = spec.action.kind == "discrete"
+        self.recurrent = spec.recurrent
 
     @classmethod
     def load(cls, directory: str | Path) -> Policy:
@@ -51,15 +59,39 @@ class Policy:
         """Bars a request must carry: the indicator warm-up plus the observation window."""
         return warmup_bars(self.indicators) + self.window
 
+    def step_batch(self, obs: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State | None]:
+        """``[B, D]`` observations (and a recurrent policy's ``[B, ...]`` state; None = initial) ->
+        ``[B]`` action indices or ``[B, d]`` continuous actions, and the next state."""
+        batch = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        with torch.no_grad():
+            if self.recurrent is None:
+                return self.network(batch).numpy(), None
+            state = state if state is not None else self.recurrent.initial(len(batch))
+            action, *out = self.network(batch, *(torch.as_tensor(state[k]) for k in self.recurrent.keys))
+        return action.numpy(), {
+            key: value.numpy() for key, value in zip(self.recurrent.keys, out, strict=True)
+        }
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """``[B, D]`` observations -> actions (a recurrent policy from its initial state)."""
+        return self.step_batch(obs)[0]
+
     def act(self, obs: np.ndarray) -> int | np.ndarray:
         """Greedy action for one observation ``[D]``: an index, or a ``[d]`` continuous action."""
         action = self.act_batch(np.asarray(obs, dtype=np.float32)[None])[0]
         return int(action) if self.discrete else action
 
-    def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        """``[B, D]`` observations -> ``[B]`` action indices or ``[B, d]`` continuous actions."""
-        with torch.no_grad():
-            return self.network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+    def actor(self):
+        """``observation [D] -> action`` that carries a recurrent policy's state from call to call (one
+        actor per episode: the backtester's rollout)."""
+        state: State | None = None
+
+        def act(obs: np.ndarray) -> int | np.ndarray:
+            nonlocal state
+            actions, state = self.step_batch(np.asarray(obs, dtype=np.float32)[None], state)
+            return int(actions[0]) if self.discrete else actions[0]
+
+        return act
 
     def target_position(self, action) -> float:
         """The position weight an action asks for (the contract's decoding, as in the env)."""
@@ -73,13 +105,23 @@ class Policy:
         """``[T]`` bars -> the last ``window`` rows of raw features ``[W, F]``."""
         return compute_features(bars, self.indicators)[-self.window :]
 
-    def decision(self, action) -> Decision:
+    def decision(self, action, state: State | None = None) -> Decision:
         """One greedy action (an index, or a ``[d]`` continuous action) as a :class:`Decision`."""
-        return Decision(self.spec.action.raw(action), self.target_position(action))
+        return Decision(self.spec.action.raw(action), self.target_position(action), state)
 
-    def decide(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> Decision:
-        return self.decision(self.act(self.observe_features(features, position, unrealised)))
+    def decide(
+        self, features: np.ndarray, position: float, unrealised: float = 0.0, state: State | None = None
+    ) -> Decision:
+        """One decision; ``state`` is a recurrent policy's state of one sample (None = initial)."""
+        obs = self.observe_features(features, position, unrealised)
+        return self.decide_batch(
+            obs[None], None if state is None else {k: v[None] for k, v in state.items()}
+        )[0]
 
-    def decide_batch(self, obs: np.ndarray) -> list[Decision]:
-        """``[B, D]`` observations -> one decision each, in one network call."""
-        return [self.decision(action) for action in self.act_batch(obs)]
+    def decide_batch(self, obs: np.ndarray, state: State | None = None) -> list[Decision]:
+        """``[B, D]`` observations (and ``[B, ...]`` states) -> one decision each, in one network call."""
+        actions, out = self.step_batch(obs, state)
+        return [
+            self.decision(action, None if out is None else {k: v[i] for k, v in out.items()})
+            for i, action in enumerate(actions)
+        ]

@@ -12,6 +12,15 @@ from rsc.config.loader import ConfigError, load_model
 from rsc.config.settings import EnvSettings, Section
 
 ALGORITHM_NAMES = ("PPO", "DQN", "APPO", "SAC")
+# RLlib model options whose policy the contract (rsc.core.policy_spec) could not serve the way it was
+# trained: refused when the YAML is read, not found out by the endpoint.
+UNCARRIED_MODEL_OPTIONS = {
+    "lstm_use_prev_action": "the policy contract gives a policy its observation and recurrent state only, "
+    "not the previous action: drop it (the position slots carry the position)",
+    "lstm_use_prev_reward": "the policy contract gives a policy its observation and recurrent state only, "
+    "not the previous reward: drop it",
+    "conv_filters": "observations are flat feature windows, not images: use fcnet_hiddens",
+}
 
 
 class ResourceSpec(Section):
@@ -120,6 +129,9 @@ def load_algorithm_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> Al
                 "reporting": "AlgorithmConfig.reporting()",
             }.get(section, f"{spec.algorithm}Config.training()")
             raise ConfigError(f"unknown key '{section}.{unknown[0]}' in {path}: not a field of {target}")
+    for key, why in UNCARRIED_MODEL_OPTIONS.items():
+        if spec.model.get(key):
+            raise ConfigError(f"model.{key} in {path}: {why}")
     return spec
 
 

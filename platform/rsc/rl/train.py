@@ -26,7 +26,7 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN, NUM
 
 from rsc.core.schema import CHECKPOINT_DIR, NETWORK_FILE
 from rsc.rl.callbacks import EVAL_KEY, RETURNS_KEY
-from rsc.rl.policy import export_network
+from rsc.rl.policy import export_network, state_shape
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ class TrainingOutcome:
     history: list[dict[str, Any]]
     resumed_from: list[int]
     best_returns: list[float]  # validation bar returns of the best iteration
+    recurrent_state: dict[str, tuple[int, ...]] = field(
+        default_factory=dict
+    )  # key -> shape; {} = feed-forward
 
 
 def iteration_row(result: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +117,7 @@ def train_algorithm(
         resume: continue from ``<output>/progress`` when it exists (else start fresh).
     """
     algo = config.build_algo()
+    recurrent = state_shape(algo.get_module())
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
@@ -171,4 +175,5 @@ def train_algorithm(
         history=state.history,
         resumed_from=state.resumed_from,
         best_returns=state.best_returns,
+        recurrent_state=recurrent,
     )

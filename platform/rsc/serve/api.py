@@ -37,6 +37,11 @@ class ActRequest(BaseModel):
         False,
         description="Also return the observation the policy acted on (to check training/serving parity).",
     )
+    state: dict[str, list[list[float]]] | None = Field(
+        None,
+        description="A recurrent policy's state, as the previous answer gave it (per key, [layers][cell]); "
+        "none: the initial state. Any replica can answer: the endpoint keeps no state of its own.",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> ActRequest:
@@ -52,6 +57,9 @@ class ActResponse(BaseModel):
     model_version: int
     observation: list[float] | None = Field(
         None, description="The observation acted on (float32 values), when the request asked for it."
+    )
+    state: dict[str, list[list[float]]] | None = Field(
+        None, description="A recurrent policy's state after this bar: send it with the next bar's request."
     )
 
 

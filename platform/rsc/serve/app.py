@@ -30,11 +30,11 @@ from ray import serve
 
 from rsc.config.settings import MonitorSettings, ServeSettings
 from rsc.monitor import Metric, MetricsSink, NullSink, names, sink_from_settings
-from rsc.registry.policy import Decision, Policy
+from rsc.registry.policy import Decision, Policy, State
 from rsc.registry.tracking import NoVersion, load_policy, load_version, resolve_alias
 from rsc.serve.api import ActBatchRequest, ActBatchResponse, ActRequest, ActResponse, Health, ModelInfo
 from rsc.serve.http import VERSION_HEADER, BodyLimit, RequestMetrics, invalid_input, invalid_request
-from rsc.serve.inference import InvalidInput, decide_grouped, observation
+from rsc.serve.inference import InvalidInput, decide_grouped, observation, request_state, stacked
 
 log = logging.getLogger(__name__)
 
@@ -132,20 +132,21 @@ class PolicyServer:
             raise RuntimeError("the alias follower stopped")
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def _decide_batched(self, items: list[tuple[Policy, np.ndarray]]) -> list[Decision]:
+    async def _decide_batched(self, items: list[tuple[Policy, np.ndarray, State | None]]) -> list[Decision]:
         self.sink.send(Metric(names.SERVE_BATCH_SIZE, len(items), "histogram", {}))
         return decide_grouped(items)
 
     async def act(self, request: ActRequest) -> ActResponse:
         current = self._serving()  # read once: the whole request uses this version
+        state = request_state(current.policy, request)
         if request.bars is None:
             obs = observation(current.policy, request)
         else:  # indicators over a few hundred bars take milliseconds: keep the event loop serving
             obs = await asyncio.to_thread(observation, current.policy, request)
         if self.settings.max_batch_size > 1:
-            decision = await self._decide_batched((current.policy, obs))
+            decision = await self._decide_batched((current.policy, obs, state))
         else:
-            decision = current.policy.decide_batch(obs[None])[0]
+            decision = decide_grouped([(current.policy, obs, state)])[0]
         return self._response(current, decision, obs if request.include_observation else None)
 
     async def act_many(self, request: ActBatchRequest) -> ActBatchResponse:
@@ -154,6 +155,9 @@ class PolicyServer:
                 413, f"{len(request.requests)} requests in one batch, over {self.settings.max_batch_requests}"
             )
         current = self._serving()
+        states = [
+            request_state(current.policy, r, ("body", "requests", i)) for i, r in enumerate(request.requests)
+        ]
 
         def observations_of_all() -> np.ndarray:
             return np.stack(
@@ -168,7 +172,7 @@ class PolicyServer:
         else:
             observations = observations_of_all()
         shown = [r.include_observation for r in request.requests]
-        decisions = current.policy.decide_batch(observations)
+        decisions = current.policy.decide_batch(observations, stacked(current.policy, states))
         results = [
             self._response(current, d, o if show else None)
             for d, o, show in zip(decisions, observations, shown, strict=True)
@@ -182,6 +186,7 @@ class PolicyServer:
             model_name=self.model_name,
             model_version=current.version,
             observation=None if obs is None else obs.astype(np.float32).tolist(),
+            state=None if decision.state is None else {k: v.tolist() for k, v in decision.state.items()},
         )
 
     def model_info(self) -> ModelInfo:

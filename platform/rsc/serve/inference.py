@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rsc.core.features import Bars
-from rsc.registry.policy import Decision, Policy
+from rsc.registry.policy import Decision, Policy, State
 from rsc.serve.api import ActRequest
 
 Loc = tuple[str | int, ...]
@@ -66,18 +66,40 @@ def observation(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> np
     return policy.observe_features(features, request.position, request.unrealised_return)
 
 
-def decide_grouped(items: Sequence[tuple[Policy, np.ndarray]]) -> list[Decision]:
-    """Decisions for ``(policy, observation [D])`` pairs, one network call per distinct policy.
+def request_state(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> State | None:
+    """A recurrent policy's state of one request (its initial state when the request has none)."""
+    if policy.recurrent is None:
+        if request.state is not None:
+            raise InvalidInput((*loc, "state"), "'state' is for recurrent policies; this one has none")
+        return None
+    if request.state is None:
+        return {key: value[0] for key, value in policy.recurrent.initial(1).items()}
+    try:
+        return policy.recurrent.check(request.state)
+    except ValueError as error:
+        raise InvalidInput((*loc, "state"), str(error)) from error
+
+
+def stacked(policy: Policy, states: Sequence[State | None]) -> State | None:
+    """Per-request states of one policy as one ``[B, ...]`` batch (None for a feed-forward policy)."""
+    if policy.recurrent is None:
+        return None
+    return {key: np.stack([state[key] for state in states]) for key in policy.recurrent.keys}  # type: ignore[index]
+
+
+def decide_grouped(items: Sequence[tuple[Policy, np.ndarray, State | None]]) -> list[Decision]:
+    """Decisions for ``(policy, observation [D], state)`` items, one network call per distinct policy.
 
     A batch can straddle a version switch: each observation is acted on by the policy that built it.
     """
     decisions: list[Decision | None] = [None] * len(items)
     groups: dict[int, list[int]] = {}
-    for index, (policy, _) in enumerate(items):
+    for index, (policy, _, _) in enumerate(items):
         groups.setdefault(id(policy), []).append(index)
     for indices in groups.values():
         policy = items[indices[0]][0]
         batch = np.stack([items[i][1] for i in indices])
-        for i, decision in zip(indices, policy.decide_batch(batch), strict=True):
+        state = stacked(policy, [items[i][2] for i in indices])
+        for i, decision in zip(indices, policy.decide_batch(batch, state), strict=True):
             decisions[i] = decision
     return decisions  # type: ignore[return-value]

@@ -118,7 +118,7 @@ def run(
     market = MarketArrays.from_frame(own, read_scaler(storage, scaler_uri), TEST, env.window)
 
     policy_env = TradingEnv(market, env, mode="eval")
-    policy_run = backtest_policy(policy_env, policy.act)
+    policy_run = backtest_policy(policy_env, policy.actor())  # a recurrent policy carries its state
     last = policy_run.timestamps[-1]
     evaluation = suite.evaluate(
         policy_run,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from rsc.config import Settings
 from rsc.core.observation import observation_size
-from rsc.core.policy_spec import PolicySpec
+from rsc.core.policy_spec import PolicySpec, RecurrentSpec
 from rsc.core.schema import TRAIN
 from rsc.data.features import indicator_refs
 from rsc.monitor import sink_from_settings
@@ -105,6 +105,7 @@ def run(
         hyperparameters=plan.training,
         best_iteration=result.best_iteration,
         validation=result.best_metrics,
+        recurrent=RecurrentSpec(state=result.recurrent_state) if result.recurrent_state else None,
         inputs={"split": storage.read_manifest(split_uri)["sha256"]},
     )
     storage.write_bytes(layout.policy, contract.to_json().encode())
