@@ -183,3 +183,39 @@ def test_backtest_matches_the_env_with_spread_borrow_and_next_close_fills():
         env = TradingEnv(MarketArrays.from_frame(frame, scaler, "test", 5), settings, mode="eval")
         result = backtest_policy(env, lambda obs: int(rng.integers(3)))
         assert result.costs.sum() > 0
+
+
+@pytest.mark.parametrize("fill", ["next_open", "next_close"])
+@pytest.mark.parametrize(
+    "exits",
+    [
+        {"stop_loss": 0.01},
+        {"take_profit": 0.015},
+        {"stop_loss": 0.01, "take_profit": 0.02},
+        {"max_drawdown": 0.03},
+        {"stop_loss": 0.02, "take_profit": 0.03, "max_drawdown": 0.05},
+    ],
+    ids=["stop", "take", "stop+take", "drawdown", "all"],
+)
+def test_backtest_replays_every_exit_the_env_applies(fill, exits):
+    """Stops, take-profits and the kill switch fill at the same prices in the env and in the report."""
+    frame, scaler = feature_frame(300, seed=11)
+    settings = EnvSettings(window=5, positions=(-1.0, 0.0, 1.0), spread_factor=0.2, fill=fill, **exits)
+    env = TradingEnv(MarketArrays.from_frame(frame, scaler, "test", 5), settings, mode="eval")
+    rng = np.random.default_rng(7)
+    result = backtest_policy(env, lambda obs: int(rng.integers(3)))  # raises if the equity differs
+    rng = np.random.default_rng(7)
+    rollout = greedy_rollout(env, lambda obs: int(rng.integers(3)))
+    np.testing.assert_allclose(result.equity, rollout.equity, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(result.costs, rollout.costs, rtol=1e-9, atol=1e-12)
+    # The exits acted: the kill switch ended the episode early, or the replay differs from one without them.
+    start = int(np.searchsorted(env.market.timestamps, rollout.timestamps[0]))
+    window = slice(start, start + len(rollout.equity))
+    prices = env.market.open if fill == "next_open" else env.market.close
+    plain = backtest(
+        result.decisions, prices[window], env.market.close[window], env.costs, settings.initial_cash,
+        high=env.market.high[window], low=env.market.low[window],
+    )  # fmt: skip
+    ended_early = len(result.equity) < len(env.market.close) - env.market.first
+    assert ended_early or not np.allclose(plain.equity, result.equity)
+    assert ended_early == ("max_drawdown" in exits)

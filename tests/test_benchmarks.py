@@ -146,3 +146,24 @@ def test_every_benchmark_runs_through_the_same_backtester():
     assert found.metrics[POLICY]["beta"] != 0.0
     assert found.random.equity.shape == (20, n)
     assert found.random_distribution["seeds"] == 20
+
+
+def test_multi_asset_benchmarks_pay_the_spread_and_the_borrow_fee():
+    """They used to charge commission and slippage only."""
+    from rsc.core.execution import Costs
+    from rsc.evaluate.multi_asset import simulate_multi_asset
+
+    rng = np.random.default_rng(1)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (60, 2)), axis=0))
+    high, low = close * 1.01, close * 0.99
+    weights = np.tile([0.5, -0.5], (60, 1))
+    plain = simulate_multi_asset(weights, close, close, Costs(5, 2), 1e5, high, low)
+    spread = simulate_multi_asset(weights, close, close, Costs(5, 2, spread_factor=0.5), 1e5, high, low)
+    borrow = simulate_multi_asset(weights, close, close, Costs(5, 2, borrow_bps_per_year=500), 1e5, high, low)
+    first = 1  # the first fill: 0.5 + 0.5 of equity traded, at 7 bps, plus half of the 2% range
+    assert spread.costs[first] == pytest.approx(plain.costs[first] + 1e5 * 1.0 * 0.5 * 0.5 * 0.02, rel=1e-6)
+    assert borrow.costs.sum() > plain.costs.sum()  # the short leg pays a fee every bar
+    fee = borrow.costs[first] - plain.costs[first]  # the same trades; the fee on the short at the close
+    assert fee == pytest.approx(abs(borrow.units[first, 1]) * close[first, 1] * 500e-4 / 252, rel=1e-9)
+    with pytest.raises(ValueError, match="high and low"):
+        simulate_multi_asset(weights, close, close, Costs(5, 2, spread_factor=0.5), 1e5)

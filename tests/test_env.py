@@ -168,6 +168,25 @@ def test_borrow_fee_for_shorts_only():
     assert long_only.step(1)[4]["cost"] == 0.0
 
 
+def test_the_borrow_fee_accrues_per_bar_of_the_bars_own_frequency():
+    """It used to take env.periods_per_year (252 unless set), whatever the bars were."""
+    import pandas as pd
+
+    frame, scaler = feature_frame(300)
+    weekdays = make_env(mode="eval")
+    assert weekdays.costs.periods_per_year == 252.0
+    calendar = frame.assign(timestamp=pd.date_range("2015-01-01", periods=len(frame), freq="D"))  # 24/7
+    crypto = TradingEnv(MarketArrays.from_frame(calendar, scaler, "test", 5), EnvSettings(window=5))
+    assert crypto.costs.periods_per_year == 365.0
+    hourly = frame.assign(timestamp=pd.date_range("2015-01-05", periods=len(frame), freq="h"))
+    fx = TradingEnv(MarketArrays.from_frame(hourly, scaler, "test", 5), EnvSettings(window=5))
+    assert fx.costs.periods_per_year > 252 * 20
+    pinned = TradingEnv(
+        MarketArrays.from_frame(calendar, scaler, "test", 5), EnvSettings(window=5, periods_per_year=12)
+    )
+    assert pinned.costs.periods_per_year == 12.0  # a configured value still wins
+
+
 def test_continuous_action_is_clipped_to_the_position_limit():
     env = make_env(
         mode="eval", action="continuous", positions=(-0.5, 0.5), max_position=0.5, max_leverage=0.5
@@ -309,6 +328,36 @@ def test_diff_sharpe_reward_follows_moody_saffell():
         assert reward == pytest.approx(expected)
         first, second = first + eta * (ret - first), second + eta * (ret**2 - second)
     assert any(r != 0 for r in rewards)
+
+
+def test_diff_sharpe_reward_takes_excess_returns_over_the_risk_free_rate():
+    """The differential Sharpe ratio ignored evaluate.risk_free_rate, unlike every other Sharpe figure."""
+    eta, rate = 0.1, 0.05
+
+    def rollout(risk_free_rate):
+        frame, scaler = feature_frame(300)
+        settings = EnvSettings(window=5, episode_length=50, reward="diff_sharpe", sharpe_eta=eta)
+        env = TradingEnv(
+            MarketArrays.from_frame(frame, scaler, "test", 5),
+            settings,
+            mode="eval",
+            risk_free_rate=risk_free_rate,
+        )
+        return equity_path(env, [1] * 30)
+
+    equities, rewards = rollout(rate)
+    assert rewards != rollout(0.0)[1]
+    per_bar, first, second = rate / 252, 0.0, 0.0
+    for previous, current, reward in zip(equities, equities[1:], rewards, strict=False):
+        ret = current / previous - 1 - per_bar
+        variance = second - first**2
+        expected = (
+            (second * (ret - first) - 0.5 * first * (ret**2 - second)) / variance**1.5
+            if variance > 1e-12
+            else 0.0
+        )
+        assert reward == pytest.approx(expected)
+        first, second = first + eta * (ret - first), second + eta * (ret**2 - second)
 
 
 def test_unknown_reward_is_named():

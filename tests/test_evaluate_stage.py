@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from rsc.cli.main import main
+from rsc.core.execution import Costs
+from rsc.evaluate.backtest import backtest
+from rsc.evaluate.benchmarks import buy_and_hold
 from rsc.monitor import MemorySink, names
 from rsc.stages import evaluate
 from rsc.stages.register import numeric_leaves
@@ -120,3 +123,37 @@ def test_rsc_report_of_an_unknown_run_is_one_clear_error(tmp_path, capsys):
     assert main(["report", "nothing-here", *args]) == 2
     error = capsys.readouterr().err
     assert "nothing-here" in error and "split/manifest.json" in error and "rsc run" in error
+
+
+def _evaluate(root, *overrides):
+    cfg = smoke_settings(root, *OVERRIDES, "data.symbols=[SYN, ALT]", *overrides)
+    uris = store_run(cfg, ("SYN", "ALT"))
+    return cfg, evaluate.run(cfg, uris["split"], uris["scaler"], uris["model"], sink=MemorySink()).metrics
+
+
+def test_a_range_spread_goes_through_evaluation_and_every_benchmark_pays_it(tmp_path):
+    """env.spread_factor > 0 used to crash the stage: benchmarks and random runs had no high and low."""
+    _, plain = _evaluate(tmp_path / "plain")
+    _, spread = _evaluate(tmp_path / "spread", "env.spread_factor=0.5")
+    for strategy in (
+        "policy",
+        "buy_and_hold",
+        "sma_crossover",
+        "random_median",
+        "equal_weight",
+        "min_variance",
+    ):
+        if plain[strategy]["costs"] > 0:
+            assert spread[strategy]["costs"] > plain[strategy]["costs"], strategy
+
+
+def test_benchmarks_fill_as_the_policy_does(tmp_path):
+    """fill: next_close used to apply to the policy only; the benchmarks filled at the next open."""
+    _, metrics = _evaluate(tmp_path / "close", "env.fill=next_close")
+    frame = Storage().read_dataset(f"file://{tmp_path}/close/smoke/split")
+    test = frame[(frame["symbol"] == "SYN") & (frame["part"] == "test")].sort_values("timestamp")
+    close = test["close"].to_numpy()
+    at_close = backtest(buy_and_hold(len(close)), close, close, Costs(5, 2), 1e5)  # fills at the closes
+    assert metrics["buy_and_hold"]["total_return"] == pytest.approx(at_close.equity[-1] / 1e5 - 1, rel=1e-12)
+    _, opened = _evaluate(tmp_path / "open")
+    assert metrics["buy_and_hold"]["total_return"] != opened["buy_and_hold"]["total_return"]

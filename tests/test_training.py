@@ -117,6 +117,26 @@ def test_a_recurrent_policy_trains_validates_and_exports_with_its_state(smoke_sp
     assert [env.positions[a] for a in exported] == list(targets[: len(exported)])
 
 
+def test_the_validation_sharpe_the_search_ranks_on_takes_the_risk_free_rate(
+    smoke_split, ray_session, tmp_path
+):
+    """The HPO metric ignored evaluate.risk_free_rate; the report's Sharpe ratio did not."""
+    cfg, split = smoke_split
+    spec = load_algorithm_spec(PROJECT / "rllib_configs" / "ppo_smoke.yaml")
+    env = effective_env(spec, cfg.env)
+    sharpes = []
+    for rate in (0.0, 0.2):
+        environment = env_config(
+            split.split_uri, split.scaler_uri, TRAIN, env, cfg.storage, risk_free_rate=rate
+        )
+        config = build_algorithm_config(spec, environment, seed=cfg.run.seed)
+        result = train_algorithm(
+            config, 1, f"file://{tmp_path}/rf{rate}", Storage(), observation_size(env.window, 5)
+        )
+        sharpes.append(result.best_metrics["eval/sharpe"])
+    assert sharpes[1] < sharpes[0]  # the same seed and rollout, less the risk-free rate
+
+
 def test_model_options_the_contract_cannot_carry_are_refused(tmp_path):
     path = tmp_path / "prev.yaml"
     path.write_text("algorithm: PPO\nmodel:\n  use_lstm: true\n  lstm_use_prev_action: true\n")

@@ -212,7 +212,9 @@ class EnvSettings(Section):
         0.0, ge=0, description="Spread estimate as a fraction of the last bar's range (0 = off)."
     )
     borrow_bps_per_year: float = Field(0.0, ge=0, description="Borrow fee on short notional, bps per year.")
-    periods_per_year: float = Field(252.0, gt=0, description="Bars per year (borrow fee accrual).")
+    periods_per_year: float | None = Field(
+        None, gt=0, description="Bars per year for the borrow fee's accrual; None = from the bars' spacing."
+    )
     max_position: float = Field(1.0, gt=0, le=10, description="Limit on |weight| of any one asset.")
     max_leverage: float = Field(1.0, gt=0, le=10, description="Limit on gross exposure (sum of |weights|).")
     stop_loss: float | None = Field(

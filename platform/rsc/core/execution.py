@@ -203,6 +203,63 @@ class Trajectory(NamedTuple):
     costs: np.ndarray
 
 
+class Exits(NamedTuple):
+    """Protective exits of a position, as the env applies them (``rsc.config.settings.EnvSettings``)."""
+
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    max_drawdown: float | None = None
+    at_open: bool = True  # orders fill at the next bar's open (else at its close)
+
+    @property
+    def protective(self) -> bool:
+        return self.stop_loss is not None or self.take_profit is not None
+
+
+def fill_with_exits(
+    cash: float,
+    units: float,
+    entry: float,
+    target: float,
+    open_: float,
+    high: float,
+    low: float,
+    close: float,
+    rate: float,
+    exits: Exits,
+) -> tuple[float, float, float, float]:
+    """One bar's order (to ``target`` weight) and protective exit, in the order they happen in the bar.
+
+    Filling at the open, the new position then meets the bar's range; filling at the close, the held
+    position meets the range first and the order fills after. The env's step and :func:`simulate` both
+    go through here, so a stop fills at the same price in training and in the backtest.
+    """
+    exit_cost = 0.0
+    if not exits.at_open:
+        cash, units, entry, exit_cost = _exit(cash, units, entry, open_, high, low, rate, exits)
+    price = open_ if exits.at_open else close
+    cash, units, entry, cost = fill(cash, units, entry, target * (cash + units * price) / price, price, rate)
+    if exits.at_open:
+        cash, units, entry, exit_cost = _exit(cash, units, entry, open_, high, low, rate, exits)
+    return cash, units, entry, cost + exit_cost
+
+
+def _exit(
+    cash: float, units: float, entry: float, open_: float, high: float, low: float, rate: float, exits: Exits
+) -> tuple[float, float, float, float]:
+    price = protective_exit(units, entry, open_, high, low, exits.stop_loss, exits.take_profit)
+    if price is None:
+        return cash, units, entry, 0.0
+    return fill(cash, units, entry, 0.0, price, rate)
+
+
+def drawdown_stop(
+    cash: float, units: float, entry: float, close: float, rate: float
+) -> tuple[float, float, float, float]:
+    """The drawdown kill switch: flatten at the close the breach was seen on (``(cash, 0, 0, cost)``)."""
+    return fill(cash, units, entry, 0.0, close, rate)
+
+
 def simulate(
     decisions: np.ndarray,
     open_: np.ndarray,
@@ -211,6 +268,8 @@ def simulate(
     initial_cash: float,
     high: np.ndarray | None = None,
     low: np.ndarray | None = None,
+    exits: Exits | None = None,
+    bar_open: np.ndarray | None = None,
 ) -> Trajectory:
     """Run a series of target weights through :func:`fill`, as the env does bar by bar.
 
@@ -219,30 +278,55 @@ def simulate(
         open_: ``[T]`` fill prices (the opens; pass the closes to fill at the next close).
         close: ``[T]`` mark prices.
         high, low: ``[T]`` bar ranges, needed when ``costs.spread_factor`` is set (the spread of an
-            order decided on bar ``t`` comes from bar ``t``'s range).
+            order decided on bar ``t`` comes from bar ``t``'s range) and for protective exits.
+        exits: stop-loss, take-profit and the drawdown kill switch, applied as the env applies them
+            (:func:`fill_with_exits`, :func:`drawdown_stop`); after the kill switch nothing trades.
+        bar_open: ``[T]`` the bars' opens, needed with a stop-loss or take-profit (a gap fills there).
     """
     n = len(close)
     if costs.spread_factor and (high is None or low is None):
         raise ValueError("costs.spread_factor needs the bars' high and low")
+    protective = exits is not None and exits.protective
+    if protective and (high is None or low is None or bar_open is None):
+        raise ValueError("a stop-loss or take-profit needs the bars' open, high and low")
     out = Trajectory(np.empty(n), np.empty(n), np.empty(n), np.zeros(n))
     cash, units, entry = float(initial_cash), 0.0, 0.0
     out.equity[0], out.units[0], out.cash[0] = initial_cash, 0.0, initial_cash
-    borrow_rate = costs.borrow_rate_per_bar
+    borrow_rate, peak, stopped = costs.borrow_rate_per_bar, float(initial_cash), False
     for t in range(1, n):
         rate = costs.rate
         if costs.spread_factor:
             rate += spread_rate(
                 float(high[t - 1]), float(low[t - 1]), float(close[t - 1]), costs.spread_factor
             )
-        price = float(open_[t])
-        target_units = float(decisions[t - 1]) * (cash + units * price) / price
-        cash, units, entry, cost = fill(cash, units, entry, target_units, price, rate)
+        target, cost = (0.0 if stopped else float(decisions[t - 1])), 0.0
+        if protective and not stopped:
+            cash, units, entry, cost = fill_with_exits(
+                cash, units, entry, target, float(bar_open[t]), float(high[t]), float(low[t]),
+                float(close[t]), rate, exits,
+            )  # fmt: skip
+        elif not stopped:
+            price = float(open_[t])
+            cash, units, entry, cost = fill(
+                cash, units, entry, target * (cash + units * price) / price, price, rate
+            )
         if borrow_rate and units < 0:
             fee = borrow_cost(units, float(close[t]), borrow_rate)
             cash -= fee
             cost += fee
+        value = cash + units * float(close[t])
+        peak = max(peak, value)
+        if (
+            exits is not None
+            and exits.max_drawdown is not None
+            and not stopped
+            and value < (1.0 - exits.max_drawdown) * peak
+        ):
+            cash, units, entry, exit_cost = drawdown_stop(cash, units, entry, float(close[t]), rate)
+            cost += exit_cost
+            value, stopped = cash, True
         out.costs[t], out.units[t], out.cash[t] = cost, units, cash
-        out.equity[t] = cash + units * float(close[t])
+        out.equity[t] = value
     return out
 
 

@@ -63,8 +63,8 @@ class DifferentialSharpe:
     ``dB = R_t^2 - B_{t-1}``. Zero until the moments have a positive variance.
     """
 
-    def __init__(self, eta: float):
-        self.eta = eta
+    def __init__(self, eta: float, risk_free_per_bar: float = 0.0):
+        self.eta, self.risk_free = eta, risk_free_per_bar
         self.first, self.second = 0.0, 0.0
 
     def reset(self, initial_equity: float) -> None:
@@ -72,7 +72,8 @@ class DifferentialSharpe:
 
     def step(self, previous: float, current: float) -> float:
         first, second = self.first, self.second
-        ret = current / previous - 1.0 if previous > 0 else -1.0
+        # The excess return over the risk-free rate, as in every Sharpe-type figure of the platform.
+        ret = (current / previous - 1.0 if previous > 0 else -1.0) - self.risk_free
         delta_first, delta_second = ret - first, ret * ret - second
         variance = second - first * first
         reward = 0.0
@@ -82,16 +83,19 @@ class DifferentialSharpe:
         return reward
 
 
-# name -> factory(drawdown_penalty, sharpe_eta); each reward takes the parameter that concerns it.
-REWARDS: dict[str, Callable[[float, float], Reward]] = {
-    "log_return": lambda drawdown_penalty, sharpe_eta: LogReturn(),
-    "drawdown_penalty": lambda drawdown_penalty, sharpe_eta: DrawdownPenalty(drawdown_penalty),
-    "diff_sharpe": lambda drawdown_penalty, sharpe_eta: DifferentialSharpe(sharpe_eta),
+# name -> factory(drawdown_penalty, sharpe_eta, risk-free rate per bar); each reward takes the
+# parameters that concern it.
+REWARDS: dict[str, Callable[[float, float, float], Reward]] = {
+    "log_return": lambda drawdown_penalty, sharpe_eta, rf: LogReturn(),
+    "drawdown_penalty": lambda drawdown_penalty, sharpe_eta, rf: DrawdownPenalty(drawdown_penalty),
+    "diff_sharpe": lambda drawdown_penalty, sharpe_eta, rf: DifferentialSharpe(sharpe_eta, rf),
 }
 
 
-def make_reward(name: str, drawdown_penalty: float = 0.0, sharpe_eta: float = 0.01) -> Reward:
+def make_reward(
+    name: str, drawdown_penalty: float = 0.0, sharpe_eta: float = 0.01, risk_free_per_bar: float = 0.0
+) -> Reward:
     """The reward called ``name``; an unknown name is one error listing the known ones."""
     if name not in REWARDS:
         raise ValueError(f"unknown reward {name!r}; known: {sorted(REWARDS)}")
-    return REWARDS[name](drawdown_penalty, sharpe_eta)
+    return REWARDS[name](drawdown_penalty, sharpe_eta, risk_free_per_bar)

@@ -12,6 +12,7 @@ from rsc.config.settings import EnvSettings
 from rsc.core import execution, observation
 from rsc.core.rewards import make_reward
 from rsc.env.blocks import OBSERVATION_BLOCK, ObservationBlocks
+from rsc.env.costs import env_costs
 from rsc.env.market import PanelArrays, episode_bounds
 
 PORTFOLIO_ENV_ID = "rsc/Portfolio-v0"
@@ -52,12 +53,23 @@ class PortfolioEnv(ObservationBlocks, gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's class attribute
 
-    def __init__(self, market: PanelArrays, settings: EnvSettings, mode: Literal["train", "eval"] = "train"):
-        self._reward = make_reward(settings.reward, settings.drawdown_penalty, settings.sharpe_eta)
+    def __init__(
+        self,
+        market: PanelArrays,
+        settings: EnvSettings,
+        mode: Literal["train", "eval"] = "train",
+        risk_free_rate: float = 0.0,
+    ):
         self.market, self.settings, self.mode = market, settings, mode
         _, n_assets, n_features = market.features.shape
         self.n_assets = n_assets
-        self.costs = execution.Costs(settings.commission_bps, settings.slippage_bps, settings.spread_factor)
+        self.costs = env_costs(settings, market.timestamps)
+        self._reward = make_reward(
+            settings.reward,
+            settings.drawdown_penalty,
+            settings.sharpe_eta,
+            risk_free_rate / self.costs.periods_per_year,
+        )
         size = settings.window * n_assets * n_features + n_assets
         bound = observation.FEATURE_CLIP
         self.observation_space = gym.spaces.Box(-bound, bound, shape=(size,), dtype=np.float32)

@@ -13,6 +13,7 @@ from rsc.core.execution import borrow_cost, fill
 from rsc.core.policy_spec import action_spec
 from rsc.core.rewards import make_reward
 from rsc.env.blocks import OBSERVATION_BLOCK, ObservationBlocks
+from rsc.env.costs import env_costs
 from rsc.env.market import MarketArrays, episode_bounds
 
 ENV_ID = "rsc/Trading-v0"
@@ -56,15 +57,20 @@ class TradingEnv(ObservationBlocks, gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's class attribute
 
-    def __init__(self, market: MarketArrays, settings: EnvSettings, mode: Literal["train", "eval"] = "train"):
-        self._reward = make_reward(settings.reward, settings.drawdown_penalty, settings.sharpe_eta)
+    def __init__(
+        self,
+        market: MarketArrays,
+        settings: EnvSettings,
+        mode: Literal["train", "eval"] = "train",
+        risk_free_rate: float = 0.0,
+    ):
         self.market, self.settings, self.mode = market, settings, mode
-        self.costs = execution.Costs(
-            settings.commission_bps,
-            settings.slippage_bps,
-            settings.spread_factor,
-            settings.borrow_bps_per_year,
-            settings.periods_per_year,
+        self.costs = env_costs(settings, market.timestamps)
+        self._reward = make_reward(
+            settings.reward,
+            settings.drawdown_penalty,
+            settings.sharpe_eta,
+            risk_free_rate / self.costs.periods_per_year,  # a yearly rate, per bar of these bars
         )
         window, n_features = settings.window, market.features.shape[1]
         bound = observation.FEATURE_CLIP
@@ -90,6 +96,9 @@ class TradingEnv(ObservationBlocks, gym.Env):
         )
         # Actions become targets through the policy contract, as in serving and paper trading.
         self._action = action_spec(settings.model_dump())
+        self._exits = execution.Exits(
+            settings.stop_loss, settings.take_profit, settings.max_drawdown, settings.fill == "next_open"
+        )
         positions = list(self._action.targets)
         protective = settings.stop_loss is not None or settings.take_profit is not None
         # What every step reads, unpacked with one attribute load (see step). ``rates[t]`` is the cost
@@ -118,6 +127,11 @@ class TradingEnv(ObservationBlocks, gym.Env):
         self._copy_block(self._t)
 
     @property
+    def exits(self) -> execution.Exits:
+        """The stop-loss, take-profit and drawdown limit; the backtester applies the same."""
+        return self._exits
+
+    @property
     def t(self) -> int:
         return self._t
 
@@ -132,39 +146,14 @@ class TradingEnv(ObservationBlocks, gym.Env):
     def _continuous_target(self, action) -> float:
         return self._action.decode(action)
 
-    def _exit(
-        self, cash: float, units: float, entry: float, bar: int, rate: float
-    ) -> tuple[float, float, float, float]:
-        """A stop-loss / take-profit exit inside bar ``bar``'s range, if one triggers."""
-        settings = self.settings
-        exit_price = execution.protective_exit(
-            units,
-            entry,
-            self._open[bar],
-            self._high[bar],
-            self._low[bar],
-            settings.stop_loss,
-            settings.take_profit,
-        )
-        if exit_price is None:
-            return cash, units, entry, 0.0
-        return fill(cash, units, entry, 0.0, exit_price, rate)
-
     def _fill_with_exits(
         self, cash: float, units: float, entry: float, target: float, bar: int, rate: float
     ) -> tuple[float, float, float, float]:
-        """The order and the protective exit of bar ``bar``, in the order they happen within the bar."""
-        at_open = self.settings.fill == "next_open"
-        exit_cost = 0.0
-        if not at_open:  # the levels act during the bar, before the order fills at its close
-            cash, units, entry, exit_cost = self._exit(cash, units, entry, bar, rate)
-        price = self._open[bar] if at_open else self._close[bar]
-        cash, units, entry, cost = fill(
-            cash, units, entry, target * (cash + units * price) / price, price, rate
-        )
-        if at_open:  # the new position meets the bar's range after filling at its open
-            cash, units, entry, exit_cost = self._exit(cash, units, entry, bar, rate)
-        return cash, units, entry, cost + exit_cost
+        """The order and the protective exit of bar ``bar`` (the backtester's own kernel)."""
+        return execution.fill_with_exits(
+            cash, units, entry, target, self._open[bar], self._high[bar], self._low[bar], self._close[bar],
+            rate, self._exits,
+        )  # fmt: skip
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -209,7 +198,7 @@ class TradingEnv(ObservationBlocks, gym.Env):
         terminated = equity <= ruin_equity
         if max_drawdown is not None and equity < (1.0 - max_drawdown) * peak:
             # The kill switch flattens at the close it saw.
-            cash, units, entry, exit_cost = fill(cash, units, entry, 0.0, close, rate)
+            cash, units, entry, exit_cost = execution.drawdown_stop(cash, units, entry, close, rate)
             cost += exit_cost
             equity, terminated = cash, True
         self._book = (cash, units, entry, equity, peak)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rsc.core import metrics
-from rsc.core.execution import Costs, simulate
+from rsc.core.execution import Costs, Exits, simulate
 from rsc.core.trades import RoundTrips, round_trips
 from rsc.env import TradingEnv, greedy_rollout
 
@@ -45,15 +45,19 @@ def backtest(
     timestamps: np.ndarray | None = None,
     high: np.ndarray | None = None,
     low: np.ndarray | None = None,
+    exits: Exits | None = None,
+    bar_open: np.ndarray | None = None,
 ) -> Backtest:
-    """Run target weights through the env's execution and cost model.
+    """Run target weights through the env's execution and cost model (its exits too, when given).
 
     Args:
         decisions: ``[T]`` target weight decided at each bar's close (the last one is never filled).
         open_: ``[T]`` fill prices.
         close: ``[T]`` mark prices.
         timestamps: ``[T]`` bar times (default: bar numbers).
-        high, low: ``[T]`` bar ranges, for a range-based spread (``costs.spread_factor``).
+        high, low: ``[T]`` bar ranges, for a range-based spread (``costs.spread_factor``) and exits.
+        exits, bar_open: stop-loss, take-profit and the drawdown kill switch, and the bars' opens they
+            need (:func:`rsc.core.execution.simulate`).
     """
     decisions = np.asarray(decisions, dtype=np.float64)
     open_, close = np.asarray(open_, dtype=np.float64), np.asarray(close, dtype=np.float64)
@@ -66,7 +70,7 @@ def backtest(
         raise ValueError(
             f"decisions must be finite; first bad one at bar {np.flatnonzero(~np.isfinite(decisions))[0]}"
         )
-    run = simulate(decisions, open_, close, costs, initial_cash, high, low)
+    run = simulate(decisions, open_, close, costs, initial_cash, high, low, exits, bar_open)
     with np.errstate(divide="ignore", invalid="ignore"):
         weights = np.where(run.equity > 0, run.units * close / run.equity, 0.0)
     return Backtest(
@@ -112,15 +116,6 @@ def backtest_policy(env: TradingEnv, act: Callable[[np.ndarray], int]) -> Backte
         RuntimeError: the replay's equity differs from the env's (the two money paths disagree).
     """
     settings = env.settings
-    if (
-        settings.stop_loss is not None
-        or settings.take_profit is not None
-        or settings.max_drawdown is not None
-    ):
-        raise ValueError(
-            "the backtester replays target positions only: evaluate with env.stop_loss, env.take_profit "
-            "and env.max_drawdown unset"
-        )
     rollout = greedy_rollout(env, act)
     start = int(np.searchsorted(env.market.timestamps, rollout.timestamps[0]))
     window = slice(start, start + len(rollout.equity))
@@ -134,6 +129,8 @@ def backtest_policy(env: TradingEnv, act: Callable[[np.ndarray], int]) -> Backte
         rollout.timestamps,
         high=env.market.high[window],
         low=env.market.low[window],
+        exits=env.exits,
+        bar_open=env.market.open[window],
     )
     gap = float(np.max(np.abs(result.equity - rollout.equity) / np.abs(rollout.equity)))
     if gap > PARITY_TOLERANCE:

@@ -88,10 +88,24 @@ def random_runs(
     costs: Costs,
     initial_cash: float,
     measure: Callable[[Backtest], dict[str, float]],
+    high: np.ndarray | None = None,
+    low: np.ndarray | None = None,
 ) -> RandomRuns:
-    """Backtest one random strategy per seed; ``measure(Backtest) -> dict`` summarises each."""
+    """Backtest one random strategy per seed; ``measure(Backtest) -> dict`` summarises each.
+
+    ``open_`` is the fill price series (the closes for next-close fills); ``high``/``low`` give a
+    range-based spread."""
     runs: list[Backtest] = [
-        backtest(random_positions(len(close), positions, int(seed)), open_, close, costs, initial_cash)
+        backtest(
+            random_positions(len(close), positions, int(seed)),
+            open_,
+            close,
+            costs,
+            initial_cash,
+            None,
+            high,
+            low,
+        )
         for seed in seeds
     ]
     return RandomRuns(np.asarray(seeds), np.stack([r.equity for r in runs]), [measure(r) for r in runs])

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import minimize
 
-from rsc.core.execution import Costs, fill_weights
+from rsc.core.execution import Costs, borrow_cost, fill_weights
 
 
 class MultiAssetRun(NamedTuple):
@@ -28,13 +28,23 @@ class MultiAssetRun(NamedTuple):
 
 
 def simulate_multi_asset(
-    weights: np.ndarray, open_: np.ndarray, close: np.ndarray, costs: Costs, initial_cash: float
+    weights: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    costs: Costs,
+    initial_cash: float,
+    high: np.ndarray | None = None,
+    low: np.ndarray | None = None,
 ) -> MultiAssetRun:
     """Run target weights ``[T, N]`` decided at each close; a row of NaN means "no order".
 
+    The costs are the single-asset ones, per asset: commission and slippage, a range-based spread from
+    the decision bar's range (``costs.spread_factor``, needs ``high`` and ``low``) and the borrow fee on
+    short units at each close.
+
     Args:
         weights: ``[T, N]`` target weight of each asset (fractions of equity).
-        open_: ``[T, N]`` fill prices.
+        open_: ``[T, N]`` fill prices (the closes for next-close fills).
         close: ``[T, N]`` mark prices.
     """
     weights, open_, close = (np.asarray(a, dtype=np.float64) for a in (weights, open_, close))
@@ -46,14 +56,28 @@ def simulate_multi_asset(
     units = np.zeros((n_bars, n_assets))
     equity, cash, paid, notional = (np.zeros(n_bars) for _ in range(4))
     equity[0] = cash[0] = initial_cash
-    held, balance, rates = [0.0] * n_assets, float(initial_cash), [costs.rate] * n_assets
+    if costs.spread_factor and (high is None or low is None):
+        raise ValueError("costs.spread_factor needs the bars' high and low")
+    rates = np.full((n_bars, n_assets), costs.rate)
+    if costs.spread_factor:
+        rates += 0.5 * costs.spread_factor * (np.asarray(high) - np.asarray(low)) / close
+    borrow = costs.borrow_rate_per_bar
+    held, balance = [0.0] * n_assets, float(initial_cash)
     for t in range(1, n_bars):
         target = weights[t - 1]
         if not np.isnan(target).all():
             price = open_[t].tolist()
             before = held
-            balance, held, paid[t] = fill_weights(balance, held, target.tolist(), price, rates)
+            balance, held, paid[t] = fill_weights(
+                balance, held, target.tolist(), price, rates[t - 1].tolist()
+            )
             notional[t] = sum(abs(after - had) * p for after, had, p in zip(held, before, price, strict=True))
+        if borrow:
+            fee = sum(
+                borrow_cost(u, float(c), borrow) for u, c in zip(held, close[t], strict=True) if u < 0.0
+            )
+            balance -= fee
+            paid[t] += fee
         units[t], cash[t] = held, balance
         equity[t] = balance + float(units[t] @ close[t])
     return MultiAssetRun(equity, units, cash, paid, notional)

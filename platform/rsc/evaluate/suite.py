@@ -18,7 +18,7 @@ import pandas as pd
 from rsc.config.settings import EvaluateSettings
 from rsc.core import metrics
 from rsc.core.execution import Costs
-from rsc.core.schema import CLOSE, OPEN, SYMBOL, TIMESTAMP
+from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP
 from rsc.evaluate import benchmarks, multi_asset, stats
 from rsc.evaluate.backtest import Backtest, backtest, backtest_metrics
 from rsc.evaluate.verdict import Evidence, verdict
@@ -29,11 +29,14 @@ RANDOM_FIGURES = ("sharpe", "total_return", "max_drawdown")
 
 
 class PriceHistory(NamedTuple):
-    """One asset's bars ``[H]`` up to the last evaluated bar (earlier bars warm up the benchmarks)."""
+    """One asset's bars ``[H]`` up to the last evaluated bar (earlier bars warm up the benchmarks);
+    ``high`` and ``low`` are needed for a range-based spread (``env.spread_factor``)."""
 
     timestamps: np.ndarray
     open: np.ndarray
     close: np.ndarray
+    high: np.ndarray | None = None
+    low: np.ndarray | None = None
 
 
 class AssetPrices(NamedTuple):
@@ -43,6 +46,8 @@ class AssetPrices(NamedTuple):
     timestamps: np.ndarray
     open: np.ndarray
     close: np.ndarray
+    high: np.ndarray | None = None
+    low: np.ndarray | None = None
 
 
 class TrialsEvidence(NamedTuple):
@@ -126,12 +131,12 @@ def asset_prices(frame: pd.DataFrame, symbols: Sequence[str], until: np.datetime
     if len(present) < 2:
         return None
     rows = frame[frame[SYMBOL].isin(present) & (frame[TIMESTAMP] <= until)]
-    wide = rows.pivot_table(index=TIMESTAMP, columns=SYMBOL, values=[OPEN, CLOSE]).dropna().sort_index()
+    values = [OPEN, HIGH, LOW, CLOSE]
+    wide = rows.pivot_table(index=TIMESTAMP, columns=SYMBOL, values=values).dropna().sort_index()
     return AssetPrices(
         tuple(present),
         wide.index.to_numpy(),
-        wide[OPEN][present].to_numpy(np.float64),
-        wide[CLOSE][present].to_numpy(np.float64),
+        *(wide[name][present].to_numpy(np.float64) for name in (OPEN, CLOSE, HIGH, LOW)),
     )
 
 
@@ -159,6 +164,7 @@ def _multi_asset_results(
     cash: float,
     settings: EvaluateSettings,
     periods: float,
+    fill: str = "next_open",
 ) -> tuple[dict[str, multi_asset.MultiAssetRun], np.ndarray, dict[str, dict[str, float]]]:
     """Equal-weight and minimum-variance runs over the evaluated bars the assets share, and their figures.
 
@@ -177,7 +183,9 @@ def _multi_asset_results(
     rf, least = settings.risk_free_rate, settings.min_periods
     runs, results = {}, {}
     for name, decided in weights.items():
-        run = multi_asset.simulate_multi_asset(decided, prices.open[keep], prices.close[keep], costs, cash)
+        fills = prices.open if fill == "next_open" else prices.close
+        ranges = (None, None) if prices.high is None else (prices.high[keep], prices.low[keep])
+        run = multi_asset.simulate_multi_asset(decided, fills[keep], prices.close[keep], costs, cash, *ranges)
         figures = metrics.summary(run.equity, periods, rf, least)
         figures.update(
             turnover=metrics.turnover(run.traded_notional, run.equity, periods, least),
@@ -199,9 +207,10 @@ def _random_benchmark(
     cash: float,
     measure: Callable[[Backtest], dict[str, float]],
     policy: Mapping[str, float],
+    ranges: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> tuple[benchmarks.RandomRuns, dict[str, float], dict[str, Any]]:
     """Random seeds' runs, the median of each figure over them, and their distribution vs the policy."""
-    random = benchmarks.random_runs(positions, seeds, open_, close, costs, cash, measure)
+    random = benchmarks.random_runs(positions, seeds, open_, close, costs, cash, measure, *ranges)
     median = {key: float(np.median([m[key] for m in random.metrics])) for key in random.metrics[0]}
     distribution: dict[str, Any] = {"seeds": len(seeds)}
     for key in RANDOM_FIGURES:
@@ -284,13 +293,22 @@ def evaluate(
     assets: AssetPrices | None = None,
     folds: Sequence[Mapping[str, float]] | None = None,
     title: str = "rsc evaluation",
+    fill: str = "next_open",
 ) -> Evaluation:
-    """Benchmarks through the same backtester, every metric, PSR/DSR/PBO and a plain verdict."""
+    """Benchmarks through the same backtester, every metric, PSR/DSR/PBO and a plain verdict.
+
+    Every benchmark fills as the policy did (``fill``: the next bar's open or close) and pays the same
+    costs, a range-based spread included (it needs the history's high and low).
+    """
     n = len(policy.equity)
     stamps = policy.timestamps
     if len(history.close) < n or not np.array_equal(history.timestamps[-n:], stamps):
         raise ValueError("the price history must end with exactly the policy's evaluated bars")
-    open_, close = history.open[-n:], history.close[-n:]
+    if costs.spread_factor and (history.high is None or history.low is None):
+        raise ValueError("a range-based spread (env.spread_factor) needs the price history's high and low")
+    fills = (history.open if fill == "next_open" else history.close)[-n:]
+    close = history.close[-n:]
+    ranges = (None, None) if history.high is None else (history.high[-n:], history.low[-n:])
     annualisation = (
         metrics.Annualisation(
             settings.periods_per_year, f"{settings.periods_per_year:g} bars per year: configured"
@@ -305,7 +323,7 @@ def evaluate(
 
     backtests = {POLICY: policy}
     for name, decisions in _benchmark_decisions(history, n, positions, settings).items():
-        backtests[name] = backtest(decisions, open_, close, costs, initial_cash, stamps)
+        backtests[name] = backtest(decisions, fills, close, costs, initial_cash, stamps, *ranges)
     results = {name: measure(result) for name, result in backtests.items()}
     market = backtests[BUY_AND_HOLD].equity
     for name, result in backtests.items():
@@ -314,18 +332,19 @@ def evaluate(
     random, results["random_median"], distribution = _random_benchmark(
         positions,
         seed + np.arange(settings.random_seeds),
-        open_,
+        fills,
         close,
         costs,
         initial_cash,
         measure,
         results[POLICY],
+        ranges,
     )
 
     runs, asset_stamps, notes = {}, None, {}
     if assets is not None:
         runs, asset_stamps, figures = _multi_asset_results(
-            assets, stamps, market, costs, initial_cash, settings, periods
+            assets, stamps, market, costs, initial_cash, settings, periods, fill
         )
         results.update(figures)
     else:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from rsc.config import Settings
+from rsc.core.schema import TIMESTAMP
 from rsc.monitor import MetricsSink, sink_from_settings
 from rsc.paper.decisions import DecisionSource, HttpDecisions, PolicyDecisions
 from rsc.paper.drift import load_drift_watch
 from rsc.paper.feeds import Feed, LiveFeed, ReplayFeed
 from rsc.paper.ledger import Ledger
 from rsc.paper.service import CHALLENGER, CHAMPION, PaperOutcome, PaperTrader
-from rsc.storage import Storage
+from rsc.storage import Storage, join
 from rsc.storage.layout import RunLayout
 
 
@@ -67,7 +70,16 @@ def build_trader(
         challenger,
         sink if sink is not None else sink_from_settings(cfg.monitor, "rsc-paper"),
         load_drift_watch(cfg, storage, symbols_of(cfg)),
+        bar_times=_bar_times(cfg, storage),
     )
+
+
+def _bar_times(cfg: Settings, storage: Storage) -> np.ndarray | None:
+    """The run's bar timestamps (their spacing is the policy's bar frequency), None when not stored."""
+    bars = RunLayout(cfg.run_root).bars
+    if not storage.exists(join(bars, "manifest.json")):
+        return None
+    return np.unique(storage.read_dataset(bars)[TIMESTAMP].to_numpy())
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from rsc.config import Settings
-from rsc.core.execution import Costs
+from rsc.env.costs import env_costs
 from rsc.monitor import MetricsSink, NullSink
 from rsc.monitor.drift import Drift
 from rsc.paper import broker, telemetry
@@ -73,18 +74,14 @@ class PaperTrader:
         sink: MetricsSink | None = None,
         drift: DriftWatch | None = None,
         clock: Callable[[], float] = time.monotonic,
+        bar_times: np.ndarray | None = None,
     ):
+        """``bar_times``: the timestamps of the bars the policy trained on (their spacing sets the
+        borrow fee's accrual per bar unless ``env.periods_per_year`` is set)."""
         self.cfg, self.paper, self.feed, self.ledger = cfg, cfg.paper, feed, ledger
         self.sink, self.drift, self.clock = sink or NullSink(), drift, clock
         self.symbols = tuple(cfg.paper.symbols or cfg.data.symbols)
-        env = cfg.env
-        self.costs = Costs(
-            env.commission_bps,
-            env.slippage_bps,
-            env.spread_factor,
-            env.borrow_bps_per_year,
-            env.periods_per_year,
-        )
+        self.costs = env_costs(cfg.env, np.asarray([] if bar_times is None else bar_times))
         self.limits = broker.Limits(cfg.paper.risk.max_position, cfg.paper.risk.max_leverage)
         self.sources: dict[str, DecisionSource] = {CHAMPION: champion}
         if challenger is not None:

@@ -27,7 +27,8 @@ def validation_backtest(algorithm: Any) -> tuple[dict[str, float], list[float]]:
     env = make_env({**algorithm.config.env_config, "part": VALIDATION, "mode": "eval"})
     rollout = greedy_rollout(env, greedy_actor(algorithm.get_module()))
     periods = metrics.infer_periods_per_year(rollout.timestamps).periods_per_year
-    summary = metrics.summary(rollout.equity, periods)
+    risk_free = float(algorithm.config.env_config.get("risk_free_rate", 0.0))
+    summary = metrics.summary(rollout.equity, periods, risk_free)  # the evaluation's Sharpe, rf included
     return summary, metrics.bar_returns(rollout.equity).tolist()
 
 

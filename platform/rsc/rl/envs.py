@@ -26,11 +26,14 @@ def env_config(
     storage: StorageSettings | None = None,
     mode: str = "train",
     eval_every: int = 1,
+    risk_free_rate: float = 0.0,
 ) -> dict[str, Any]:
     """The plain-data ``env_config`` RLlib ships to env runners.
 
     Args:
         eval_every: iterations between validation backtests (read by the validation callback).
+        risk_free_rate: yearly rate of the validation Sharpe ratio (the HPO metric) and of the
+            differential-Sharpe reward, as in the evaluation (``evaluate.risk_free_rate``).
     """
     return {
         "dataset_uri": dataset_uri,
@@ -41,6 +44,7 @@ def env_config(
         "s3_endpoint_url": storage.s3_endpoint_url if storage else None,
         "s3_region": storage.s3_region if storage else None,
         "eval_every": eval_every,
+        "risk_free_rate": risk_free_rate,
     }
 
 
@@ -64,7 +68,9 @@ def make_env(config: dict[str, Any]) -> TradingEnv:
         config.get("s3_endpoint_url"),
         config.get("s3_region"),
     )
-    return TradingEnv(market, settings, mode=config.get("mode", "train"))
+    return TradingEnv(
+        market, settings, mode=config.get("mode", "train"), risk_free_rate=config.get("risk_free_rate", 0.0)
+    )
 
 
 def register_envs() -> None:

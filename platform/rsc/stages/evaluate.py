@@ -14,7 +14,7 @@ import pandas as pd
 
 from rsc.config import Settings
 from rsc.config.settings import EnvSettings
-from rsc.core.schema import CLOSE, OPEN, SYMBOL, TEST, TIMESTAMP
+from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TEST, TIMESTAMP
 from rsc.env import MarketArrays, TradingEnv
 from rsc.evaluate import suite
 from rsc.evaluate.backtest import backtest_policy
@@ -76,7 +76,8 @@ def load_folds(storage: Storage, run_root: str) -> list[dict] | None:
 def _history(frame: pd.DataFrame, until: np.datetime64) -> suite.PriceHistory:
     rows = frame[frame[TIMESTAMP] <= until].sort_values(TIMESTAMP)
     return suite.PriceHistory(
-        rows[TIMESTAMP].to_numpy(), rows[OPEN].to_numpy(np.float64), rows[CLOSE].to_numpy(np.float64)
+        rows[TIMESTAMP].to_numpy(),
+        *(rows[name].to_numpy(np.float64) for name in (OPEN, CLOSE, HIGH, LOW)),
     )
 
 
@@ -133,6 +134,7 @@ def run(
         suite.asset_prices(frame, cfg.data.symbols, last) if SYMBOL in frame.columns else None,
         folds if folds is not None else load_folds(storage, cfg.run_root),
         title=f"rsc evaluation: {cfg.run.label}",
+        fill=env.fill,
     )
     results = evaluation.to_json()
 

@@ -75,7 +75,15 @@ def run(
     tuned = _tuned_params(storage, best_params_uri)
     plan = resolve_plan(cfg, tuned)  # settings x algorithm YAML x tuned, with where each value came from
     spec, env = plan.spec, plan.env
-    environment = env_config(split_uri, scaler_uri, TRAIN, env, cfg.storage, eval_every=cfg.train.eval_every)
+    environment = env_config(
+        split_uri,
+        scaler_uri,
+        TRAIN,
+        env,
+        cfg.storage,
+        eval_every=cfg.train.eval_every,
+        risk_free_rate=cfg.evaluate.risk_free_rate,
+    )
     config = build_algorithm_config(spec, environment, cfg.run.seed, tuned)
     scaler = read_scaler(storage, scaler_uri)
     obs_size = observation_size(env.window, len(scaler.columns))

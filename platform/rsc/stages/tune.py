@@ -89,7 +89,9 @@ def _walk_forward(
         )
         write_artifact(storage, scaler_uri, fold.scaler)
         for number, params in enumerate(candidates):
-            environment = env_config(dataset_uri, scaler_uri, TRAIN, env, cfg.storage)
+            environment = env_config(
+                dataset_uri, scaler_uri, TRAIN, env, cfg.storage, risk_free_rate=cfg.evaluate.risk_free_rate
+            )
             config = build_algorithm_config(spec, environment, cfg.run.seed, params)
             result = train_algorithm(
                 config,
@@ -139,7 +141,9 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
 
     plan = resolve_plan(cfg)  # iterations, trials and env: settings x algorithm YAML, one precedence
     spec = plan.spec
-    environment = env_config(split_uri, scaler_uri, TRAIN, plan.env, cfg.storage)
+    environment = env_config(
+        split_uri, scaler_uri, TRAIN, plan.env, cfg.storage, risk_free_rate=cfg.evaluate.risk_free_rate
+    )
     config = build_algorithm_config(spec, environment, cfg.run.seed)
     filesystem, path = storage.arrow_filesystem(layout.sweep)
     connect(cfg.ray.address)
