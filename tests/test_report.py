@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import re
@@ -284,3 +285,11 @@ def test_screenshot_check_fails_when_a_plot_is_missing(full_page, tmp_path):
     problems, _ = look_at(page, ALL_FIGURES, tmp_path)
     assert sorted(p.split(":")[0] for p in problems) == ["drawdown", "pbo", "random"]
     assert "drawdown: did not decode" in problems and "random: blank" in problems
+
+
+def test_report_lists_the_data_quality_warnings(bare):
+    assert "No data-quality warnings" in render_report(bare)
+    warned = dataclasses.replace(bare, data_quality=("bars.csv [SP] row 1 (1999-01-05): the open <equals>",))
+    page = render_report(warned)
+    assert '<section id="data-quality">' in page and "row 1 (1999-01-05): the open &lt;equals&gt;" in page
+    assert warned.to_json()["data_quality"] == list(warned.data_quality)

@@ -88,26 +88,32 @@ def cmd_split(args: argparse.Namespace, load: SettingsLoader, console: Console) 
 
 
 def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
-    from rsc.config.settings import ValidationSettings
     from rsc.data.sources import FileSource
     from rsc.data.validate import check_bars
     from rsc.storage import Storage
 
     cfg = load(args)
-    policy = ValidationSettings(**{check: "repair" for check in args.repair}) if args.repair else None
+    policy = cfg.data.validation.model_copy(update={check: "repair" for check in args.repair})
     table = Table(title=f"validation of {args.path}")
     for column in ("symbol", "rows", "kept", "check", "finding"):
         table.add_column(column, justify="right" if column in ("rows", "kept") else "left")
-    failed = 0
+    failed = warned = 0
     source = FileSource(args.path, Storage.from_settings(cfg.storage))
     with progress_bars(console) as track:
         for raw in track(source.fetch(args.symbols or ["*"]), "validate", len(args.symbols or []) or None):
-            _, report = check_bars(raw.frame, raw.origin, raw.symbol, policy or cfg.data.validation)
+            _, report = check_bars(raw.frame, raw.origin, raw.symbol, policy)
             failed += not report.ok
             if not report.findings:
                 table.add_row(raw.symbol, str(report.rows_in), str(report.rows_out), "", "[green]ok[/]")
             for finding in report.findings:
-                status = "[yellow]repaired[/]" if finding.repaired else "[red]FAIL[/]"
+                status = (
+                    "[yellow]repaired[/]"
+                    if finding.repaired
+                    else "[magenta]warning[/]"
+                    if finding.warning
+                    else "[red]FAIL[/]"
+                )
+                warned += finding.warning
                 table.add_row(
                     raw.symbol,
                     str(report.rows_in),
@@ -117,6 +123,8 @@ def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Consol
                 )
     console.print(table)
     console.print(f"{failed} symbol(s) failed" if failed else "[green]all bars valid[/]")
+    if warned:
+        console.print(f"{warned} data-quality warning(s) (data.validation.quality=warn; fail or off)")
     return EXIT_DATA_ERROR if failed else 0
 
 
@@ -155,7 +163,7 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
         "--repair",
         nargs="+",
         default=[],
-        choices=sorted(ValidationSettings.model_fields),
+        choices=ValidationSettings.repairable(),
         help="checks to repair instead of fail (overrides data.validation)",
     )
 

@@ -80,7 +80,8 @@ CheckPolicy = Literal["fail", "repair"]
 
 
 class ValidationSettings(Section):
-    """What each repairable bar check does: ``fail`` (stop, nothing written) or ``repair`` (logged)."""
+    """What each repairable bar check does: ``fail`` (stop, nothing written) or ``repair`` (logged),
+    and how the data-quality checks (``rsc.data.quality``) report."""
 
     timestamps: CheckPolicy = Field("fail", description="Unparseable or missing timestamp; repair: drop.")
     order: CheckPolicy = Field("fail", description="Timestamps not ascending; repair: sort.")
@@ -95,6 +96,28 @@ class ValidationSettings(Section):
     high: CheckPolicy = Field("fail", description="high < max(open, close); repair: drop the row.")
     low: CheckPolicy = Field("fail", description="low > min(open, close); repair: drop the row.")
     volume: CheckPolicy = Field("fail", description="Negative volume; repair: drop the row.")
+    quality: Literal["warn", "fail", "off"] = Field(
+        "warn",
+        description="Data-quality checks (stale opens, zero-volume runs, price jumps, missing sessions): "
+        "warn (logged, listed by `rsc data validate`), fail (stop, nothing written) or off.",
+    )
+    stale_open_share: float = Field(
+        0.5, gt=0, le=1, description="Share of a year's bars whose open equals the previous close, to warn."
+    )
+    zero_volume_run: int = Field(5, ge=1, description="Bars in a row with zero volume, to warn.")
+    jump_sigma: float = Field(
+        20.0, gt=0, description="Close-to-close move, in robust standard deviations, to warn."
+    )
+    max_missing_sessions: int = Field(
+        4,
+        ge=0,
+        description="Consecutive sessions missing against the implied calendar, beyond which to warn.",
+    )
+
+    @classmethod
+    def repairable(cls) -> list[str]:
+        """The checks a policy of ``fail`` or ``repair`` applies to."""
+        return sorted(n for n, f in cls.model_fields.items() if f.annotation == CheckPolicy)
 
 
 class YahooSettings(Section):

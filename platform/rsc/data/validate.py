@@ -11,6 +11,8 @@ stamps are an error because their instant is ambiguous. Zone-aware daily bars (a
 midnight, as pandas writes them) keep their local date; zone-aware intraday bars are converted to
 UTC. Stored timestamps are naive ``datetime64[ns]``: dates for daily bars, UTC for intraday ones.
 Row numbers are 0-based data rows of the source (a CSV's line number is the row + 2).
+
+Bars that pass go through the data-quality checks of :mod:`rsc.data.quality` (warnings by default).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from rsc.core.schema import (
     TIMESTAMP,
     VOLUME,
 )
+from rsc.data.quality import check_quality
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class Finding:
     row: int | None = None  # first affected row
     timestamp: str | None = None  # its timestamp as the source wrote it
     repaired: bool = False
+    warning: bool = False  # a data-quality finding under ``quality: warn``: reported, not refused
 
     def __str__(self) -> str:
         where = f"{self.source} [{self.symbol}]"
@@ -76,7 +80,11 @@ class ValidationReport:
 
     @property
     def failures(self) -> list[Finding]:
-        return [f for f in self.findings if not f.repaired]
+        return [f for f in self.findings if not (f.repaired or f.warning)]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.warning]
 
     @property
     def repairs(self) -> list[Finding]:
@@ -90,8 +98,10 @@ class ValidationReport:
 class _Checker:
     """Runs the checks over one symbol's frame, keeping the source's row numbers for the findings."""
 
-    def __init__(self, frame: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings):
-        self.source, self.symbol, self.policy = source, symbol, policy
+    def __init__(
+        self, frame: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings, quality: bool = True
+    ):
+        self.source, self.symbol, self.policy, self.quality = source, symbol, policy, quality
         index = frame.index
         self.source_rows = index.to_numpy() if pd.api.types.is_integer_dtype(index) else np.arange(len(frame))
         self.source_stamps = frame[TIMESTAMP] if TIMESTAMP in frame.columns else None
@@ -100,7 +110,12 @@ class _Checker:
         self.report = ValidationReport(source, symbol, rows_in=len(frame))
 
     def note(
-        self, check: str, message: str | Callable[[int], str], bad: np.ndarray | None = None, repaired=False
+        self,
+        check: str,
+        message: str | Callable[[int], str],
+        bad: np.ndarray | None = None,
+        repaired: bool = False,
+        warning: bool = False,
     ) -> None:
         """Record a finding; ``message`` may be built from the position of the first bad row."""
         if bad is None:
@@ -119,6 +134,7 @@ class _Checker:
                 row=int(self.source_rows[source_pos]),
                 timestamp=stamp,
                 repaired=repaired,
+                warning=warning,
             )
         )
 
@@ -159,8 +175,14 @@ class _Checker:
         self.bar_shape()
         if self.work.empty and self.report.ok:
             self.note("empty", "no bars left after repairs")
+        elif self.report.ok and self.quality:
+            self.check_quality()
         self.report.rows_out = len(self.work)
         return self.work
+
+    def check_quality(self) -> None:
+        warn = self.policy.quality == "warn"
+        check_quality(self.work, self.policy, lambda c, m, bad: self.note(c, m, bad, warning=warn))
 
     # -- timestamps ---------------------------------------------------------------------------------
     def timestamps(self) -> bool:
@@ -312,17 +334,31 @@ def _parse(values: pd.Series, aware: bool) -> tuple[pd.Series, pd.Series]:
 
 
 def check_bars(
-    frame: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings | None = None
+    frame: pd.DataFrame,
+    source: str,
+    symbol: str,
+    policy: ValidationSettings | None = None,
+    quality: bool = True,
 ) -> tuple[pd.DataFrame | None, ValidationReport]:
     """Run every check; returns the typed bars (None if a structural check failed) and the report.
 
     Args:
         frame: one symbol's raw bars; an integer index is taken as the source's row numbers.
         source: the file or URL named in findings.
+        quality: also run the data-quality checks (``rsc.data.quality``) on the bars that pass.
     """
-    checker = _Checker(frame, source, symbol, policy or ValidationSettings())
+    checker = _Checker(frame, source, symbol, policy or ValidationSettings(), quality)
     bars = checker.run()
     return bars, checker.report
+
+
+def check_quality_of(
+    bars: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings
+) -> ValidationReport:
+    """Only the data-quality checks, over bars :func:`check_bars` already accepted (e.g. clipped to dates)."""
+    checker = _Checker(bars, source, symbol, policy)
+    checker.check_quality()
+    return checker.report
 
 
 def validate_bars(
@@ -333,12 +369,22 @@ def validate_bars(
     Raises:
         DataValidationError: naming the first problem (and how many more there are).
     """
-    bars, report = check_bars(frame, source, symbol, policy)
+    return accept(*check_bars(frame, source, symbol, policy))
+
+
+def accept(bars: pd.DataFrame | None, report: ValidationReport) -> pd.DataFrame:
+    """The bars of a report without failures, its repairs and warnings logged (see :func:`validate_bars`).
+
+    Raises:
+        DataValidationError: naming the first problem (and how many more there are).
+    """
     if report.failures:
         others = len(report.failures) - 1
         more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
         raise DataValidationError(f"{report.failures[0]}{more}")
     for finding in report.repairs:
         log.warning("repaired %d row(s): %s", finding.rows, finding)
+    for finding in report.warnings:
+        log.warning("data quality: %s", finding)
     assert bars is not None
     return bars

@@ -411,6 +411,13 @@ img.figure{display:block;width:100%;max-width:1100px;min-height:40px}
 """
 
 
+def _data_quality(ev: Evaluation) -> str:
+    if not ev.data_quality:
+        return "<p>No data-quality warnings for the ingested bars.</p>"
+    items = "".join(f"<li>{html.escape(finding)}</li>" for finding in ev.data_quality)
+    return f'<ul class="warnings">{items}</ul>'
+
+
 def render_report(ev: Evaluation) -> str:
     """The whole page as one HTML string."""
     first, last = _stamp(ev.timestamps[0]), _stamp(ev.timestamps[-1])
@@ -443,6 +450,7 @@ def render_report(ev: Evaluation) -> str:
 <section id="random"><h2>Against random strategies</h2>{_random_table(ev)}</section>
 <section id="folds"><h2>Walk-forward folds</h2>{_folds_table(ev.folds)}</section>
 <section id="trades"><h2>Trades</h2>{_trades_table(ev)}</section>
+<section id="data-quality"><h2>Data quality</h2>{_data_quality(ev)}</section>
 <section id="conventions"><h2>Conventions</h2>{_conventions(ev)}</section>
 <script>{_CHECK_SCRIPT}</script>
 </body></html>

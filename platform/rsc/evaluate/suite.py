@@ -24,7 +24,16 @@ from rsc.evaluate.backtest import Backtest, backtest, backtest_metrics
 from rsc.evaluate.verdict import Evidence, verdict
 
 POLICY, BUY_AND_HOLD = "policy", "buy_and_hold"
-SECTIONS = ("random_distribution", "statistics", "notes", "conventions", "period", "verdict", "folds")
+SECTIONS = (
+    "random_distribution",
+    "statistics",
+    "notes",
+    "conventions",
+    "period",
+    "verdict",
+    "folds",
+    "data_quality",
+)
 RANDOM_FIGURES = ("sharpe", "total_return", "max_drawdown")
 
 
@@ -80,6 +89,7 @@ class Evaluation:
     verdict: str
     pbo: stats.PBOResult | None = None
     folds: list[dict[str, float]] | None = None
+    data_quality: tuple[str, ...] = ()  # warnings of the ingested bars (rsc.data.quality)
 
     @property
     def periods_per_year(self) -> float:
@@ -101,6 +111,7 @@ class Evaluation:
             "period": {"start": str(first)[:19], "end": str(last)[:19], "symbol": self.symbol},
             "verdict": self.verdict,
             "folds": self.folds or [],
+            "data_quality": list(self.data_quality),
         }
 
 

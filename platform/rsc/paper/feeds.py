@@ -37,7 +37,8 @@ INTERVAL_S: dict[str, float] = {
     "1mo": 30 * 86_400,
 }
 # Live data: a missing price (Yahoo sends null for a bar it has not settled) becomes a flat bar.
-LIVE_VALIDATION = ValidationSettings(finite="repair", duplicates="repair", order="repair")
+# A live window is too short for the data-quality statistics; the ingested history had them.
+LIVE_VALIDATION = ValidationSettings(finite="repair", duplicates="repair", order="repair", quality="off")
 
 Wait = Callable[[float], Any]
 

@@ -3,6 +3,7 @@ backtester -> metrics.json (all figures, PSR/DSR/PBO, verdict) + report.html + D
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import tempfile
@@ -99,6 +100,14 @@ def send_metrics(sink: MetricsSink, results: Mapping, symbol: str) -> int:
     return sent
 
 
+def _quality_warnings(storage: Storage, run_root: str) -> tuple[str, ...]:
+    """The ingest's data-quality warnings (none for a run root from before they were recorded)."""
+    uri = RunLayout(run_root).quality
+    if not storage.exists(uri):
+        return ()
+    return tuple(w["finding"] for w in storage.read_json(uri)["warnings"])
+
+
 def run(
     cfg: Settings,
     split_uri: str,
@@ -136,6 +145,7 @@ def run(
         title=f"rsc evaluation: {cfg.run.label}",
         fill=env.fill,
     )
+    evaluation = dataclasses.replace(evaluation, data_quality=_quality_warnings(storage, cfg.run_root))
     results = evaluation.to_json()
 
     metrics_uri, report_uri = RunLayout(cfg.run_root).metrics, RunLayout(cfg.run_root).report

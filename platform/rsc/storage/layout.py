@@ -23,6 +23,7 @@ Model = TypeVar("Model", bound=BaseModel)
 # Field of RunLayout -> the paths (relative to the run root) it owns.
 PATTERNS: dict[str, tuple[str, ...]] = {
     "bars": ("bars/*",),
+    "quality": ("quality.json",),
     "features": ("features/*",),
     "split": ("split/*",),
     "scaler": ("scaler.json",),
@@ -58,6 +59,11 @@ class RunLayout:
     @property
     def bars(self) -> str:
         return join(self.root, "bars")
+
+    @property
+    def quality(self) -> str:
+        """The data-quality warnings of the ingested bars (``rsc.data.quality``)."""
+        return join(self.root, "quality.json")
 
     @property
     def features(self) -> str:
