@@ -32,9 +32,6 @@ def settings_args(root: Path) -> list[str]:
         "split.train_end=2015-09-30",
         "split.validation_end=2016-01-31",
         "split.walk_forward.folds=2",
-        "split.walk_forward.train_bars=120",
-        "split.walk_forward.validation_bars=40",
-        "split.walk_forward.test_bars=60",
     ]
 
 

@@ -21,39 +21,50 @@ from tests.helpers import synthetic_bars
 
 layouts = st.builds(
     WalkForwardSettings,
-    folds=st.integers(1, 5),
+    folds=st.integers(1, 6),
     mode=st.sampled_from(["expanding", "rolling"]),
-    train_bars=st.integers(5, 80),
-    validation_bars=st.integers(4, 30),
-    test_bars=st.integers(1, 30),
+    train_bars=st.one_of(st.none(), st.integers(5, 80)),
+    validation_bars=st.one_of(st.none(), st.integers(24, 60)),
     label_horizon=st.integers(0, 3),
     embargo_bars=st.integers(0, 10),
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(layout=layouts, extra=st.integers(0, 60))
-def test_no_test_bar_reaches_its_folds_training_or_validation(layout, extra):
-    n = layout.train_bars + layout.validation_bars + layout.folds * layout.test_bars
-    n += (layout.folds - 1) * layout.embargo_bars + extra
-    folds = walk_forward(n, layout)
+@given(layout=layouts, history=st.integers(150, 600), test=st.integers(0, 50))
+def test_folds_tile_the_history_before_the_test_part(layout, history, test):
+    try:
+        folds = walk_forward(history + test, layout, history_end=history)
+    except ValueError as error:  # too short: the message names what is needed
+        assert "need at least" in str(error) and f"has {history}" in str(error)
+        return
     assert len(folds) == layout.folds
     h = layout.label_horizon
+    first_train = layout.train_bars or history // (layout.folds + 1)
     for fold in folds:
-        test = set(fold.test.tolist())
-        assert not test & set(fold.train.tolist()) and not test & set(fold.validation.tolist())
-        # purge: no training label [t, t + h] reaches validation or test; no validation label reaches test
+        # purge: no training label [t, t + h] reaches validation; no validation label reaches the test part
         assert fold.train.max() + h < fold.validation.min()
-        assert fold.validation.max() + h < fold.test.min()
-        assert len(fold.test) == layout.test_bars
+        assert fold.validation.max() < history and (test == 0 or fold.validation.max() + h < history)
         if layout.mode == "rolling":
-            assert len(fold.train) == layout.train_bars - h
+            assert fold.train[0] == fold.validation[0] - first_train
         else:
-            assert fold.train[0] == 0 and len(fold.train) >= layout.train_bars - h
-    assert folds[-1].test[-1] == n - 1
-    for earlier, later in itertools.pairwise(folds):
-        # embargo: the bars right after a test window are in no other fold's test window
-        assert later.test[0] - earlier.test[-1] - 1 == layout.embargo_bars
+            assert fold.train[0] == 0
+    assert folds[0].validation[0] >= first_train  # the first training window gets any remainder
+    if layout.mode == "expanding":
+        assert len(folds[0].train) == folds[0].validation[0] - h
+    for earlier, later in itertools.pairwise(folds):  # validation windows tile the history, oldest first
+        assert later.validation[0] == earlier.validation[0] + (
+            layout.validation_bars or len(earlier.validation)
+        )
+    assert folds[-1].validation[0] + len(folds[-1].validation) + (h if test else 0) == history
+
+
+def test_demo_sized_history_gets_four_folds_from_the_start():
+    """About eight years of daily bars: four validation windows, the first after ~1.6 years of training."""
+    folds = walk_forward(2244, WalkForwardSettings(), history_end=1993, bars_per_year=252)
+    assert len(folds) == 4
+    assert [int(f.validation[0]) for f in folds] == [401, 799, 1197, 1595]
+    assert all(len(f.validation) >= 397 for f in folds)
 
 
 def test_purge_and_embargo_on_a_window_inside_the_history():
@@ -65,8 +76,12 @@ def test_purge_and_embargo_on_a_window_inside_the_history():
 
 
 def test_too_little_data_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"3 folds \(expanding.*need at least 1018 bars; the data has 1000"):
-        walk_forward(1000, WalkForwardSettings())
+    with pytest.raises(
+        ValueError,
+        match=r"4 folds \(expanding\) need at least 87 bars before the test part .* has 80 \(about 0\.32 "
+        r"years at 252 bars a year\): lower split.walk_forward.folds",
+    ):
+        walk_forward(100, WalkForwardSettings(), history_end=80, bars_per_year=252)
 
 
 def multi_symbol_features(n: int = 300) -> pd.DataFrame:
@@ -78,11 +93,11 @@ def multi_symbol_features(n: int = 300) -> pd.DataFrame:
 
 def test_fold_rows_cover_every_symbol_and_scaler_uses_train_rows_only():
     frame = multi_symbol_features()
-    layout = WalkForwardSettings(folds=2, train_bars=100, validation_bars=40, test_bars=50, embargo_bars=3)
+    layout = WalkForwardSettings(folds=2, train_bars=100, validation_bars=40, embargo_bars=3)
     axis = time_axis(frame)
-    fold = walk_forward(len(axis), layout)[0]
+    fold = walk_forward(len(axis), layout, history_end=250)[0]
     summary = fold_summary(fold, axis, frame, ["f"])
-    assert summary["rows"] == {TRAIN: 2 * len(fold.train), VALIDATION: 2 * len(fold.validation), TEST: 100}
+    assert summary["rows"] == {TRAIN: 2 * len(fold.train), VALIDATION: 2 * len(fold.validation)}
     rows = assign_fold(frame, summary)
     train = rows[rows[PART] == TRAIN]
     assert summary["scaler"]["mean"] == pytest.approx([train["f"].mean()])
@@ -93,7 +108,7 @@ def test_fold_rows_cover_every_symbol_and_scaler_uses_train_rows_only():
     shocked.loc[outside, "f"] = 1e6
     assert fold_summary(fold, axis, shocked, ["f"])["scaler"] == summary["scaler"]
     stamps = rows.groupby(PART)["timestamp"]
-    assert stamps.max()[TRAIN] < stamps.min()[VALIDATION] and stamps.max()[VALIDATION] < stamps.min()[TEST]
+    assert stamps.max()[TRAIN] < stamps.min()[VALIDATION] and set(rows[PART]) == {TRAIN, VALIDATION}
 
 
 def test_split_stage_writes_folds_with_lineage(tmp_path):
@@ -105,9 +120,6 @@ def test_split_stage_writes_folds_with_lineage(tmp_path):
         "split.train_end=2011-06-30",
         "split.validation_end=2012-06-30",
         "split.walk_forward.folds=3",
-        "split.walk_forward.train_bars=252",
-        "split.walk_forward.test_bars=63",
-        "split.walk_forward.validation_bars=63",
     )
     bars = ingest.run(cfg)
     feats = features.run(cfg, bars.bars_uri)
@@ -117,12 +129,16 @@ def test_split_stage_writes_folds_with_lineage(tmp_path):
     assert result.folds == 3 and folds["inputs"] == {"features": feats.sha256}
     assert storage.read_json(result.scaler_uri)["inputs"] == {"features": feats.sha256}
     frame = storage.read_dataset(feats.features_uri)
-    last = folds["folds"][-1]
-    assert last[TEST][1] == str(frame["timestamp"].max())
+    history = frame[frame["timestamp"] <= "2012-06-30"]["timestamp"]
+    assert folds["folds"][0][TRAIN][0] == str(history.min())  # laid from the start of the data
+    assert folds["folds"][-1][VALIDATION][1] <= str(history.max())  # and never into the test part
+    assert folds["folds"][-1][VALIDATION][1] >= str(history.sort_values().iloc[-3])
     for fold in folds["folds"]:
         rows = assign_fold(frame, fold)
-        assert set(rows["symbol"]) == {"SPX", "GOOG"}
-        test_stamps = set(rows.loc[rows[PART] == TEST, "timestamp"])
-        assert test_stamps.isdisjoint(rows.loc[rows[PART] != TEST, "timestamp"])
+        assert set(rows["symbol"]) == {"SPX", "GOOG"} and fold[TEST] is None
+        assert (
+            rows.loc[rows[PART] == TRAIN, "timestamp"].max()
+            < rows.loc[rows[PART] == VALIDATION, "timestamp"].min()
+        )
         assert fold["scaler"]["columns"] == feats.columns
     assert storage.read_manifest(result.split_uri)["inputs"] == {"features": feats.sha256}

@@ -33,6 +33,7 @@ def tune_command(cfg, ray_address: str, *extra: str) -> list[str]:
         f"ray.address={ray_address}",
         "tune.num_samples=4",
         "tune.iterations=2",
+        "tune.selection.walk_forward=false",  # the sweep alone: selection has its own tests
         *extra,
     ]
 
@@ -108,6 +109,7 @@ def test_sweep_state_lives_in_the_object_store_with_an_s3_root(tmp_path, s3_endp
         f"ray.address={ray_session.address}",
         "tune.num_samples=1",
         "tune.iterations=1",
+        "tune.selection.walk_forward=false",
     )
     bars = ingest.run(cfg)
     data = split.run(cfg, features.run(cfg, bars.bars_uri).features_uri)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from rsc.core.artifacts import FoldRecord
 from rsc.rl.walk_forward import select, summarise, usable_folds
@@ -57,7 +60,7 @@ def test_folds_touching_the_test_part_are_not_used():
 
 
 @pytest.mark.slow
-def test_selection_runs_on_real_folds_and_reaches_the_report(smoke_split, ray_session):
+def test_selection_runs_on_real_folds_and_reaches_the_report(smoke_split, ray_session, tmp_path):
     cfg, split = smoke_split
     cfg = smoke_settings(
         Storage().local_path(cfg.storage.root),
@@ -89,5 +92,19 @@ def test_selection_runs_on_real_folds_and_reaches_the_report(smoke_split, ray_se
         f"candidate-{c}/fold-{f}" for c in range(2) for f in range(len(folds))
     )
     assert all(returns[column].notna().sum() > 0 for column in returns.columns)
+    client = MlflowClient(cfg.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.registry.experiment).experiment_id
+    (sweep,) = client.search_runs([experiment], "tags.`rsc.kind` = 'sweep'")
+    logged = json.loads(
+        Path(client.download_artifacts(sweep.info.run_id, "walk_forward.json", str(tmp_path))).read_text()
+    )
+    assert len(logged["data"]) == len(per_fold)  # the fold table in MLflow too
     rows = evaluate.load_folds(storage, cfg.run_root)
-    assert len(rows) == len(folds) and {"eval/sharpe", "validation_start"} <= set(rows[0])
+    assert len(rows) == len(folds) == 2  # the smoke settings' two folds, laid from the start
+    assert {"train", "validation", "rows (train / validation)", "eval/sharpe"} <= set(rows[0])
+    assert rows[0]["validation"] == f"{folds[0].validation[0][:10]} .. {folds[0].validation[1][:10]}"
+    for fold, row in zip(folds, rows, strict=True):  # every candidate's Sharpe ratio on every fold
+        values = per_fold[per_fold["fold"] == folds.index(fold)].sort_values("candidate")
+        for candidate in values.to_dict(orient="records"):
+            mark = " (chosen)" if candidate["candidate"] == chosen else ""
+            assert row[f"candidate {candidate['candidate']}{mark} eval/sharpe"] == candidate["eval/sharpe"]

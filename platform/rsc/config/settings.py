@@ -186,26 +186,39 @@ class FeatureSettings(Section):
 
 
 class WalkForwardSettings(Section):
-    """Walk-forward folds on the time axis: train | validation | test, test windows at the end of the data."""
+    """Walk-forward folds across the history before the test part, laid from its start.
 
-    folds: int = Field(3, ge=0, description="Number of folds (0 = none); the last one ends at the last bar.")
+    A first training window, then ``folds`` validation windows that tile the rest of the history up to
+    ``split.validation_end``; unset sizes follow the data's length (``history / (folds + 1)`` bars each).
+    """
+
+    folds: int = Field(
+        4, ge=0, description="Validation windows (0 = none); the last one ends at split.validation_end."
+    )
     mode: Literal["expanding", "rolling"] = Field(
-        "expanding", description="expanding: train from the first bar; rolling: the last train_bars only."
+        "expanding",
+        description="expanding (anchored): train from the first bar; rolling: the train_bars before each "
+        "validation window only.",
     )
-    train_bars: int = Field(
-        504,
+    train_bars: int | None = Field(
+        None,
         ge=2,
-        description="Training bars before purging: the minimum (expanding) or the length (rolling).",
+        description="Bars of the first training window (expanding) or of every one (rolling); "
+        "default: history / (folds + 1).",
     )
-    validation_bars: int = Field(126, ge=1, description="Validation bars per fold, before purging.")
-    test_bars: int = Field(126, ge=1, description="Test bars per fold.")
+    validation_bars: int | None = Field(
+        None,
+        ge=1,
+        description="Bars of each validation window; default: the history after the first training "
+        "window, split evenly.",
+    )
     label_horizon: int = Field(
         1,
         ge=0,
         description="Bars a row's label looks ahead; rows whose label reaches a later window are purged.",
     )
     embargo_bars: int = Field(
-        5, ge=0, description="Gap after each test window: no training row and no other test window in it."
+        5, ge=0, description="Bars after an evaluation window in which no training row may sit."
     )
 
 
@@ -280,7 +293,7 @@ class TrainSettings(Section):
 class SelectionSettings(Section):
     """Walk-forward model selection after the sweep: the best sweep trials re-trained on every fold."""
 
-    walk_forward: bool = Field(False, description="Pick among the top sweep trials by walk-forward folds.")
+    walk_forward: bool = Field(True, description="Pick among the top sweep trials by walk-forward folds.")
     candidates: int = Field(2, ge=1, description="Top sweep trials re-validated on every fold.")
     iterations: int | None = Field(None, ge=1, description="Training iterations per fold (default: tune's).")
     metric: str = Field("eval/sharpe", description="Validation metric compared across folds (max).")

@@ -37,7 +37,7 @@ class FoldRecord(_Artifact):
 
     train: tuple[str, str]
     validation: tuple[str, str]
-    test: tuple[str, str]
+    test: tuple[str, str] | None = None  # folds laid before this release carried a test window too
     rows: dict[str, int]
     purged_bars: int = 0
     scaler: Scaler

@@ -1,12 +1,13 @@
-"""Splits by time: the single train / validation / test split, walk-forward folds with purge and
-embargo, and feature scalers fitted on training rows only.
+"""Splits by time: the single train / validation / test split, walk-forward folds across the history
+before the test part (with purge and embargo), and feature scalers fitted on training rows only.
 
 Folds live on the time axis (the sorted distinct timestamps of all symbols), so every symbol's rows
 of one bar fall in the same window. Purge and embargo follow López de Prado, *Advances in Financial
 Machine Learning* (2018), ch. 7: a training row ``t`` whose label spans ``[t, t + horizon]`` is
 dropped when that span reaches into an evaluation window (purge), and so is a training row within
 ``embargo`` bars after an evaluation window ends (embargo). In a walk-forward fold training precedes
-its windows, so the embargo shows as the gap after each test window, which no other fold tests on.
+its validation window, so only the purge acts there; the embargo acts where training rows follow an
+evaluation window.
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ class Fold(NamedTuple):
 
     train: np.ndarray
     validation: np.ndarray
-    test: np.ndarray
     purged: int  # training and validation positions dropped by purge and embargo
+
+
+# Fewer validation returns than this give an annualised Sharpe ratio of 0.0 (evaluate.min_periods).
+MIN_VALIDATION_BARS = 20
 
 
 def purge_and_embargo(
@@ -74,44 +78,67 @@ def purge_and_embargo(
     return candidates[keep]
 
 
-def walk_forward(n_times: int, settings: WalkForwardSettings) -> list[Fold]:
-    """Folds, oldest first; the last test window ends at the last bar.
+def walk_forward(
+    n_times: int,
+    settings: WalkForwardSettings,
+    history_end: int | None = None,
+    bars_per_year: float | None = None,
+) -> list[Fold]:
+    """Folds across the history before the test part, laid from its start, oldest first.
 
-    Layout of fold ``k``: ``train | validation | test | embargo`` (purge carves the last
-    ``label_horizon`` bars off train and validation); fold ``k - 1`` ends its test window
-    ``embargo_bars`` before fold ``k``'s starts.
+    The history ``[0, history_end)`` is an initial training window followed by ``folds`` validation
+    windows that tile the rest, so the last one ends where the test part begins. Fold ``k`` trains on
+    everything before its validation window (``expanding``) or on the ``train_bars`` before it
+    (``rolling``); purge drops the training bars whose label reaches the validation window, and
+    validation bars whose label reaches the test part. Unset sizes follow the data's length: the
+    first training window and each validation window get ``history / (folds + 1)`` bars.
+
+    Args:
+        n_times: bars on the time axis; ``history_end``: where the test part starts (default: the end).
+        bars_per_year: the data's frequency, to state sizes in years in an error.
 
     Raises:
-        ValueError: if the time axis is too short for the folds asked for.
+        ValueError: if the history is too short for the folds asked for, naming what is needed.
     """
     s = settings
+    end = n_times if history_end is None else history_end
+    if s.folds == 0:
+        return []
+    train_bars = s.train_bars or end // (s.folds + 1)
+    validation_bars = s.validation_bars or (end - train_bars) // s.folds
+    least_validation = MIN_VALIDATION_BARS + s.label_horizon
+    need = (s.train_bars or 2 + s.label_horizon) + s.folds * max(s.validation_bars or 0, least_validation)
+    short = (
+        train_bars + s.folds * validation_bars > end
+        or validation_bars < least_validation
+        or train_bars < 2 + s.label_horizon
+    )
+    if short:
+        years = (
+            f" (about {end / bars_per_year:.2g} years at {bars_per_year:g} bars a year)"
+            if bars_per_year
+            else ""
+        )
+        raise ValueError(
+            f"split.walk_forward: {s.folds} folds ({s.mode}) need at least {need} bars before the test part "
+            f"({s.folds} validation windows of at least {least_validation} bars after a first training "
+            f"window); the history up to split.validation_end has {end}{years}: lower "
+            "split.walk_forward.folds, set train_bars / validation_bars, or move split.validation_end"
+        )
     folds = []
-    test_stop = n_times
-    for _ in range(s.folds):
-        test = np.arange(test_stop - s.test_bars, test_stop)
-        val_start = test[0] - s.validation_bars
-        train_start = 0 if s.mode == "expanding" else val_start - s.train_bars
-        if train_start < 0 or val_start - max(train_start, 0) < s.train_bars:
-            need = s.train_bars + s.validation_bars + s.folds * s.test_bars + (s.folds - 1) * s.embargo_bars
-            raise ValueError(
-                f"split.walk_forward: {s.folds} folds ({s.mode}, train {s.train_bars}, validation "
-                f"{s.validation_bars}, test {s.test_bars}, embargo {s.embargo_bars} bars) need at least "
-                f"{need} bars; the data has {n_times}"
-            )
-        windows = [(int(val_start), int(test[0])), (int(test[0]), int(test_stop))]
+    test_part = [(end, n_times)] if end < n_times else []
+    first = end - s.folds * validation_bars
+    for k in range(s.folds):
+        val_start = first + k * validation_bars
+        val_stop = val_start + validation_bars
+        train_start = 0 if s.mode == "expanding" else max(0, val_start - train_bars)
         train_candidates = np.arange(train_start, val_start)
-        validation_candidates = np.arange(val_start, test[0])
-        train = purge_and_embargo(train_candidates, windows, s.label_horizon, s.embargo_bars)
-        validation = purge_and_embargo(validation_candidates, windows[1:], s.label_horizon, s.embargo_bars)
-        if len(validation) == 0:
-            raise ValueError(
-                f"split.walk_forward: validation_bars ({s.validation_bars}) must exceed label_horizon "
-                f"({s.label_horizon})"
-            )
+        validation_candidates = np.arange(val_start, val_stop)
+        train = purge_and_embargo(train_candidates, [(val_start, val_stop)], s.label_horizon, s.embargo_bars)
+        validation = purge_and_embargo(validation_candidates, test_part, s.label_horizon, s.embargo_bars)
         purged = len(train_candidates) - len(train) + len(validation_candidates) - len(validation)
-        folds.append(Fold(train, validation, test, purged))
-        test_stop = int(test[0]) - s.embargo_bars
-    return folds[::-1]
+        folds.append(Fold(train, validation, purged))
+    return folds
 
 
 def time_axis(frame: pd.DataFrame) -> np.ndarray:
@@ -123,7 +150,7 @@ def fold_ranges(fold: Fold, axis: np.ndarray) -> dict[str, list[str]]:
     """Each part's first and last timestamp (inclusive); the parts are contiguous on the axis."""
     return {
         part: [str(pd.Timestamp(axis[positions[0]])), str(pd.Timestamp(axis[positions[-1]]))]
-        for part, positions in ((TRAIN, fold.train), (VALIDATION, fold.validation), (TEST, fold.test))
+        for part, positions in ((TRAIN, fold.train), (VALIDATION, fold.validation))
     }
 
 
@@ -136,6 +163,8 @@ def assign_fold(frame: pd.DataFrame, ranges: dict[str, Sequence[str]]) -> pd.Dat
     stamps = frame[TIMESTAMP]
     part = pd.Series(pd.NA, index=frame.index, dtype="string")
     for name in (TRAIN, VALIDATION, TEST):
+        if ranges.get(name) is None:  # folds laid from the start have no test window of their own
+            continue
         first, last = (pd.Timestamp(x) for x in ranges[name])
         part[(stamps >= first) & (stamps <= last)] = name
     out = frame.loc[part.notna()].copy()
@@ -149,7 +178,7 @@ def fold_summary(fold: Fold, axis: np.ndarray, frame: pd.DataFrame, columns: lis
     rows = assign_fold(frame, ranges)
     return {
         **ranges,
-        "rows": {part: int((rows[PART] == part).sum()) for part in (TRAIN, VALIDATION, TEST)},
+        "rows": {part: int((rows[PART] == part).sum()) for part in (TRAIN, VALIDATION)},
         "purged_bars": fold.purged,
         "scaler": fit_scaler(rows, columns),
     }

@@ -88,7 +88,7 @@ class Evaluation:
     notes: dict[str, str]
     verdict: str
     pbo: stats.PBOResult | None = None
-    folds: list[dict[str, float]] | None = None
+    folds: list[dict[str, Any]] | None = None
     data_quality: tuple[str, ...] = ()  # warnings of the ingested bars (rsc.data.quality)
 
     @property
@@ -302,7 +302,7 @@ def evaluate(
     seed: int,
     trials: TrialsEvidence,
     assets: AssetPrices | None = None,
-    folds: Sequence[Mapping[str, float]] | None = None,
+    folds: Sequence[Mapping[str, Any]] | None = None,
     title: str = "rsc evaluation",
     fill: str = "next_open",
 ) -> Evaluation:

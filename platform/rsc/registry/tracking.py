@@ -325,10 +325,16 @@ def log_sweep(
     best_params: Mapping[str, Any],
     metric: str,
     best_metric: float,
+    tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
-    """One parent run for a hyperparameter sweep with a nested child run per trial; returns its id."""
+    """One parent run for a hyperparameter sweep with a nested child run per trial; returns its id.
+
+    ``tables`` (e.g. the walk-forward fold table) are logged on the parent run as ``<name>.json``.
+    """
     with mlflow.start_run(run_name=run_name) as parent:
         mlflow.set_tag(KIND_TAG, "sweep")
+        for name, table in (tables or {}).items():
+            mlflow.log_table(table, artifact_file=f"{name}.json")
         mlflow.log_params(_flatten("", params))
         mlflow.log_params(_flatten("best/", best_params))
         mlflow.log_metric(f"best/{metric}", float(best_metric))

@@ -9,6 +9,7 @@ import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,14 +65,35 @@ def load_trials(storage: Storage, run_root: str) -> suite.TrialsEvidence:
     return suite.TrialsEvidence(n_trials, sharpes, returns, missing)
 
 
-def load_folds(storage: Storage, run_root: str) -> list[dict] | None:
-    """The chosen candidate's per-fold validation numbers from walk-forward selection, if it ran."""
+def load_folds(storage: Storage, run_root: str, metric: str = "eval/sharpe") -> list[dict] | None:
+    """The walk-forward fold table, if selection ran: per fold its dates, rows and the chosen candidate's
+    validation figures, then every candidate's ``metric`` (``candidate <n> <metric>``, the chosen one
+    marked)."""
     uri = RunLayout(run_root).walk_forward
     if not storage.exists(uri):
         return None
     per_fold = pd.read_parquet(io.BytesIO(storage.read_bytes(uri)))
-    chosen = per_fold[per_fold["chosen"]].drop(columns=["chosen", "candidate", "fold"])
-    return chosen.to_dict(orient="records")
+    chosen = per_fold[per_fold["chosen"]].sort_values("fold")
+    table = []
+    for row in chosen.to_dict(orient="records"):
+        entry: dict = {}
+        if "train_start" in row:  # a run from before the table carried training windows has none
+            entry["train"] = f"{row['train_start'][:10]} .. {row['train_end'][:10]}"
+            entry["rows (train / validation)"] = f"{row['train_rows']} / {row['validation_rows']}"
+        entry["validation"] = f"{row['validation_start'][:10]} .. {row['validation_end'][:10]}"
+        entry.update(
+            (k, v)
+            for k, v in row.items()
+            if k not in ("chosen", "candidate", "fold", "score", "train_rows", "validation_rows")
+            and not k.startswith(("train_", "validation_"))
+        )
+        if metric in per_fold.columns:
+            same_fold = per_fold[per_fold["fold"] == row["fold"]].sort_values("candidate")
+            for other in same_fold.to_dict(orient="records"):
+                mark = " (chosen)" if other["chosen"] else ""
+                entry[f"candidate {other['candidate']}{mark} {metric}"] = float(other[metric])
+        table.append(entry)
+    return table
 
 
 def _history(frame: pd.DataFrame, until: np.datetime64) -> suite.PriceHistory:
@@ -113,7 +135,7 @@ def run(
     split_uri: str,
     scaler_uri: str,
     model_uri: str,
-    folds: Sequence[Mapping[str, float]] | None = None,
+    folds: Sequence[Mapping[str, Any]] | None = None,
     sink: MetricsSink | None = None,
 ) -> EvaluateResult:
     storage = Storage.from_settings(cfg.storage)
@@ -141,7 +163,7 @@ def run(
         cfg.run.seed,
         load_trials(storage, cfg.run_root),
         suite.asset_prices(frame, cfg.data.symbols, last) if SYMBOL in frame.columns else None,
-        folds if folds is not None else load_folds(storage, cfg.run_root),
+        folds if folds is not None else load_folds(storage, cfg.run_root, cfg.tune.selection.metric),
         title=f"rsc evaluation: {cfg.run.label}",
         fill=env.fill,
     )

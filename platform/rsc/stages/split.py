@@ -1,5 +1,6 @@
 """split: the single train / validation / test split by date with its scaler (fitted on train only),
-and walk-forward folds (``folds.json``: date ranges after purge and embargo, one scaler per fold).
+and walk-forward folds across the history before the test part (``folds.json``: date ranges after
+purge and embargo, one scaler per fold).
 """
 
 from __future__ import annotations
@@ -7,9 +8,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from rsc.config import Settings
 from rsc.core.artifacts import FoldRecord, Folds, Scaler
 from rsc.core.features import feature_names
+from rsc.core.metrics import infer_periods_per_year
 from rsc.core.schema import PART
 from rsc.data.features import indicator_refs
 from rsc.data.splits import assign_parts, fit_scaler, fold_summary, time_axis, walk_forward
@@ -39,13 +43,13 @@ def run(cfg: Settings, features_uri: str) -> SplitResult:
     scaler = Scaler(**fit_scaler(frame, columns), inputs=inputs)
     axis = time_axis(features)
     walk = cfg.split.walk_forward
+    # The folds cover the history before the test part, so selection never sees the test bars.
+    history_end = int(np.searchsorted(axis, np.datetime64(cfg.split.validation_end) + np.timedelta64(1, "D")))
+    laid = walk_forward(len(axis), walk, history_end, infer_periods_per_year(axis).periods_per_year)
     folds = Folds(
         settings=walk.model_dump(mode="json"),
         inputs=inputs,
-        folds=tuple(
-            FoldRecord.model_validate(fold_summary(fold, axis, features, columns))
-            for fold in walk_forward(len(axis), walk)
-        ),
+        folds=tuple(FoldRecord.model_validate(fold_summary(fold, axis, features, columns)) for fold in laid),
     )
 
     layout = RunLayout(cfg.run_root)
@@ -54,4 +58,9 @@ def run(cfg: Settings, features_uri: str) -> SplitResult:
     write_artifact(storage, layout.folds, folds)
     rows = {str(k): int(v) for k, v in frame[PART].value_counts().items()}
     log.info("split: %s; %d walk-forward folds -> %s", rows, len(folds.folds), layout.folds)
+    for number, fold in enumerate(folds.folds, start=1):
+        log.info(
+            "fold %d: train %s..%s, validation %s..%s (%d / %d rows)",
+            number, *fold.train, *fold.validation, fold.rows["train"], fold.rows["validation"],
+        )  # fmt: skip
     return SplitResult(layout.split, layout.scaler, rows, layout.folds, len(folds.folds))

@@ -22,7 +22,7 @@ import pandas as pd
 from rsc.config import Settings
 from rsc.core.artifacts import TuneOutcome
 from rsc.core.observation import observation_size
-from rsc.core.schema import TRAIN
+from rsc.core.schema import TRAIN, VALIDATION
 from rsc.data.splits import assign_fold
 from rsc.registry.tracking import configure, log_sweep
 from rsc.rl.algorithm import build_algorithm_config
@@ -105,8 +105,12 @@ def _walk_forward(
                 {
                     "candidate": number,
                     "fold": index,
+                    "train_start": fold.train[0],
+                    "train_end": fold.train[1],
                     "validation_start": fold.validation[0],
                     "validation_end": fold.validation[1],
+                    "train_rows": fold.rows.get(TRAIN, 0),
+                    "validation_rows": fold.rows.get(VALIDATION, 0),
                     **result.best_metrics,
                 }
             )
@@ -159,12 +163,13 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
 
     _write_parquet(storage, trials_uri, sweep.trials)
     _write_parquet(storage, layout.trial_returns, sweep.returns)
-    best_params, selected_by = sweep.best_params, "sweep"
+    best_params, selected_by, tables = sweep.best_params, "sweep", {}
     if cfg.tune.selection.walk_forward:
         best_params, per_fold, fold_returns = _walk_forward(cfg, plan, storage, split_uri, sweep)
         _write_parquet(storage, layout.walk_forward, per_fold)
         _write_parquet(storage, layout.walk_forward_returns, fold_returns)
         selected_by = f"walk-forward {cfg.tune.selection.aggregate} of {cfg.tune.selection.metric}"
+        tables["walk_forward"] = per_fold
     outcome = TuneOutcome(
         best_params=best_params,
         selected_by=selected_by,
@@ -185,6 +190,7 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
         best_params=best_params,
         metric=spec.tune.metric,
         best_metric=sweep.best_metric,
+        tables=tables,
     )
     log.info(
         "tune: %d trials, best %s=%.3f; chosen by %s: %s",
