@@ -44,7 +44,7 @@ from rsc.storage import Storage
 from tests.stored_run import register_policy_run, store_run
 
 PROJECT = Path(__file__).resolve().parents[1]
-NAME = "rsc-policy"
+NAME = "rsc-bench-syn-1d"
 PPO_HIDDEN = (64, 64)  # rllib_configs/ppo.yaml: fcnet_hiddens
 BATCH = 16  # max_batch_size of the batched policy app
 # Ray Serve's HAProxy ingress: HAProxy takes HTTP and forwards it to the replicas' own HTTP servers

@@ -195,7 +195,11 @@ class Rehearsal:
         self.say(f"DogStatsD listener (standing for the agent) on 127.0.0.1:{self.ports.statsd}")
 
     def render(self) -> list[dict]:
+        from rsc.config import load_settings
+
+        lineage = load_settings([PROJECT / f for f in SETTINGS_FILES], self.settings_overrides()).model_name
         return chart.render(
+            "--set", f"serve.modelName={lineage}",
             "--set", f"mlflow.port={self.ports.mlflow}",
             "--set", f"mlflow.artifactRoot=s3://{BUCKET}/mlflow",
             "--set", f"storage.s3EndpointUrl={self.s3_endpoint}",

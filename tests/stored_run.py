@@ -160,9 +160,12 @@ def store_run(
 NO_DSR = "not available for this run: no hyperparameter search was recorded (tune/trials.parquet is absent)"
 
 
-def evaluated_metrics(sharpe: float, buy_and_hold: float, dsr: float | None) -> dict:
-    """metrics.json as the evaluate stage writes it, with chosen numbers."""
+def evaluated_metrics(
+    sharpe: float, buy_and_hold: float, dsr: float | None, period: dict[str, str] | None = None
+) -> dict:
+    """metrics.json as the evaluate stage writes it, with chosen numbers (over ``period``, if given)."""
     return {
+        **({"period": period} if period else {}),
         "policy": {"sharpe": sharpe, "total_return": sharpe / 10},
         "buy_and_hold": {"sharpe": buy_and_hold, "total_return": buy_and_hold / 10},
         "statistics": {"psr": 0.9, "dsr": dsr, "n_trials": None if dsr is None else 8},
@@ -188,6 +191,8 @@ def register_policy_run(
     write_policy(storage.local_path(model_uri), cfg, scaler, seed, hidden, recurrent)
     metrics_uri = join(cfg.run_root, f"evaluation-{seed}", "metrics.json")
     report_uri = join(cfg.run_root, f"evaluation-{seed}", "report.html")
-    storage.write_json(metrics_uri, evaluated_metrics(sharpe, buy_and_hold, dsr))
+    test = storage.read_dataset(uris["split"]).query("part == 'test'")["timestamp"]
+    period = {"start": str(test.min())[:10], "end": str(test.max())[:10]}
+    storage.write_json(metrics_uri, evaluated_metrics(sharpe, buy_and_hold, dsr, period))
     storage.write_bytes(report_uri, b"<html>report</html>")
     return model_uri, register.run(cfg, uris["split"], model_uri, metrics_uri, report_uri)

@@ -66,7 +66,7 @@ def test_model_version_is_champion(demo_run):
 
     mlflow.set_tracking_uri(cfg.tracking_uri)
     mlflow.set_registry_uri(cfg.tracking_uri)
-    assert resolve_alias(cfg.registry.model_name, CHAMPION) == summary.deployment["model_version"] == 1
+    assert resolve_alias(cfg.model_name, CHAMPION) == summary.deployment["model_version"] == 1
 
 
 def test_train_run_holds_curve_provenance_evaluation_and_gate(demo_run):
@@ -74,7 +74,7 @@ def test_train_run_holds_curve_provenance_evaluation_and_gate(demo_run):
     from mlflow.tracking import MlflowClient
 
     use_registry(cfg.tracking_uri)
-    version = model_version(cfg.registry.model_name, summary.deployment["model_version"])
+    version = model_version(cfg.model_name, summary.deployment["model_version"])
     tags = version.run_tags
     assert tags["rsc.kind"] == "train" and tags["rsc.model_uri"] == join(cfg.run_root, "model")
     assert tags["rsc.data.split_sha256"] == Storage().read_manifest(join(cfg.run_root, "split"))["sha256"]
@@ -166,7 +166,7 @@ def test_summary_fits_80_columns_with_every_strategy(demo_run):
     assert "…" not in text, text
     rows = {line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")}
     assert {"policy", "buy_and_hold", "flat"} <= rows
-    assert f"serving rsc-policy v{summary.deployment['model_version']} (@champion)" in text
+    assert f"serving {cfg.model_name} v{summary.deployment['model_version']} (@champion)" in text
 
 
 def test_every_file_under_the_run_root_belongs_to_the_run_layout(demo_run):

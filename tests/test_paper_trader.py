@@ -291,8 +291,8 @@ def test_registry_decisions_and_the_shadow_challenger_come_from_mlflow(tmp_path)
     (folder / POLICY_FILE).write_text(policy.spec.to_json())
     configure(cfg.tracking_uri, "paper-test", f"file://{tmp_path}/mlartifacts")
     uri, _ = log_policy(folder, frame.tail(policy.min_bars), {}, {}, {}, {}, "paper-test")
-    version = register_policy(uri, cfg.registry.model_name)  # the new version is the challenger
-    set_alias(cfg.registry.model_name, CHAMPION, version)
+    version = register_policy(uri, cfg.model_name)  # the new version is the challenger
+    set_alias(cfg.model_name, CHAMPION, version)
     outcome = build_trader(cfg, MemorySink()).run()
     events = list(Ledger(Storage(), ledger_uri(cfg)).events())
     closes = frame.close.to_numpy()
@@ -300,9 +300,7 @@ def test_registry_decisions_and_the_shadow_challenger_come_from_mlflow(tmp_path)
     for book in (CHAMPION, CHALLENGER):
         decisions = of(events, "decision", book)
         assert [d["target"] for d in decisions] == went_up
-        assert {(d["model_name"], d["model_version"]) for d in decisions} == {
-            (cfg.registry.model_name, version)
-        }
+        assert {(d["model_name"], d["model_version"]) for d in decisions} == {(cfg.model_name, version)}
     champion, challenger = outcome.state.books[CHAMPION], outcome.state.books[CHALLENGER]
     # One model, one feed, one broker: one result (only the pending orders' ids name their book).
     assert (champion.cash, champion.units, champion.equity) == (

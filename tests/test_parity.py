@@ -45,7 +45,7 @@ def served(tmp_path_factory, ray_session):
         )
         uris = store_run(cfg, recurrent=recurrent)
         model_uri, _ = register_policy_run(cfg, uris, 3, sharpe=1.0, recurrent=recurrent)
-        url = deploy(cfg.serve, ray_session.address, cfg.tracking_uri, cfg.registry.model_name, None)
+        url = deploy(cfg.serve, ray_session.address, cfg.tracking_uri, cfg.model_name, None)
         apps[kind] = (cfg, uris, model_uri, url)
     yield apps
     serve.shutdown()

@@ -119,7 +119,7 @@ def registry(module_registry):
 def test_register_logs_into_the_train_run(registry):
     cfg, _, train_run, results = registry
     _, first = results[0]
-    assert first.run_id == train_run and model_version(cfg.registry.model_name, 1).run_id == train_run
+    assert first.run_id == train_run and model_version(cfg.model_name, 1).run_id == train_run
     client = MlflowClient()
     run = client.get_run(train_run)
     curve = client.get_metric_history(train_run, "episode_return_mean")
@@ -143,11 +143,14 @@ def test_a_policy_without_train_run_gets_its_own_run(registry):
 
 def test_gate_decisions_and_aliases(registry):
     cfg, _, _, results = registry
-    name = cfg.registry.model_name
+    name = cfg.model_name
     (_, first), (_, second), (_, third) = results
     assert (first.version, first.promoted, first.champion_version) == (1, True, 1)
     assert (second.version, second.promoted, second.champion_version) == (2, False, 1)
-    assert "sharpe 0.8000 does not beat champion v1 1.0000" in second.reason
+    assert (
+        "sharpe 0.8000 does not beat champion v1 on 2017-07-03..2018-06-13 (as recorded) 1.0000"
+        in second.reason
+    )
     assert (third.promoted, third.champion_version) == (True, 3)
     refused = model_version(name, 2)
     assert refused.tags["rsc.gate.promote"] == "False" and refused.tags["rsc.gate.reason"] == second.reason
@@ -174,7 +177,7 @@ def test_missing_dsr_rejects_with_the_reason(registry, tmp_path):
     )
     _, result = register_policy_run(skipping, uris, 5, sharpe=9.0, dsr=None)
     assert result.promoted and "check skipped" in result.reason
-    assert rollback(cfg.registry.model_name) == (5, 3)  # leave the module's champion as it was
+    assert rollback(cfg.model_name) == (5, 3)  # leave the module's champion as it was
 
 
 def another_model(cfg, name: str):
@@ -286,7 +289,7 @@ print(json.dumps({
 
 def test_pyfunc_loads_and_acts_without_ray(registry, tmp_path):
     cfg, uris, _, _ = registry
-    name = cfg.registry.model_name
+    name = cfg.model_name
     frame = Storage().read_dataset(uris["split"])
     bars = frame[(frame["part"] == TEST) & (frame[SYMBOL] == "SYN")][list(OHLCV_COLUMNS)].tail(120)
     bars_file = tmp_path / "bars.json"
@@ -316,11 +319,11 @@ def test_pyfunc_loads_and_acts_without_ray(registry, tmp_path):
 
 def test_logged_model_has_signature_example_and_pinned_requirements(registry):
     cfg, _, _, _ = registry
-    info = mlflow.models.get_model_info(f"models:/{cfg.registry.model_name}@{CHAMPION}")
+    info = mlflow.models.get_model_info(f"models:/{cfg.model_name}@{CHAMPION}")
     inputs = [c["name"] for c in info.signature.inputs.to_dict()]
     assert inputs == list(OHLCV_COLUMNS)
     assert {p.name for p in info.signature.params} == {"position", "unrealised_return", "state"}
-    local = mlflow.artifacts.download_artifacts(f"models:/{cfg.registry.model_name}@{CHAMPION}")
+    local = mlflow.artifacts.download_artifacts(f"models:/{cfg.model_name}@{CHAMPION}")
     requirements = Path(local, "requirements.txt").read_text()
     assert "torch==" in requirements and "ray" not in requirements
     example = json.loads(Path(local, "input_example.json").read_text())

@@ -84,7 +84,7 @@ def served(tmp_path_factory, ray_session):
     )
     uris = store_run(cfg)
     register_policy_run(cfg, uris, 1, sharpe=1.0)
-    url = deploy(cfg.serve, ray_session.address, cfg.tracking_uri, cfg.registry.model_name, cfg.monitor)
+    url = deploy(cfg.serve, ray_session.address, cfg.tracking_uri, cfg.model_name, cfg.monitor)
     yield cfg, uris, url, statsd
     serve.shutdown()
     statsd.close()
@@ -110,7 +110,7 @@ def test_bars_window_gets_the_registered_policys_action(served):
     assert body == {
         "action": int(expected["action"][0]),
         "target_position": float(expected["target_position"][0]),
-        "model_name": cfg.registry.model_name,
+        "model_name": cfg.model_name,
         "model_version": 1,
     }
 
@@ -337,7 +337,7 @@ def test_moving_the_alias_under_load_fails_no_request(served):
     time.sleep(1.0)
     use_registry(cfg.tracking_uri)
     marks = [len(c.seen) for c in clients]
-    assert rollback(cfg.registry.model_name) == (2, 1)
+    assert rollback(cfg.model_name) == (2, 1)
     back = [wait_for(c, 1, m) for c, m in zip(clients, marks, strict=True)]
     time.sleep(1.0)
     for client in clients:
@@ -376,6 +376,7 @@ def test_rsc_serve_runs_the_champion_on_localhost_until_interrupted(served, tmp_
         str(CONFIGS / "smoke.yaml"),
         f"storage.root={cfg.storage.root}",
         f"serve.port={port}",
+        f"registry.model_name={cfg.model_name}",  # the fixture's lineage (its symbols differ)
         "monitor.enabled=false",
     ]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -395,7 +396,7 @@ def test_rsc_serve_runs_the_champion_on_localhost_until_interrupted(served, tmp_
         assert ready.wait(timeout=240), "".join(lines)[-3000:]
         url = f"http://127.0.0.1:{port}"
         model = requests.get(f"{url}/v1/model", timeout=10).json()
-        assert model["model_name"] == cfg.registry.model_name and model["alias"] == "champion"
+        assert model["model_name"] == cfg.model_name and model["alias"] == "champion"
         w, f = model["window"], len(model["feature_names"])
         answer = requests.post(f"{url}/v1/act", json={"features": [[0.0] * f] * w}, timeout=30)
         assert answer.status_code == 200 and answer.json()["model_version"] == model["model_version"]
@@ -405,7 +406,7 @@ def test_rsc_serve_runs_the_champion_on_localhost_until_interrupted(served, tmp_
         reader.join(timeout=10)
     output = "".join(lines)
     assert process.returncode == 0, output[-3000:]
-    assert f"serving {cfg.registry.model_name}@champion at http://127.0.0.1:{port}" in output
+    assert f"serving {cfg.model_name}@champion at http://127.0.0.1:{port}" in output
     assert "stopped" in output
 
 

@@ -3,8 +3,10 @@
 ``promote`` runs the same gate as the register stage on the numbers stored with the version (its test
 metrics, buy-and-hold's, its deflated Sharpe) against the current champion; ``--force`` promotes
 anyway and records that it was forced. ``rollback`` moves ``champion`` back to the previous champion.
-``migrate`` renames an experiment an earlier version created with a direct ``s3://`` location, so that
-the next run's experiment keeps its artifacts behind the tracking server's proxy.
+``migrate`` copies the versions of ``rsc-policy`` (the one model every lineage shared before lineages)
+into one model per lineage, each with its champion, and renames an experiment an earlier version
+created with a direct ``s3://`` location, so that the next run's experiment keeps its artifacts behind
+the tracking server's proxy.
 A running endpoint follows the alias within ``serve.alias_poll_s``.
 """
 
@@ -29,7 +31,7 @@ def _connect(cfg: Settings) -> str:
     from rsc.registry.tracking import use_registry
 
     use_registry(cfg.tracking_uri)
-    return cfg.registry.model_name
+    return cfg.model_name
 
 
 def _version(name: str, target: str) -> int:
@@ -81,13 +83,14 @@ def cmd_list(args: argparse.Namespace, load: SettingsLoader) -> int:
 def cmd_promote(args: argparse.Namespace, load: SettingsLoader) -> int:
     from rsc.registry.promotion import promote, record_decision, run_gate
     from rsc.registry.tracking import CHAMPION, resolve_alias
+    from rsc.stages.champion_window import rescorer_for_version
 
     cfg = load(args)
     name = _connect(cfg)
     version = _version(name, args.target)
     if resolve_alias(name, CHAMPION) == version:
         raise LookupError(f"{name} version {version} is already the champion")
-    decision = run_gate(name, version, cfg.registry)
+    decision = run_gate(name, version, cfg.registry, rescorer_for_version(cfg, name, version))
     if args.force and not decision.promote:
         decision = replace(decision, promote=True, reason=f"forced by the operator over: {decision.reason}")
     record_decision(name, version, decision, forced=args.force)
@@ -124,9 +127,15 @@ def _run(func: Callable[[argparse.Namespace, SettingsLoader], int], load: Settin
 
 
 def cmd_migrate(args: argparse.Namespace, load: SettingsLoader) -> int:
+    from rsc.registry.lineage import LEGACY_MODEL_NAME, migrate_legacy_model
     from rsc.registry.tracking import migrate_experiment
 
     cfg = load(args)
+    _connect(cfg)  # points MLflow at the registry
+    champions = migrate_legacy_model()
+    for name, champion in sorted(champions.items()):
+        held = f"@champion v{champion}" if champion is not None else "no champion"
+        print(f"{LEGACY_MODEL_NAME} -> {name} ({held}); {LEGACY_MODEL_NAME} itself is left as it was")
     renamed = migrate_experiment(cfg.tracking_uri, cfg.registry.experiment)
     if renamed is None:
         print(f"experiment {cfg.registry.experiment!r} needs no migration")
@@ -147,7 +156,8 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
     promote.add_argument("--force", action="store_true", help="promote even if the gate refuses")
     rollback = actions.add_parser("rollback", help="move champion back to the previous champion")
     migrate = actions.add_parser(
-        "migrate", help="move an experiment made by an earlier version onto the server's artifact proxy"
+        "migrate",
+        help="split rsc-policy into one model per lineage; move an old experiment onto the artifact proxy",
     )
     commands_ = ((list_, cmd_list), (promote, cmd_promote), (rollback, cmd_rollback), (migrate, cmd_migrate))
     for parser, func in commands_:

@@ -1,4 +1,4 @@
-"""``rsc serve``: the policy endpoint for ``models:/<registry.model_name>@<serve.alias>`` on this machine.
+"""``rsc serve``: the policy endpoint for ``models:/<lineage>@<serve.alias>`` on this machine.
 
 Without ``ray.address`` Ray starts in this process and the endpoint lives until Ctrl-C; with it, the
 app is deployed to that cluster and outlives the command.
@@ -24,15 +24,15 @@ def cmd_serve(args: argparse.Namespace, load: SettingsLoader) -> int:
 
     cfg = load(args)
     use_registry(cfg.tracking_uri)
-    if resolve_alias(cfg.registry.model_name, cfg.serve.alias) is None:
+    if resolve_alias(cfg.model_name, cfg.serve.alias) is None:
         print(
-            f"rsc: nothing to serve: no version of {cfg.registry.model_name} at {cfg.tracking_uri} has the "
+            f"rsc: nothing to serve: no version of {cfg.model_name} at {cfg.tracking_uri} has the "
             f"alias {cfg.serve.alias!r} (run the pipeline, or `rsc registry promote VERSION`)",
             file=sys.stderr,
         )
         return 2
     try:
-        url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, cfg.registry.model_name, cfg.monitor)
+        url = deploy(cfg.serve, cfg.ray.address, cfg.tracking_uri, cfg.model_name, cfg.monitor)
     except KeyboardInterrupt:  # Ctrl-C while the replicas start: leave nothing running behind
         if cfg.ray.address is None and ray.is_initialized():
             serve.shutdown()
@@ -41,9 +41,7 @@ def cmd_serve(args: argparse.Namespace, load: SettingsLoader) -> int:
         else:
             print(f"interrupted; the application {cfg.serve.app_name!r} may still be starting on the cluster")
         return 130
-    print(
-        f"serving {cfg.registry.model_name}@{cfg.serve.alias} at {url}/v1/act (OpenAPI: {url}/openapi.json)"
-    )
+    print(f"serving {cfg.model_name}@{cfg.serve.alias} at {url}/v1/act (OpenAPI: {url}/openapi.json)")
     if cfg.ray.address is not None:
         return 0
     stop = threading.Event()

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from rsc.config.lineage import lineage_model_name
+
 
 class Section(BaseModel):
     """Base of every settings section: strict keys, immutable after parsing."""
@@ -152,6 +154,12 @@ class DataSettings(Section):
     )
     validation: ValidationSettings = ValidationSettings()
     yfinance: YahooSettings = YahooSettings()
+    frequency: str | None = Field(
+        None,
+        pattern=r"^[0-9]+(m|h|d|wk|mo)$",
+        description="Bar size (1m, 5m, 1h, 1d, 1wk, 1mo, ...); None: Yahoo's interval, else 1d. Ingest "
+        "checks it against the bars; it names the model lineage.",
+    )
     start: date = Field(date(2010, 1, 1), description="First bar date (inclusive).")
     end: date = Field(date(2018, 12, 31), description="Last bar date (inclusive).")
 
@@ -338,7 +346,14 @@ class RegistrySettings(Section):
         None, description="MLflow tracking URI; None = sqlite in the storage root."
     )
     experiment: str = Field("rsc", description="MLflow experiment name.")
-    model_name: str = Field("rsc-policy", description="Registered model name.")
+    model_name: str | None = Field(
+        None,
+        description="Registered model name; None: the lineage's own, rsc-<strategy>-<universe>-<frequency> "
+        "(e.g. rsc-demo-spx-1d), so that models of other instruments or bar sizes never share a champion.",
+    )
+    strategy: str | None = Field(
+        None, description="The strategy part of the derived model name; None: run.name."
+    )
     promotion_metric: str = Field("sharpe", description="Test-period metric the promotion gate compares.")
     min_improvement: float = Field(
         0.0, description="Margin the challenger must beat the champion (and buy-and-hold) by."
@@ -645,6 +660,21 @@ class Settings(Section):
         """URI under which every artifact of this execution is written: ``<root>/<name>[/<id>]``."""
         root = f"{self.storage.root.rstrip('/')}/{self.run.name}"
         return f"{root}/{self.run.id}" if self.run.id else root
+
+    @property
+    def frequency(self) -> str:
+        """The bar size: ``data.frequency``, else Yahoo's interval for that source, else daily."""
+        if self.data.frequency:
+            return self.data.frequency
+        return self.data.yfinance.interval if self.data.source == "yfinance" else "1d"
+
+    @property
+    def model_name(self) -> str:
+        """The registered model: ``registry.model_name``, else the lineage's derived name."""
+        if self.registry.model_name:
+            return self.registry.model_name
+        strategy = self.registry.strategy or self.run.name
+        return lineage_model_name(strategy, self.data.symbols, self.frequency)
 
     @property
     def tracking_uri(self) -> str:

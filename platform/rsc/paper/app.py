@@ -44,7 +44,7 @@ def champion_source(cfg: Settings, endpoint: str | None = None) -> DecisionSourc
     """The Serve endpoint (``paper.decisions: http``) or the registry's @champion in process."""
     if cfg.paper.decisions == "http":
         return HttpDecisions(endpoint or endpoint_of(cfg))
-    return PolicyDecisions.from_registry(cfg.tracking_uri, cfg.registry.model_name, CHAMPION)
+    return PolicyDecisions.from_registry(cfg.tracking_uri, cfg.model_name, CHAMPION)
 
 
 def build_trader(
@@ -61,7 +61,7 @@ def build_trader(
     """
     storage = Storage.from_settings(cfg.storage)
     if challenger is None and cfg.paper.shadow:
-        challenger = PolicyDecisions.from_registry(cfg.tracking_uri, cfg.registry.model_name, CHALLENGER)
+        challenger = PolicyDecisions.from_registry(cfg.tracking_uri, cfg.model_name, CHALLENGER)
     return PaperTrader(
         cfg,
         make_feed(cfg, storage),

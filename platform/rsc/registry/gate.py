@@ -1,9 +1,12 @@
 """The promotion gate: the challenger becomes champion only on out-of-sample evidence.
 
-Three checks, each recorded with its numbers whether it passes or not:
+The checks, each recorded with its numbers whether it passes or not:
 
-1. the challenger's test metric beats the current champion's by ``min_improvement`` (passes when
-   there is no champion yet);
+0. the champion is comparable at all: the same universe and bar frequency (its lineage), and it never
+   trained or was selected on the challenger's test window;
+1. the challenger's test metric beats the champion's *on the challenger's test window* (the champion
+   re-scored there, ``rsc.stages.champion_window``) by ``min_improvement`` (passes when there is no
+   champion yet);
 2. it beats buy-and-hold on the same test period by the same margin (``require_beat_benchmark``);
 3. its deflated Sharpe ratio (Bailey & López de Prado, 2014) is above ``min_deflated_sharpe``. A run
    without a hyperparameter search has no DSR: ``missing_deflated_sharpe`` says whether that rejects
@@ -27,10 +30,14 @@ class GateEvidence:
     metric: str
     challenger: float
     buy_and_hold: float
-    champion: float | None = None
+    champion: float | None = None  # the champion's figure on the challenger's test window
     champion_version: int | None = None
     deflated_sharpe: float | None = None
     deflated_sharpe_note: str | None = None  # why the DSR is missing, when it is
+    window: str | None = None  # the challenger's test window, first..last date
+    champion_recorded: float | None = None  # the champion's own figure, from its own test window
+    champion_rescored: bool = False  # True: computed on the window; False: its recorded figure is that
+    not_comparable: str | None = None  # why the champion cannot be compared (lineage or window)
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,30 @@ def _beats(name: str, metric: str, value: float, other: float, other_name: str, 
     )
 
 
+def _comparable_check(evidence: GateEvidence) -> Check:
+    if evidence.not_comparable:
+        return Check("comparable", "fail", evidence.not_comparable)
+    if evidence.champion_version is None:
+        return Check("comparable", "pass", "no champion yet")
+    return Check(
+        "comparable",
+        "pass",
+        f"champion v{evidence.champion_version}: same universe and bar size, never saw this window",
+    )
+
+
 def _champion_check(evidence: GateEvidence, margin: float) -> Check:
+    if evidence.not_comparable:
+        return Check("champion", "skip", "no comparison: the champion is not comparable")
     if evidence.champion is None:
         return Check("champion", "pass", "no champion yet")
     label = f"champion v{evidence.champion_version}" if evidence.champion_version else "champion"
+    if evidence.window:
+        how = "re-scored" if evidence.champion_rescored else "as recorded"
+        label += f" on {evidence.window} ({how}"
+        if evidence.champion_recorded is not None and evidence.champion_rescored:
+            label += f"; {evidence.champion_recorded:.4f} on its own window"
+        label += ")"
     return _beats("champion", evidence.metric, evidence.challenger, evidence.champion, label, margin)
 
 
@@ -103,6 +130,7 @@ def decide_promotion(evidence: GateEvidence, settings: RegistrySettings) -> Gate
     """Promote when no check fails; the reason lists every check, passed, failed or skipped."""
     margin = settings.min_improvement
     checks = (
+        _comparable_check(evidence),
         _champion_check(evidence, margin),
         _benchmark_check(evidence, margin, settings.require_beat_benchmark),
         _deflated_check(evidence, settings),

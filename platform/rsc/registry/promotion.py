@@ -11,51 +11,102 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from rsc.config.settings import RegistrySettings
 from rsc.registry.gate import GateDecision, GateEvidence, decide_promotion
-from rsc.registry.tracking import CHAMPION, model_version, resolve_alias, set_alias
+from rsc.registry.lineage import CONDITIONS_TAG, HISTORY_TAG, SEEN_UNTIL_TAG, TEST_WINDOW_TAG, Lineage
+from rsc.registry.tracking import CHAMPION, ModelVersion, model_version, resolve_alias, set_alias
+
+Rescore = Callable[[str, int], float]  # (model, version) -> its figure on the challenger's test window
 
 log = logging.getLogger(__name__)
 
 PREVIOUS_CHAMPION = "previous_champion"
-HISTORY_TAG = "rsc.champion_history"
 HISTORY_LIMIT = 100
 TEST_PREFIX = "test"  # evaluation metrics are logged as test/<strategy>/<figure>
 NOTE_TAG_PREFIX = "rsc.note."  # why a statistic of metrics.json is null (rsc.note.dsr, ...)
 DSR = "dsr"
+EVALUATION_TAG = "rsc.evaluation_uri"  # the metrics.json a version's test figures come from
 
 
 def metric_key(strategy: str, figure: str) -> str:
     return f"{TEST_PREFIX}/{strategy}/{figure}"
 
 
-def gate_evidence(name: str, version: int, metric: str) -> GateEvidence:
-    """The numbers to decide on: the version's own test metrics and the current champion's."""
+def _not_comparable(champion: ModelVersion, challenger: ModelVersion) -> str | None:
+    """Why the champion cannot be measured against the challenger, from the versions' lineage tags."""
+    label = f"champion v{champion.version}"
+    ours, theirs = Lineage.from_tags(challenger.tags), Lineage.from_tags(champion.tags)
+    if ours is not None and theirs is not None and (why := theirs.differs_from(ours)):
+        return (
+            f"{label} is another lineage: {why.replace('it trades', 'this version trades')} "
+            f"(champion: {theirs.describe()}, this version: {ours.describe()}); a lineage is one strategy on "
+            "one universe at one bar size: register it under its own name (the derived "
+            "registry.model_name does)"
+        )
+    window = challenger.tags.get(TEST_WINDOW_TAG)
+    seen = champion.tags.get(SEEN_UNTIL_TAG)
+    if window and seen and seen >= window.split("..")[0]:
+        return (
+            f"{label} trained or was selected on bars up to {seen}, inside this version's test window "
+            f"{window}: it cannot be scored fairly there"
+        )
+    return None
+
+
+def gate_evidence(name: str, version: int, metric: str, rescore: Rescore | None = None) -> GateEvidence:
+    """The numbers to decide on: the version's own test metrics and the champion's on the same window.
+
+    Args:
+        rescore: the champion's figure on this version's test window, when its own test window or its
+            evaluation conditions differ (``rsc.stages.champion_window``). Without one, such a champion
+            is not comparable.
+    """
     challenger = model_version(name, version)
     key = metric_key("policy", metric)
     if key not in challenger.metrics:
         raise LookupError(f"{name} version {version}: its run {challenger.run_id} has no metric {key!r}")
-    champion_version = resolve_alias(name, CHAMPION)
-    champion = None
-    if champion_version is not None and champion_version != version:
-        champion = model_version(name, champion_version).metrics.get(key)
-    return GateEvidence(
+    evidence = GateEvidence(
         metric=metric,
         challenger=challenger.metrics[key],
         buy_and_hold=challenger.metrics.get(metric_key("buy_and_hold", metric), float("nan")),
-        champion=champion,
-        champion_version=champion_version if champion is not None else None,
         deflated_sharpe=challenger.metrics.get(metric_key("statistics", DSR)),
         deflated_sharpe_note=challenger.run_tags.get(NOTE_TAG_PREFIX + DSR),
+        window=challenger.tags.get(TEST_WINDOW_TAG),
     )
+    champion_version = resolve_alias(name, CHAMPION)
+    if champion_version is None or champion_version == version:
+        return evidence
+    champion = model_version(name, champion_version)
+    recorded = champion.metrics.get(key)
+    evidence = replace(evidence, champion_version=champion_version, champion_recorded=recorded)
+    if why := _not_comparable(champion, challenger):
+        return replace(evidence, not_comparable=why)
+    same_window = all(
+        champion.tags.get(tag) == challenger.tags.get(tag) is not None
+        for tag in (TEST_WINDOW_TAG, CONDITIONS_TAG)
+    )
+    if same_window or evidence.window is None:  # its record is the figure (or nothing else is known)
+        return replace(evidence, champion=recorded)
+    if rescore is None:
+        return replace(
+            evidence,
+            not_comparable=f"champion v{champion_version} was tested on "
+            f"{champion.tags.get(TEST_WINDOW_TAG, 'another window')} and nothing here can score it on "
+            f"{evidence.window}: run the gate where the challenger's data is (the register stage does)",
+        )
+    return replace(evidence, champion=rescore(name, champion_version), champion_rescored=True)
 
 
-def run_gate(name: str, version: int, settings: RegistrySettings) -> GateDecision:
-    return decide_promotion(gate_evidence(name, version, settings.promotion_metric), settings)
+def run_gate(
+    name: str, version: int, settings: RegistrySettings, rescore: Rescore | None = None
+) -> GateDecision:
+    return decide_promotion(gate_evidence(name, version, settings.promotion_metric, rescore), settings)
 
 
 def record_decision(name: str, version: int, decision: GateDecision, forced: bool = False) -> None:
@@ -68,6 +119,7 @@ def record_decision(name: str, version: int, decision: GateDecision, forced: boo
         "gate/challenger": evidence.challenger,
         "gate/buy_and_hold": evidence.buy_and_hold,
         "gate/champion": evidence.champion,
+        "gate/champion_recorded": evidence.champion_recorded,
         "gate/deflated_sharpe": evidence.deflated_sharpe,
         "gate/promote": float(decision.promote),
     }

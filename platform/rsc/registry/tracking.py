@@ -257,6 +257,12 @@ def register_policy(model_uri: str, name: str) -> int:
     return version
 
 
+def tag_version(name: str, version: int, tags: Mapping[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+
+
 def set_alias(name: str, alias: str, version: int) -> None:
     MlflowClient().set_registered_model_alias(name, alias, str(version))
 

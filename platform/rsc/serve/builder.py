@@ -18,7 +18,7 @@ class PolicyAppArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tracking_uri: str = Field(description="MLflow tracking URI of the registry.")
-    model_name: str = Field("rsc-policy", description="Registered model name.")
+    model_name: str = Field(description="Registered model: the lineage to serve (e.g. rsc-demo-spx-1d).")
     alias: str = Field(CHAMPION, description="Alias of the version to serve (followed as it moves).")
     serve: ServeSettings = Field(
         ServeSettings(), description="Batching, limits and alias polling (the `serve` settings section)."

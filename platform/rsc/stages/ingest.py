@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from rsc.config import Settings
-from rsc.core.schema import SYMBOL
+from rsc.core.schema import SYMBOL, TIMESTAMP
 from rsc.data.progress import Track, untracked
 from rsc.data.sources import clip_dates, make_source
 from rsc.data.validate import accept, check_bars, check_quality_of
+from rsc.registry.lineage import bar_frequency
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout
 
@@ -28,6 +29,27 @@ class IngestResult:
     rows: int
     sha256: str
     symbols: int
+
+
+def check_frequency(frames: list[pd.DataFrame], declared: str) -> None:
+    """The bars' own size must be the one the settings declare: it names the model lineage.
+
+    Raises:
+        ValueError: naming each symbol's bar size and the setting to change.
+    """
+    found = {
+        bars[SYMBOL].iloc[0]: bar_frequency(bars[TIMESTAMP].to_numpy()) for bars in frames if len(bars) > 1
+    }
+    sizes = sorted(set(found.values()))
+    if len(sizes) > 1:
+        listed = ", ".join(f"{symbol} {size}" for symbol, size in sorted(found.items()))
+        raise ValueError(f"the symbols have different bar sizes ({listed}); a run trades one bar size")
+    if sizes and sizes[0] != declared:
+        raise ValueError(
+            f"the bars are {sizes[0]} bars but the settings declare {declared}: "
+            f"set data.frequency={sizes[0]} "
+            "(the bar size names the model lineage, rsc-<strategy>-<symbols>-<bar size>)"
+        )
 
 
 def run(cfg: Settings, track: Track = untracked) -> IngestResult:
@@ -50,6 +72,7 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     if empty:
         raise ValueError(f"no bars between {data.start} and {data.end} for symbol(s) {sorted(empty)}")
     frame = pd.concat(frames, ignore_index=True)
+    check_frequency(frames, cfg.frequency)
     layout = RunLayout(cfg.run_root)
     bars_uri = layout.bars
     manifest = storage.write_dataset(bars_uri, frame, inputs=inputs)

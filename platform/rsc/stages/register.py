@@ -16,19 +16,31 @@ from pathlib import Path
 from typing import Any
 
 from rsc.config import Settings
+from rsc.config.settings import EnvSettings
 from rsc.core.policy_spec import PolicySpec
-from rsc.core.schema import CHECKPOINT_DIR, TEST
+from rsc.core.schema import CHECKPOINT_DIR, SYMBOL, TEST, TIMESTAMP
+from rsc.registry.lineage import CONDITIONS_TAG, SEEN_UNTIL_TAG, TEST_WINDOW_TAG, run_lineage
 from rsc.registry.policy import Policy
-from rsc.registry.promotion import NOTE_TAG_PREFIX, TEST_PREFIX, promote, record_decision, run_gate
+from rsc.registry.promotion import (
+    EVALUATION_TAG,
+    NOTE_TAG_PREFIX,
+    TEST_PREFIX,
+    promote,
+    record_decision,
+    run_gate,
+)
 from rsc.registry.provenance import policy_tags
 from rsc.registry.tracking import (
     CHAMPION,
     configure,
     find_training_run,
+    load_version,
     log_policy,
     register_policy,
     resolve_alias,
+    tag_version,
 )
+from rsc.stages.champion_window import conditions, window_rescorer
 from rsc.storage import Storage, join
 
 log = logging.getLogger(__name__)
@@ -65,6 +77,14 @@ def _provenance(cfg: Settings, model_uri: str, spec: PolicySpec) -> dict[str, st
     )
 
 
+def _test_window(results: Mapping[str, Any]) -> tuple[str, str] | None:
+    """First and last date of the evaluated test period (metrics.json's ``period``)."""
+    period = results.get("period") or {}
+    if not period.get("start") or not period.get("end"):
+        return None
+    return str(period["start"])[:10], str(period["end"])[:10]
+
+
 def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_uri: str) -> RegisterResult:
     storage = Storage.from_settings(cfg.storage)
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
@@ -93,7 +113,7 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
                 "validation": {k.split("/", 1)[1]: v for k, v in spec.validation.items()},
             },
             tags={
-                "rsc.evaluation_uri": metrics_uri,
+                EVALUATION_TAG: metrics_uri,
                 **{NOTE_TAG_PREFIX + k: str(v) for k, v in results.get("notes", {}).items()},
                 **({} if train_run else _provenance(cfg, model_uri, spec)),
             },
@@ -102,9 +122,28 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
             run_id=train_run,
             config=cfg.model_dump(mode="json"),
         )
-    name = cfg.registry.model_name
+    name = cfg.model_name
     version = register_policy(uri, name)
-    decision = run_gate(name, version, cfg.registry)
+    frame = storage.read_dataset(split_uri)
+    window = _test_window(results)
+    env = EnvSettings.model_validate(spec.env) if spec.env else cfg.env  # as the evaluate stage ran it
+    symbols = frame[SYMBOL].unique() if SYMBOL in frame.columns else cfg.data.symbols
+    tag_version(
+        name,
+        version,
+        {
+            **run_lineage(cfg, symbols, frame[TIMESTAMP].to_numpy()).tags(),
+            SEEN_UNTIL_TAG: str(cfg.split.validation_end),
+            CONDITIONS_TAG: conditions(env, cfg.evaluate),
+            **({TEST_WINDOW_TAG: "..".join(window)} if window else {}),
+        },
+    )
+    rescore = None
+    if window:
+        symbol = cfg.data.symbols[0] if SYMBOL in frame.columns else None
+        metric = cfg.registry.promotion_metric
+        rescore = window_rescorer(frame, symbol, window, env, cfg.evaluate, metric, load_version)
+    decision = run_gate(name, version, cfg.registry, rescore)
     record_decision(name, version, decision)
     if decision.promote:
         promote(name, version)
