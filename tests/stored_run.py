@@ -132,7 +132,8 @@ def store_run(
     bars = pd.concat(
         [synthetic_bars(n_bars, seed=i, symbol=s) for i, s in enumerate(symbols)], ignore_index=True
     )
-    frame = assign_parts(add_features(bars, cfg.features), cfg.split.train_end, cfg.split.validation_end)
+    features = add_features(bars, cfg.features)
+    frame = assign_parts(features, cfg.split.train_end, cfg.split.validation_end, cfg.split.holdout_bars)
     scaler = fit_scaler(frame, feature_names(indicator_refs(cfg.features)))
     uris = {
         "split": join(cfg.run_root, "split"),

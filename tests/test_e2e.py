@@ -24,7 +24,13 @@ def demo_run(tmp_path_factory, ray_session):
     from ray import serve
 
     root = tmp_path_factory.mktemp("e2e")
-    cfg = smoke_settings(root, f"ray.address={ray_session.address}", f"serve.port={free_port()}")
+    cfg = smoke_settings(
+        root,
+        f"ray.address={ray_session.address}",
+        f"serve.port={free_port()}",
+        "env.spread_factor=0.5",  # a range-based spread and a stop-loss, through every stage
+        "env.stop_loss=0.05",
+    )
     terminal = io.StringIO()
     summary = execute(cfg, console=Console(file=terminal, width=100))
     assert summary.settings.run.id and summary.settings.run_root.endswith(f"/smoke/{summary.settings.run.id}")
@@ -92,6 +98,15 @@ def test_artifacts_left_behind(demo_run):
     assert (root / "model" / "checkpoint").is_dir()
     assert (root / "evaluation" / "report.html").read_text().count("data:image/png;base64,") >= 1
     assert (Storage().local_path(cfg.storage.root) / "mlflow.db").is_file()
+    contract = Storage().read_json(join(cfg.run_root, "model", "policy.json"))
+    assert contract["env"]["spread_factor"] == 0.5 and contract["env"]["stop_loss"] == 0.05
+    search = Storage().read_json(join(cfg.run_root, "evaluation", "metrics.json"))["search"]
+    every, iterations = cfg.train.eval_every, cfg.train.iterations
+    assert search["final_training_checkpoints"] == len({1, *range(every, iterations + 1, every)})
+    assert search["raw_count"] == (
+        search["tune_checkpoints"] + search["walk_forward_checkpoints"] + search["final_training_checkpoints"]
+    )
+    assert 1 <= search["effective_trials"] <= search["clustered_series"] == search["tune_checkpoints"]
 
 
 def test_served_action_for_valid_request(demo_run):

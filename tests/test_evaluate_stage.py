@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rsc.cli.main import main
+from rsc.core.artifacts import SearchRecord
 from rsc.core.execution import Costs
+from rsc.evaluate import stats
 from rsc.evaluate.backtest import backtest
 from rsc.evaluate.benchmarks import buy_and_hold
 from rsc.monitor import MemorySink, names
 from rsc.stages import evaluate
 from rsc.stages.register import numeric_leaves
 from rsc.storage import Storage
+from rsc.storage.layout import RunLayout, write_artifact
 from tests.conftest import CONFIGS, smoke_settings
 from tests.stored_run import store_run
+from tests.test_search import grouped_series
 
 OVERRIDES = ("split.validation_end=2017-06-30", "evaluate.random_seeds=30", "data.symbols=[SYN]")
 
@@ -77,6 +83,71 @@ def test_mlflow_gets_the_numbers_and_the_gate_keys(evaluated):
     )
     assert logged["statistics"]["dsr"] == stored["statistics"]["dsr"]
     assert "verdict" not in logged and "annualisation" not in logged["conventions"]
+
+
+def test_the_dsr_counts_independent_tries_and_states_the_raw_count(tmp_path):
+    """Three trials of four checkpoints each (one return stream per trial): N = 3, not 12 and not 1."""
+    cfg = smoke_settings(tmp_path, *OVERRIDES)
+    uris = store_run(cfg, trial_sharpes=[0.1, 0.2, 0.3])  # the older record, which this one replaces
+    layout, storage = RunLayout(cfg.run_root), Storage()
+    series = grouped_series(groups=3, members=4, noise=0.002, bars=240)
+    columns = [f"t{g}/iter-{i}" for g in range(3) for i in range(1, 5)]
+    buffer = io.BytesIO()
+    pd.DataFrame(series, columns=columns).to_parquet(buffer, index=False)
+    storage.write_bytes(layout.checkpoint_returns, buffer.getvalue())
+    compared = {"t0": 0.9, "t1": -0.4, "t2": 1.6}
+    record = SearchRecord(
+        tune_trials={"t0": 4, "t1": 4, "t2": 4},
+        compared_sharpes=compared,
+        walk_forward={"candidate-0/fold-0": 2, "candidate-1/fold-0": 2},
+        final_training=5,
+    )
+    write_artifact(storage, layout.search, record)
+    result = evaluate.run(cfg, uris["split"], uris["scaler"], uris["model"], sink=MemorySink())
+    stored = storage.read_json(result.metrics_uri)
+    statistics, search = stored["statistics"], stored["search"]
+    assert statistics["n_trials"] == 3 and statistics["n_trials_raw"] == 12 + 4 + 5
+    assert search["clustered_series"] == 12 and search["walk_forward_candidates"] == 2
+    periods = stored["conventions"]["periods_per_year"]
+    variance = float(np.var(list(compared.values()), ddof=1)) / periods
+    assert statistics["trials_sharpe_variance"] == pytest.approx(variance * periods)
+    assert statistics["expected_max_sharpe"] == pytest.approx(
+        stats.expected_max_sharpe(3, variance) * np.sqrt(periods)
+    )
+    assert statistics["pbo_splits"] and statistics["pbo"] is not None  # over all 12 checkpoints
+    page = storage.read_bytes(result.report_uri).decode()
+    assert "Tries looked at on validation data: 21" in page and "N = 3" in page
+    assert statistics["dsr"] is not None and "3 independent trials among 21 tries" in stored["verdict"]
+
+
+def test_the_final_holdout_is_reported_once_per_model_and_counted(tmp_path):
+    storage, holdout_bars = Storage(), 60
+    results = []
+
+    def evaluated(cfg, uris):
+        result = evaluate.run(cfg, uris["split"], uris["scaler"], uris["model"], sink=MemorySink())
+        results.append(
+            (storage.read_json(result.metrics_uri), storage.read_bytes(result.report_uri).decode())
+        )
+
+    first = smoke_settings(tmp_path, *OVERRIDES, f"split.holdout_bars={holdout_bars}", "run.name=first")
+    uris = store_run(first)
+    evaluated(first, uris)
+    evaluated(first, uris)  # the same model re-evaluated: not another use
+    second = smoke_settings(tmp_path, *OVERRIDES, f"split.holdout_bars={holdout_bars}", "run.name=second")
+    evaluated(second, store_run(second))
+    split = storage.read_dataset(uris["split"])
+    holdout_rows = split[split["part"] == "holdout"]
+    assert holdout_rows["timestamp"].nunique() == holdout_bars
+    uses = [stored["holdout"]["models_evaluated"] for stored, _ in results]
+    assert uses == [1, 1, 2]  # a re-evaluation is not another model
+    stored, page = results[-1]
+    holdout = stored["holdout"]
+    start, end = (str(t)[:10] for t in (holdout_rows["timestamp"].min(), holdout_rows["timestamp"].max()))
+    assert holdout["window"].endswith(end) and holdout["window"] >= start
+    assert stored["period"]["end"][:10] < start  # the test period stops before the holdout
+    assert set(holdout["policy"]) == {"sharpe", "total_return", "max_drawdown"}
+    assert "this holdout has been used by 2 model(s)" in page
 
 
 def test_stage_without_tune_outputs_says_so(tmp_path):

@@ -82,6 +82,15 @@ def test_gate_reason_carries_the_numbers_and_why_dsr_is_missing():
     assert decision.to_json()["evidence"]["deflated_sharpe"] is None
 
 
+def test_the_final_holdout_goes_on_the_record_and_is_never_judged():
+    line = "Final holdout 2018-10-01..2018-12-31 (63 bars): ...; this holdout has been used by 3 model(s)."
+    evidence = GateEvidence("sharpe", 1.0, 0.5, None, None, 0.99, NO_DSR, holdout=line)
+    decision = decide_promotion(evidence, RegistrySettings())
+    assert decision.promote and decision.checks[-1].name == "holdout"
+    assert decision.checks[-1].outcome == "skip" and "used by 3 model(s)" in decision.reason
+    assert [c.name for c in gate(1.0).checks] == ["comparable", "champion", "buy_and_hold", "deflated_sharpe"]
+
+
 # -- runs, versions and aliases ----------------------------------------------------------------------
 
 

@@ -12,8 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rsc.config.settings import WalkForwardSettings
-from rsc.core.schema import PART, TEST, TRAIN, VALIDATION
-from rsc.data.splits import assign_fold, fold_summary, purge_and_embargo, time_axis, walk_forward
+from rsc.core.schema import HOLDOUT, PART, TEST, TRAIN, VALIDATION
+from rsc.data.splits import (
+    assign_fold,
+    assign_parts,
+    fold_summary,
+    purge_and_embargo,
+    time_axis,
+    walk_forward,
+)
 from rsc.stages import features, ingest, split
 from rsc.storage import Storage
 from tests.conftest import smoke_settings
@@ -109,6 +116,19 @@ def test_fold_rows_cover_every_symbol_and_scaler_uses_train_rows_only():
     assert fold_summary(fold, axis, shocked, ["f"])["scaler"] == summary["scaler"]
     stamps = rows.groupby(PART)["timestamp"]
     assert stamps.max()[TRAIN] < stamps.min()[VALIDATION] and set(rows[PART]) == {TRAIN, VALIDATION}
+
+
+def test_the_holdout_is_the_last_bars_of_every_symbol_after_the_test_part():
+    bars = pd.concat([synthetic_bars(400, seed=i, symbol=s) for i, s in enumerate("AB")], ignore_index=True)
+    axis = np.sort(bars["timestamp"].unique())
+    train_end, validation_end = (pd.Timestamp(axis[k]).date() for k in (200, 300))
+    frame = assign_parts(bars, train_end, validation_end, holdout_bars=40)
+    held = frame[frame[PART] == HOLDOUT]
+    assert len(held) == 2 * 40 and held["timestamp"].min() == axis[-40]
+    assert frame.loc[frame[PART] == TEST, "timestamp"].max() < held["timestamp"].min()
+    assert (assign_parts(bars, train_end, validation_end)[PART] != HOLDOUT).all()  # off by default
+    with pytest.raises(ValueError, match=r"split\.holdout_bars=150 leaves no test part"):
+        assign_parts(bars, train_end, validation_end, holdout_bars=150)
 
 
 def test_split_stage_writes_folds_with_lineage(tmp_path):

@@ -157,6 +157,19 @@ def test_same_seed_same_validation_metrics(smoke_split, ray_session, tmp_path):
     assert [r["episode_return_mean"] for r in runs[0]] == [r["episode_return_mean"] for r in runs[1]]
 
 
+def test_only_fresh_validations_count_as_tries(smoke_split, ray_session, tmp_path):
+    """With eval_every=2, iterations 1 and 2 validate and 3 carries: the checkpoint choice saw 2 tries."""
+    cfg, split = smoke_split
+    spec = load_algorithm_spec(PROJECT / "rllib_configs" / "ppo_smoke.yaml")
+    env = effective_env(spec, cfg.env)
+    environment = env_config(split.split_uri, split.scaler_uri, TRAIN, env, cfg.storage, eval_every=2)
+    config = build_algorithm_config(spec, environment, seed=cfg.run.seed)
+    result = train_algorithm(
+        config, 3, f"file://{tmp_path}/model", Storage(), observation_size(env.window, 5)
+    )
+    assert len(result.history) == 3 and result.validations == 2
+
+
 def test_checkpoints_go_to_s3(smoke_split, ray_session, s3_endpoint, monkeypatch):
     for key, value in {
         "AWS_ACCESS_KEY_ID": "test",

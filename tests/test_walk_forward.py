@@ -14,7 +14,7 @@ from rsc.core.artifacts import FoldRecord
 from rsc.rl.walk_forward import select, summarise, usable_folds
 from rsc.stages import evaluate, tune
 from rsc.storage import Storage, join
-from rsc.storage.layout import read_folds
+from rsc.storage.layout import RunLayout, read_folds, read_search
 from tests.conftest import smoke_settings
 
 
@@ -66,17 +66,30 @@ def test_selection_runs_on_real_folds_and_reaches_the_report(smoke_split, ray_se
         Storage().local_path(cfg.storage.root),
         f"ray.address={ray_session.address}",
         "tune.num_samples=2",
-        "tune.iterations=1",
+        "tune.iterations=2",  # a Tune trial validates every iteration (its scheduler reads each)
+        "tune.selection.iterations=1",
         "tune.selection.walk_forward=true",
         "tune.selection.candidates=2",
         "tune.selection.aggregate=worst",
     )
     result = tune.run(cfg, split.split_uri, split.scaler_uri)
     storage = Storage()
+    layout = RunLayout(cfg.run_root)
     stored = storage.read_bytes(join(cfg.run_root, "tune", "walk_forward.parquet"))
     per_fold = pd.read_parquet(io.BytesIO(stored))
     folds = usable_folds(read_folds(storage, split.folds_uri).folds, str(cfg.split.validation_end))
     assert len(per_fold) == 2 * len(folds) and len(folds) >= 1
+    # The raw count is what ran: every iteration of every Tune trial (its scheduler may stop one early;
+    # a trial validates each iteration), then 2 candidates x folds x 1 re-training iteration.
+    record = read_search(storage, layout.search)
+    experiment = Storage().local_path(layout.sweep)
+    iterations = [len(f.read_text().splitlines()) for f in Path(experiment).glob("*/result.json")]
+    assert len(iterations) == 2 and sorted(record.tune_trials.values()) == sorted(iterations)
+    assert record.raw_count == sum(iterations) + 2 * len(folds) * 1
+    assert set(record.walk_forward.values()) == {1} and len(record.walk_forward) == 2 * len(folds)
+    checkpoints = pd.read_parquet(io.BytesIO(storage.read_bytes(layout.checkpoint_returns)))
+    assert len(checkpoints.columns) == sum(iterations)
+    assert set(record.compared_sharpes) == set(record.tune_trials)
     summary = summarise(per_fold, "eval/sharpe", "worst")
     chosen = select(summary)
     assert per_fold.loc[per_fold.chosen, "candidate"].unique().tolist() == [chosen]

@@ -235,6 +235,12 @@ class SplitSettings(Section):
     validation_end: date = Field(
         date(2017, 12, 31), description="Last date of the validation part; the rest is test."
     )
+    holdout_bars: int | None = Field(
+        None,
+        ge=1,
+        description="The last N bars become a final holdout after the test part: no selection reads "
+        "them, the evaluation reports them once and counts every model evaluated there (None = off).",
+    )
     walk_forward: WalkForwardSettings = WalkForwardSettings()
 
 
@@ -330,6 +336,12 @@ class EvaluateSettings(Section):
     rebalance_every: int = Field(21, ge=1, description="Bars between rebalances of multi-asset benchmarks.")
     covariance_window: int = Field(126, ge=2, description="Trailing returns for minimum-variance weights.")
     pbo_splits: int = Field(16, ge=2, description="Even number of blocks for PBO's CSCV.")
+    trial_correlation: float = Field(
+        0.5,
+        gt=-1,
+        lt=1,
+        description="Validation series correlated at least this much count as one trial in the DSR's N.",
+    )
     confidence: float = Field(0.95, gt=0.5, lt=1, description="PSR/DSR needed to call a result skill.")
 
     @model_validator(mode="after")

@@ -60,3 +60,39 @@ class TuneOutcome(_Artifact):
     best_metric: float | None = None
     trials: int = 0
     algorithm: str | None = None
+
+
+class SearchRecord(_Artifact):
+    """``tune/search.json``: every model the selection looked at on validation data, counted where it ran.
+
+    A "try" is one validation backtest whose figure a choice could follow: each checkpoint of each Tune
+    trial, each checkpoint of each walk-forward re-training (candidate x fold), and each checkpoint of
+    the final training (whose best iteration is kept). The tune stage writes the first two, the train
+    stage adds its own.
+    """
+
+    tune_trials: dict[str, int] = Field(default_factory=dict, description="trial id -> validations")
+    compared_sharpes: dict[str, float] = Field(
+        default_factory=dict, description="trial id -> the validation Sharpe ratio the sweep ranked it by"
+    )
+    walk_forward: dict[str, int] = Field(
+        default_factory=dict, description="candidate-<n>/fold-<k> -> validations of that re-training"
+    )
+    final_training: int | None = Field(None, description="validations of the final training")
+
+    @property
+    def raw_count(self) -> int:
+        return sum(self.tune_trials.values()) + sum(self.walk_forward.values()) + (self.final_training or 0)
+
+    def breakdown(self) -> dict[str, int]:
+        """The raw count by where it ran (the report's and metrics.json's wording)."""
+        candidates = {key.split("/")[0] for key in self.walk_forward}
+        folds = {key.split("/")[-1] for key in self.walk_forward}
+        return {
+            "tune_trials": len(self.tune_trials),
+            "tune_checkpoints": sum(self.tune_trials.values()),
+            "walk_forward_candidates": len(candidates),
+            "walk_forward_folds": len(folds),
+            "walk_forward_checkpoints": sum(self.walk_forward.values()),
+            "final_training_checkpoints": self.final_training or 0,
+        }

@@ -18,6 +18,7 @@ BAR_COLUMNS: tuple[str, ...] = (TIMESTAMP, *OHLCV_COLUMNS)
 PART = "part"
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 PARTS: tuple[str, ...] = (TRAIN, VALIDATION, TEST)
+HOLDOUT = "holdout"  # the last split.holdout_bars bars, after the test part; no selection reads them
 
 FLOAT_DTYPE = "float64"
 

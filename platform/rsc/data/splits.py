@@ -20,11 +20,14 @@ import numpy as np
 import pandas as pd
 
 from rsc.config.settings import WalkForwardSettings
-from rsc.core.schema import PART, TEST, TIMESTAMP, TRAIN, VALIDATION
+from rsc.core.schema import HOLDOUT, PART, TEST, TIMESTAMP, TRAIN, VALIDATION
 
 
-def assign_parts(frame: pd.DataFrame, train_end: date, validation_end: date) -> pd.DataFrame:
-    """Label each row train (<= train_end), validation (<= validation_end) or test."""
+def assign_parts(
+    frame: pd.DataFrame, train_end: date, validation_end: date, holdout_bars: int | None = None
+) -> pd.DataFrame:
+    """Label each row train (<= train_end), validation (<= validation_end), test, or holdout (the rows
+    of the last ``holdout_bars`` timestamps, when given)."""
     stamps = frame[TIMESTAMP]
     out = frame.copy()
     out[PART] = np.where(
@@ -32,9 +35,26 @@ def assign_parts(frame: pd.DataFrame, train_end: date, validation_end: date) -> 
         TRAIN,
         np.where(stamps < pd.Timestamp(validation_end) + pd.Timedelta(days=1), VALIDATION, TEST),
     )
+    if holdout_bars:
+        axis = np.unique(stamps.to_numpy())
+        if holdout_bars >= len(axis):
+            raise ValueError(
+                f"split.holdout_bars={holdout_bars} leaves no bars before it ({len(axis)} in all)"
+            )
+        start = axis[-holdout_bars]
+        if start <= np.datetime64(pd.Timestamp(validation_end) + pd.Timedelta(days=1)):
+            raise ValueError(
+                f"split.holdout_bars={holdout_bars} leaves no test part: the holdout would start at "
+                f"{str(start)[:10]}, the test part starts after split.validation_end ({validation_end}); "
+                "use fewer holdout bars or an earlier split.validation_end"
+            )
+        out.loc[stamps.to_numpy() >= start, PART] = HOLDOUT
     for part in (TRAIN, VALIDATION, TEST):
         if not (out[PART] == part).any():
-            raise ValueError(f"the {part} part is empty: check split.train_end / split.validation_end")
+            raise ValueError(
+                f"the {part} part is empty: check split.train_end / split.validation_end"
+                + (" / split.holdout_bars" if holdout_bars else "")
+            )
     return out
 
 

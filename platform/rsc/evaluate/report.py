@@ -12,6 +12,7 @@ import base64
 import html
 import io
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from rsc.core import metrics
 from rsc.evaluate.suite import BUY_AND_HOLD, POLICY, Evaluation
+from rsc.evaluate.verdict import holdout_line
 
 LABELS = {
     POLICY: "policy",
@@ -259,16 +261,43 @@ def _statistic(ev: Evaluation, key: str, label: str, what: str) -> list[str]:
     return [label, '<span class="missing">n/a</span>', f'{what}. <span class="missing">{reason}</span>']
 
 
+SEARCH_PARTS = (
+    ("tune_checkpoints", "{tune_checkpoints} checkpoints of {tune_trials} Tune trials"),
+    (
+        "walk_forward_checkpoints",
+        "{walk_forward_checkpoints} of {walk_forward_candidates} walk-forward "
+        "candidates on {walk_forward_folds} folds",
+    ),
+    ("final_training_checkpoints", "{final_training_checkpoints} of the final training"),
+)
+
+
+def _search_text(search: Mapping[str, Any]) -> str:
+    """Where the tries came from and how N was derived from them, for the DSR's row."""
+    if not search:
+        return ""
+    parts = [text.format(**search) for key, text in SEARCH_PARTS if search.get(key)]
+    text = f". Tries looked at on validation data: {search['raw_count']} ({', '.join(parts) or 'none'})"
+    if search.get("clustered_series"):
+        text += (
+            f"; N = {search['effective_trials']}: the {search['clustered_series']} Tune checkpoints' "
+            f"validation returns clustered where correlated at {search['min_correlation']:g} or more "
+            "(re-trainings of a configuration already counted add tries, not independent trials)"
+        )
+    return text
+
+
 def _statistics_table(ev: Evaluation) -> str:
     s = ev.statistics
-    trials = "the trials" if s["n_trials"] is None else f"{s['n_trials']} trials"
+    trials = "the trials" if s["n_trials"] is None else f"{s['n_trials']} independent trials"
     dsr = f"PSR against the best Sharpe ratio expected from {trials} with no skill"
     if s["expected_max_sharpe"] is not None:
         dsr += (
-            f" (annualised {s['expected_max_sharpe']:.2f}; variance of the trials' Sharpe ratios "
-            f"{s['trials_sharpe_variance']:.3f})"
+            f" (annualised {s['expected_max_sharpe']:.2f}; variance of the Sharpe ratios the selection "
+            f"compared {s['trials_sharpe_variance']:.3f})"
         )
-    pbo = "CSCV over the trials' return series"
+    dsr += _search_text(ev.search)
+    pbo = "CSCV over the tries' validation returns on one window"
     if s["pbo"] is not None:
         pbo += (
             f" ({s['pbo_splits']} blocks; the in-sample best lost money out of sample in "
@@ -418,6 +447,13 @@ def _data_quality(ev: Evaluation) -> str:
     return f'<ul class="warnings">{items}</ul>'
 
 
+def _holdout(ev: Evaluation) -> str:
+    if not ev.holdout:
+        return ""
+    text = html.escape(holdout_line(ev.holdout))
+    return f'<section id="holdout"><h2>Final holdout</h2><p>{text}</p></section>'
+
+
 def render_report(ev: Evaluation) -> str:
     """The whole page as one HTML string."""
     first, last = _stamp(ev.timestamps[0]), _stamp(ev.timestamps[-1])
@@ -446,6 +482,7 @@ def render_report(ev: Evaluation) -> str:
 <section id="verdict"><h2>Verdict</h2><p class="verdict">{html.escape(ev.verdict)}</p></section>
 <section id="statistics"><h2>Honest statistics</h2>{_statistics_table(ev)}</section>
 <section id="metrics"><h2>Metrics</h2>{_metrics_table(ev.metrics)}{multi}</section>
+{_holdout(ev)}
 <section id="figures"><h2>Figures</h2>{images}</section>
 <section id="random"><h2>Against random strategies</h2>{_random_table(ev)}</section>
 <section id="folds"><h2>Walk-forward folds</h2>{_folds_table(ev.folds)}</section>

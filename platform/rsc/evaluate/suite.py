@@ -9,7 +9,7 @@ an :class:`Evaluation` that :mod:`rsc.evaluate.report` renders and :meth:`Evalua
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +33,8 @@ SECTIONS = (
     "verdict",
     "folds",
     "data_quality",
+    "search",
+    "holdout",
 )
 RANDOM_FIGURES = ("sharpe", "total_return", "max_drawdown")
 
@@ -62,10 +64,26 @@ class AssetPrices(NamedTuple):
 class TrialsEvidence(NamedTuple):
     """What the hyperparameter search left behind; a None field is missing, and ``missing`` says why."""
 
-    n_trials: int | None = None
-    sharpes: np.ndarray | None = None  # [N] annualised validation Sharpe ratio of each trial
-    returns: np.ndarray | None = None  # [T, N] per-bar validation returns of each trial
+    n_trials: int | None = None  # the DSR's N: independent tries (effective, when known)
+    sharpes: np.ndarray | None = None  # [N] annualised validation Sharpe ratios the selection compared
+    returns: np.ndarray | None = None  # [T, M] per-bar validation returns of every try, one window
     missing: Mapping[str, str] = {}
+    raw_count: int | None = None  # every try looked at on validation data
+    breakdown: Mapping[str, int] = {}  # the raw count by where it ran (SearchRecord.breakdown)
+    clustered: int | None = None  # series clustered into n_trials (None: each trial counted as one)
+    min_correlation: float | None = None
+
+    def search(self) -> dict[str, Any]:
+        """metrics.json's ``search`` section: the raw count, its breakdown and how N was derived."""
+        if self.raw_count is None:
+            return {}
+        return {
+            "raw_count": self.raw_count,
+            **self.breakdown,
+            "effective_trials": self.n_trials,
+            "clustered_series": self.clustered,
+            "min_correlation": self.min_correlation,
+        }
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,8 @@ class Evaluation:
     pbo: stats.PBOResult | None = None
     folds: list[dict[str, Any]] | None = None
     data_quality: tuple[str, ...] = ()  # warnings of the ingested bars (rsc.data.quality)
+    search: dict[str, Any] = field(default_factory=dict)  # the tries behind the DSR (TrialsEvidence)
+    holdout: dict[str, Any] = field(default_factory=dict)  # the final holdout's figures and uses
 
     @property
     def periods_per_year(self) -> float:
@@ -112,6 +132,8 @@ class Evaluation:
             "verdict": self.verdict,
             "folds": self.folds or [],
             "data_quality": list(self.data_quality),
+            "search": self.search,
+            "holdout": self.holdout,
         }
 
 
@@ -270,6 +292,7 @@ def _honest_statistics(
     out: dict[str, float | int | None] = {
         "n_returns": len(returns),
         "n_trials": trials.n_trials,
+        "n_trials_raw": trials.raw_count,
         **dict.fromkeys(("psr", "dsr", "expected_max_sharpe", "trials_sharpe_variance")),
         **dict.fromkeys(("pbo", "pbo_probability_of_loss", "pbo_splits")),
     }
@@ -373,6 +396,7 @@ def evaluate(
             psr=statistics["psr"],
             dsr=statistics["dsr"],
             n_trials=statistics["n_trials"],
+            n_tries=trials.raw_count,
             pbo=statistics["pbo"],
             random_share_below=distribution["sharpe"]["share_below_policy"],
             random_seeds=settings.random_seeds,
@@ -400,4 +424,5 @@ def evaluate(
         verdict=text,
         pbo=pbo,
         folds=[dict(f) for f in folds] if folds else None,
+        search=trials.search(),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Evidence(NamedTuple):
@@ -18,6 +18,13 @@ class Evidence(NamedTuple):
     random_seeds: int
     confidence: float
     notes: Mapping[str, str]
+    n_tries: int | None = None  # every try the selection looked at (n_trials: the independent ones)
+
+
+def _tries(e: Evidence) -> str:
+    if e.n_tries is not None and e.n_tries != e.n_trials:
+        return f"{e.n_trials} independent trials among {e.n_tries} tries"
+    return f"{e.n_trials} trials"
 
 
 def headline(evidence: Evidence) -> str:
@@ -53,8 +60,7 @@ def verdict(evidence: Evidence) -> str:
         parts.append(f"The probabilistic Sharpe ratio is {e.notes.get('psr', 'not available')}.")
     if e.dsr is not None:
         parts.append(
-            f"Discounted for the {e.n_trials} configurations the hyperparameter search tried, that "
-            f"probability is {e.dsr:.0%} (DSR)."
+            f"Discounted for the search behind it ({_tries(e)}), that probability is {e.dsr:.0%} (DSR)."
         )
     else:
         parts.append(f"The deflated Sharpe ratio is {e.notes.get('dsr', 'not available')}.")
@@ -70,3 +76,12 @@ def verdict(evidence: Evidence) -> str:
         f"trading the same bars with the same costs."
     )
     return " ".join(parts)
+
+
+def holdout_line(holdout: Mapping[str, Any]) -> str:
+    """The final holdout in one line, for the report and the gate's record (``metrics.json``'s)."""
+    return (
+        f"Final holdout {holdout['window']} ({holdout['bars']} bars): policy Sharpe "
+        f"{holdout['policy']['sharpe']:.2f}, buy-and-hold {holdout['buy_and_hold']['sharpe']:.2f}; this "
+        f"holdout has been used by {holdout['models_evaluated']} model(s)."
+    )

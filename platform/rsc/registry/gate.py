@@ -38,6 +38,7 @@ class GateEvidence:
     champion_recorded: float | None = None  # the champion's own figure, from its own test window
     champion_rescored: bool = False  # True: computed on the window; False: its recorded figure is that
     not_comparable: str | None = None  # why the champion cannot be compared (lineage or window)
+    holdout: str | None = None  # the final holdout's line (recorded, never judged)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ def decide_promotion(evidence: GateEvidence, settings: RegistrySettings) -> Gate
         _benchmark_check(evidence, margin, settings.require_beat_benchmark),
         _deflated_check(evidence, settings),
     )
+    if evidence.holdout:  # shown, not judged: gating on it would make it one more selection window
+        checks += (Check("holdout", "skip", f"not judged: {evidence.holdout}"),)
     promote = all(c.outcome != "fail" for c in checks)
     reason = f"{'promote' if promote else 'keep champion'}: " + "; ".join(
         f"[{c.outcome}] {c.detail}" for c in checks

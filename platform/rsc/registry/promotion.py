@@ -104,9 +104,15 @@ def gate_evidence(name: str, version: int, metric: str, rescore: Rescore | None 
 
 
 def run_gate(
-    name: str, version: int, settings: RegistrySettings, rescore: Rescore | None = None
+    name: str,
+    version: int,
+    settings: RegistrySettings,
+    rescore: Rescore | None = None,
+    holdout: str | None = None,
 ) -> GateDecision:
-    return decide_promotion(gate_evidence(name, version, settings.promotion_metric, rescore), settings)
+    """The gate's decision; ``holdout`` (the final holdout's line) goes on the record unjudged."""
+    evidence = gate_evidence(name, version, settings.promotion_metric, rescore)
+    return decide_promotion(replace(evidence, holdout=holdout), settings)
 
 
 def record_decision(name: str, version: int, decision: GateDecision, forced: bool = False) -> None:

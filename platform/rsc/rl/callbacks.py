@@ -17,6 +17,7 @@ from rsc.env import greedy_rollout
 
 EVAL_KEY = "eval"
 RETURNS_KEY = "eval_returns"  # the validation backtest's bar returns (for DSR / PBO across trials)
+FRESH_KEY = "eval_fresh"  # 1 when this iteration ran a validation backtest, 0 when the values are carried
 
 
 def validation_backtest(algorithm: Any) -> tuple[dict[str, float], list[float]]:
@@ -40,7 +41,9 @@ class ValidationCallback(RLlibCallback):
     def on_train_result(self, *, algorithm, metrics_logger=None, result: dict, **kwargs) -> None:
         every = int(algorithm.config.env_config.get("eval_every", 1))
         iteration = result["training_iteration"]
-        if self._latest is None or iteration % every == 0:
+        fresh = self._latest is None or iteration % every == 0
+        if fresh:
             self._latest = validation_backtest(algorithm)
         result[EVAL_KEY] = dict(self._latest[0])
         result[RETURNS_KEY] = list(self._latest[1])
+        result[FRESH_KEY] = int(fresh)  # each fresh one is a checkpoint a choice could follow

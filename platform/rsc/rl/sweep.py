@@ -2,23 +2,28 @@
 
 Each trial is RLlib's own trainable built from the AlgorithmConfig (C10); the validation callback puts
 ``eval/*`` metrics, and the validation bar returns, into every result, so schedulers and the results
-table read the platform's backtest metric.
+table read the platform's backtest metric. Every checkpoint a trial validated is read back from the
+trial's ``result.json``: the search looked at each of them, so each is a try for the deflated Sharpe
+ratio and PBO (:class:`rsc.core.artifacts.SearchRecord`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import pyarrow.fs
 from ray import tune
+from ray.air.constants import EXPR_RESULT_FILE
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.tune import Result
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 from ray.tune.search.optuna import OptunaSearch
 
-from rsc.rl.callbacks import EVAL_KEY, RETURNS_KEY
+from rsc.rl.callbacks import EVAL_KEY, FRESH_KEY, RETURNS_KEY
 from rsc.rl.spec import AlgorithmSpec, SearchDimension
 
 log = logging.getLogger(__name__)
@@ -41,7 +46,10 @@ class SweepResult:
     best_params: dict[str, Any]
     best_metric: float
     trials: pd.DataFrame  # one row per trial: its sampled params and metrics
-    returns: pd.DataFrame  # validation bar returns, one column per trial (its last validation)
+    returns: pd.DataFrame  # validation bar returns, one column per trial (the checkpoint it ranked by)
+    checkpoint_returns: pd.DataFrame = field(default_factory=pd.DataFrame)  # <trial>/iter-<k> columns
+    validations: dict[str, int] = field(default_factory=dict)  # trial id -> checkpoints validated
+    compared_sharpes: dict[str, float] = field(default_factory=dict)  # trial id -> its ranked Sharpe
 
 
 def _scheduler(spec: AlgorithmSpec, iterations: int):
@@ -92,6 +100,14 @@ def _nested(result: dict, metric: str) -> Any:
         for part in metric.split("/"):
             value = value.get(part) if isinstance(value, dict) else None
     return value
+
+
+def validated_checkpoints(result: Result) -> list[dict[str, Any]]:
+    """The trial's results that ran a validation backtest, oldest first (from its ``result.json``)."""
+    path = f"{result.path}/{EXPR_RESULT_FILE}"
+    with result.filesystem.open_input_stream(path) as stream:
+        lines = stream.read().decode().splitlines()
+    return [row for row in map(json.loads, filter(str.strip, lines)) if row.get(FRESH_KEY)]
 
 
 def _short(value: Any) -> str:
@@ -196,25 +212,39 @@ def run_sweep(
         raise RuntimeError(f"{len(results.errors)} trial(s) failed; first: {results.errors[0]}")
     metric, mode = spec.tune.metric, spec.tune.mode
     best = results.get_best_result(metric=metric, mode=mode, scope="all")
-    rows, returns = [], {}
+    rows, returns, checkpoints, validations, compared = [], {}, {}, {}, {}
     for result in results:
         history = result.metrics_dataframe
         values = history[metric] if metric in history else pd.Series(dtype=float)
         trial_id = result.metrics.get("trial_id")
+        validated = validated_checkpoints(result)
+        for row in validated:
+            column = f"{trial_id}/iter-{row['training_iteration']}"
+            checkpoints[column] = pd.Series(row[RETURNS_KEY], dtype=float)
+        scored = [row for row in validated if _nested(row, metric) is not None]
+        ranked_by = (max if mode == "max" else min)(scored, key=lambda r: _nested(r, metric), default=None)
+        validations[trial_id] = len(validated)
+        if ranked_by is not None:
+            compared[trial_id] = float(ranked_by[EVAL_KEY]["sharpe"])
         rows.append(
             {
                 "trial_id": trial_id,
                 **{f"config/{k}": result.config.get(k) for k in spec.search_space},
                 "iterations": result.metrics.get("training_iteration"),
+                "validations": len(validated),
                 f"best/{metric}": float(values.max() if mode == "max" else values.min()),
                 **{f"{EVAL_KEY}/{k}": v for k, v in result.metrics.get(EVAL_KEY, {}).items()},
             }
         )
-        returns[trial_id] = pd.Series(result.metrics.get(RETURNS_KEY, []), dtype=float)
+        chosen = ranked_by or result.metrics  # the checkpoint the ranking used, its returns
+        returns[trial_id] = pd.Series(chosen.get(RETURNS_KEY, []), dtype=float)
     best_values = best.metrics_dataframe[metric]
     return SweepResult(
         best_params={key: best.config.get(key) for key in spec.search_space},
         best_metric=float(best_values.max() if mode == "max" else best_values.min()),
         trials=pd.DataFrame(rows),
         returns=pd.DataFrame(returns),
+        checkpoint_returns=pd.DataFrame(checkpoints),
+        validations=validations,
+        compared_sharpes=compared,
     )

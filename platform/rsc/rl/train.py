@@ -25,7 +25,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from rsc.core.schema import CHECKPOINT_DIR, NETWORK_FILE
-from rsc.rl.callbacks import EVAL_KEY, RETURNS_KEY
+from rsc.rl.callbacks import EVAL_KEY, FRESH_KEY, RETURNS_KEY
 from rsc.rl.policy import export_network, state_shape
 from rsc.storage import Storage, join
 
@@ -48,6 +48,7 @@ class TrainState:
     best_dir: str | None = None
     resumed_from: list[int] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    validations: int = 0  # validation backtests the best-checkpoint choice looked at
 
 
 @dataclass
@@ -62,6 +63,7 @@ class TrainingOutcome:
     recurrent_state: dict[str, tuple[int, ...]] = field(
         default_factory=dict
     )  # key -> shape; {} = feed-forward
+    validations: int = 0  # validation backtests the best-checkpoint choice looked at
 
 
 def iteration_row(result: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +142,7 @@ def train_algorithm(
                 row = iteration_row(result)
                 state.iteration = row["iteration"]
                 state.history.append(row)
+                state.validations += int(bool(result.get(FRESH_KEY)))
                 if on_iteration:
                     on_iteration(row)
                 value = row.get(metric)
@@ -176,4 +179,5 @@ def train_algorithm(
         resumed_from=state.resumed_from,
         best_returns=state.best_returns,
         recurrent_state=recurrent,
+        validations=state.validations,
     )

@@ -18,13 +18,14 @@ from rsc.config import Settings
 from rsc.config.settings import EnvSettings
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TEST, TIMESTAMP
 from rsc.env import MarketArrays, TradingEnv
-from rsc.evaluate import suite
+from rsc.evaluate import search, suite
 from rsc.evaluate.backtest import backtest_policy
 from rsc.evaluate.report import render_report
 from rsc.monitor import Metric, MetricsSink, names, sink_from_settings
 from rsc.registry.policy import Policy
+from rsc.stages.holdout import evaluate_holdout
 from rsc.storage import Storage
-from rsc.storage.layout import RunLayout, read_scaler
+from rsc.storage.layout import RunLayout, read_scaler, read_search
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,37 @@ class EvaluateResult:
     metrics: dict[str, dict[str, float]]  # strategy -> figure (numbers only, for KFP's metrics)
 
 
-def load_trials(storage: Storage, run_root: str) -> suite.TrialsEvidence:
-    """What the tune stage left for DSR (trial count, Sharpe ratios) and PBO (return series)."""
+def load_trials(storage: Storage, run_root: str, min_correlation: float = 0.5) -> suite.TrialsEvidence:
+    """What the search left for the DSR (its tries, the Sharpe ratios it compared) and PBO (returns).
+
+    With ``tune/search.json`` and every checkpoint's validation returns, the DSR's N is the effective
+    number of independent tries (:mod:`rsc.evaluate.search`) and PBO runs over every checkpoint; a run
+    root from before them is read as it was: one try per Tune trial, each trial's last returns.
+    """
     layout = RunLayout(run_root)
+    legacy = _trials_as_recorded(storage, layout)
+    if not (storage.exists(layout.search) and storage.exists(layout.checkpoint_returns)):
+        return legacy
+    record = read_search(storage, layout.search)
+    frame = pd.read_parquet(io.BytesIO(storage.read_bytes(layout.checkpoint_returns))).dropna()
+    try:
+        found = search.effective_trials(frame.to_numpy(np.float64), min_correlation)
+    except ValueError as error:
+        note = f"not available: the checkpoints' validation returns cannot be clustered: {error}"
+        return legacy._replace(n_trials=None, missing={**legacy.missing, "dsr": note})
+    return suite.TrialsEvidence(
+        n_trials=found.n,
+        sharpes=np.array(list(record.compared_sharpes.values()), dtype=np.float64),
+        returns=frame.to_numpy(np.float64),
+        raw_count=record.raw_count,
+        breakdown=record.breakdown(),
+        clustered=found.series,
+        min_correlation=min_correlation,
+    )
+
+
+def _trials_as_recorded(storage: Storage, layout: RunLayout) -> suite.TrialsEvidence:
+    """Trial count, Sharpe ratios and return series from the trials table alone (older run roots)."""
     trials_uri, returns_uri = layout.trials, layout.trial_returns
     n_trials = sharpes = returns = None
     missing: dict[str, str] = {}
@@ -62,7 +91,7 @@ def load_trials(storage: Storage, run_root: str) -> suite.TrialsEvidence:
             "(tune/trial_returns.parquet, one column per trial), and this run stored only each trial's "
             "summary metrics"
         )
-    return suite.TrialsEvidence(n_trials, sharpes, returns, missing)
+    return suite.TrialsEvidence(n_trials, sharpes, returns, missing, raw_count=n_trials)
 
 
 def load_folds(storage: Storage, run_root: str, metric: str = "eval/sharpe") -> list[dict] | None:
@@ -147,7 +176,8 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         policy = Policy.load(storage.download_dir(model_uri, tmp))
     env = EnvSettings.model_validate(policy.spec.env) if policy.spec.env else cfg.env  # as trained
-    market = MarketArrays.from_frame(own, read_scaler(storage, scaler_uri), TEST, env.window)
+    scaler = read_scaler(storage, scaler_uri)
+    market = MarketArrays.from_frame(own, scaler, TEST, env.window)
 
     policy_env = TradingEnv(market, env, mode="eval")
     policy_run = backtest_policy(policy_env, policy.actor())  # a recurrent policy carries its state
@@ -161,13 +191,17 @@ def run(
         env.initial_cash,
         cfg.evaluate,
         cfg.run.seed,
-        load_trials(storage, cfg.run_root),
+        load_trials(storage, cfg.run_root, cfg.evaluate.trial_correlation),
         suite.asset_prices(frame, cfg.data.symbols, last) if SYMBOL in frame.columns else None,
         folds if folds is not None else load_folds(storage, cfg.run_root, cfg.tune.selection.metric),
         title=f"rsc evaluation: {cfg.run.label}",
         fill=env.fill,
     )
-    evaluation = dataclasses.replace(evaluation, data_quality=_quality_warnings(storage, cfg.run_root))
+    evaluation = dataclasses.replace(
+        evaluation,
+        data_quality=_quality_warnings(storage, cfg.run_root),
+        holdout=evaluate_holdout(cfg, storage, own, scaler, env, policy, evaluation.periods_per_year),
+    )
     results = evaluation.to_json()
 
     metrics_uri, report_uri = RunLayout(cfg.run_root).metrics, RunLayout(cfg.run_root).report

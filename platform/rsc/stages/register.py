@@ -19,6 +19,7 @@ from rsc.config import Settings
 from rsc.config.settings import EnvSettings
 from rsc.core.policy_spec import PolicySpec
 from rsc.core.schema import CHECKPOINT_DIR, SYMBOL, TEST, TIMESTAMP
+from rsc.evaluate.verdict import holdout_line
 from rsc.registry.lineage import CONDITIONS_TAG, SEEN_UNTIL_TAG, TEST_WINDOW_TAG, run_lineage
 from rsc.registry.policy import Policy
 from rsc.registry.promotion import (
@@ -143,7 +144,8 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
         symbol = cfg.data.symbols[0] if SYMBOL in frame.columns else None
         metric = cfg.registry.promotion_metric
         rescore = window_rescorer(frame, symbol, window, env, cfg.evaluate, metric, load_version)
-    decision = run_gate(name, version, cfg.registry, rescore)
+    holdout = holdout_line(results["holdout"]) if results.get("holdout") else None
+    decision = run_gate(name, version, cfg.registry, rescore, holdout)
     record_decision(name, version, decision)
     if decision.promote:
         promote(name, version)

@@ -38,7 +38,7 @@ def run(cfg: Settings, features_uri: str) -> SplitResult:
     features = storage.read_dataset(features_uri)
     columns = feature_names(indicator_refs(cfg.features))
 
-    frame = assign_parts(features, cfg.split.train_end, cfg.split.validation_end)
+    frame = assign_parts(features, cfg.split.train_end, cfg.split.validation_end, cfg.split.holdout_bars)
     inputs = {"features": features_sha}
     scaler = Scaler(**fit_scaler(frame, columns), inputs=inputs)
     axis = time_axis(features)

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from rsc.config import Settings
+from rsc.core.artifacts import SearchRecord
 from rsc.core.observation import observation_size
 from rsc.core.policy_spec import PolicySpec, RecurrentSpec
 from rsc.core.schema import TRAIN
@@ -24,10 +25,16 @@ from rsc.rl.plan import resolve_plan
 from rsc.rl.runtime import connect
 from rsc.rl.train import train_algorithm
 from rsc.storage import Storage, join
-from rsc.storage.layout import RunLayout, read_scaler, read_tune_outcome
+from rsc.storage.layout import RunLayout, read_scaler, read_search, read_tune_outcome, write_artifact
 
 log = logging.getLogger(__name__)
 progress = logging.getLogger("rsc.progress.train")  # a line per iteration on the terminal of `rsc run`
+
+
+def _count_final_training(storage: Storage, layout: RunLayout, validations: int) -> None:
+    """Add the final training's checkpoint choice to the run's search record (its last try count)."""
+    record = read_search(storage, layout.search) if storage.exists(layout.search) else SearchRecord()
+    write_artifact(storage, layout.search, record.model_copy(update={"final_training": validations}))
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,7 @@ def run(
         inputs={"split": storage.read_manifest(split_uri)["sha256"]},
     )
     storage.write_bytes(layout.policy, contract.to_json().encode())
+    _count_final_training(storage, layout, result.validations)
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
     run_id = log_training(
         run_name=cfg.run.label,

@@ -7,6 +7,11 @@ With ``tune.selection.walk_forward`` the top trials are re-trained on every walk
 choice goes by the configured aggregate (``tune/walk_forward.parquet`` keeps the per-fold numbers,
 ``tune/walk_forward_returns.parquet`` each candidate's out-of-sample bar returns per fold, one column
 ``candidate-<n>/fold-<k>`` each, for a walk-forward analysis of one's own).
+
+``tune/checkpoint_returns.parquet`` holds the validation bar returns of every checkpoint every trial
+validated (``<trial>/iter-<k>``), and ``tune/search.json`` counts every try the selection looked at
+(:class:`rsc.core.artifacts.SearchRecord`): the evaluate stage derives the deflated Sharpe ratio's
+effective number of trials and PBO from them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from rsc.config import Settings
-from rsc.core.artifacts import TuneOutcome
+from rsc.core.artifacts import SearchRecord, TuneOutcome
 from rsc.core.observation import observation_size
 from rsc.core.schema import TRAIN, VALIDATION
 from rsc.data.splits import assign_fold
@@ -111,6 +116,7 @@ def _walk_forward(
                     "validation_end": fold.validation[1],
                     "train_rows": fold.rows.get(TRAIN, 0),
                     "validation_rows": fold.rows.get(VALIDATION, 0),
+                    "validations": result.validations,
                     **result.best_metrics,
                 }
             )
@@ -140,6 +146,7 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
     best_params_uri, trials_uri = layout.best_params, layout.trials
     if not cfg.tune.enabled:
         write_artifact(storage, best_params_uri, TuneOutcome(selected_by="tune.enabled=false"))
+        write_artifact(storage, layout.search, SearchRecord())  # no search: the final training only
         log.info("tune: disabled; training with the algorithm config's own hyperparameters")
         return TuneResult(best_params_uri, {}, math.nan, trials_uri, 0)
 
@@ -163,13 +170,27 @@ def run(cfg: Settings, split_uri: str, scaler_uri: str, resume: bool = False) ->
 
     _write_parquet(storage, trials_uri, sweep.trials)
     _write_parquet(storage, layout.trial_returns, sweep.returns)
-    best_params, selected_by, tables = sweep.best_params, "sweep", {}
+    _write_parquet(storage, layout.checkpoint_returns, sweep.checkpoint_returns)
+    best_params, selected_by, tables, retrainings = sweep.best_params, "sweep", {}, {}
     if cfg.tune.selection.walk_forward:
         best_params, per_fold, fold_returns = _walk_forward(cfg, plan, storage, split_uri, sweep)
         _write_parquet(storage, layout.walk_forward, per_fold)
         _write_parquet(storage, layout.walk_forward_returns, fold_returns)
         selected_by = f"walk-forward {cfg.tune.selection.aggregate} of {cfg.tune.selection.metric}"
         tables["walk_forward"] = per_fold
+        retrainings = {
+            f"candidate-{row.candidate}/fold-{row.fold}": int(row.validations)
+            for row in per_fold.itertuples()
+        }
+    record = SearchRecord(
+        tune_trials=sweep.validations, compared_sharpes=sweep.compared_sharpes, walk_forward=retrainings
+    )
+    write_artifact(storage, layout.search, record)
+    progress.info(
+        "tune: %d tries looked at on validation data (%s)",
+        record.raw_count,
+        ", ".join(f"{key} {value}" for key, value in record.breakdown().items() if value),
+    )
     outcome = TuneOutcome(
         best_params=best_params,
         selected_by=selected_by,

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from rsc.core.artifacts import Folds, Scaler, TuneOutcome
+from rsc.core.artifacts import Folds, Scaler, SearchRecord, TuneOutcome
 from rsc.core.policy_spec import PolicySpec, PolicySpecError
 from rsc.core.schema import CHECKPOINT_DIR, NETWORK_FILE, POLICY_FILE, WALK_FORWARD_FILE
 from rsc.storage.store import Storage, join
@@ -31,6 +31,8 @@ PATTERNS: dict[str, tuple[str, ...]] = {
     "best_params": ("tune/best_params.json",),
     "trials": ("tune/trials.parquet",),
     "trial_returns": ("tune/trial_returns.parquet",),
+    "checkpoint_returns": ("tune/checkpoint_returns.parquet",),
+    "search": ("tune/search.json",),
     "walk_forward": (f"tune/{WALK_FORWARD_FILE}",),
     "walk_forward_returns": ("tune/walk_forward_returns.parquet",),
     "sweep": ("tune/sweep/*",),
@@ -93,6 +95,16 @@ class RunLayout:
     @property
     def trial_returns(self) -> str:
         return join(self.root, "tune", "trial_returns.parquet")
+
+    @property
+    def checkpoint_returns(self) -> str:
+        """Every Tune checkpoint's validation bar returns, one column ``<trial>/iter-<k>`` each."""
+        return join(self.root, "tune", "checkpoint_returns.parquet")
+
+    @property
+    def search(self) -> str:
+        """Every try the selection looked at (:class:`rsc.core.artifacts.SearchRecord`)."""
+        return join(self.root, "tune", "search.json")
 
     @property
     def walk_forward(self) -> str:
@@ -186,6 +198,10 @@ def read_folds(storage: Storage, uri: str) -> Folds:
 
 def read_tune_outcome(storage: Storage, uri: str) -> TuneOutcome:
     return read_artifact(storage, uri, TuneOutcome)
+
+
+def read_search(storage: Storage, uri: str) -> SearchRecord:
+    return read_artifact(storage, uri, SearchRecord)
 
 
 def read_policy(storage: Storage, uri: str) -> PolicySpec:
