@@ -34,7 +34,7 @@ def set_cell(row: int, column: str, value):
 
 # (mutation, expected message after "<source> [SYN] ") for every failure the issue lists
 CASES = {
-    "missing_column": (lambda f: f.pop("volume"), r"missing column\(s\) \['volume'\]"),
+    "missing_column": (lambda f: f.pop("close"), r"missing column\(s\) \['close'\]"),
     "non_numeric": (set_cell(3, "close", "abc"), r"row 3 \(2015-01-06\): non-numeric close 'abc'"),
     "nan": (set_cell(4, "open", np.nan), r"row 4 \(2015-01-07\): open is nan"),
     "inf": (set_cell(5, "high", np.inf), r"row 5 \(2015-01-08\): high is inf"),

@@ -1,8 +1,9 @@
-"""``rsc data ingest | validate | features | split``: the data steps one at a time, with progress bars.
+"""``rsc data ingest | validate | inspect | features | split``: the data steps one at a time.
 
 ``ingest``, ``features`` and ``split`` run the same stage functions as the pipeline, on the run root of
 the settings (``<storage.root>/<run.name>/``). ``validate`` checks files without writing anything and
-exits non-zero when any check fails.
+exits non-zero when any check fails; ``inspect`` says what the loader would do with a file (columns,
+timestamp format, zone, bar size, rows) without writing anything.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def cmd_split(args: argparse.Namespace, load: SettingsLoader, console: Console) 
 
 
 def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
-    from rsc.data.sources import FileSource
+    from rsc.data.sources import FileSource, file_format
     from rsc.data.validate import check_bars
     from rsc.storage import Storage
 
@@ -98,7 +99,8 @@ def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Consol
     for column in ("symbol", "rows", "kept", "check", "finding"):
         table.add_column(column, justify="right" if column in ("rows", "kept") else "left")
     failed = warned = 0
-    source = FileSource(args.path, Storage.from_settings(cfg.storage))
+    default = "parquet" if args.path.rstrip("/").endswith(".parquet") else "csv"
+    source = FileSource(args.path, Storage.from_settings(cfg.storage), default, file_format(cfg.data))
     with progress_bars(console) as track:
         for raw in track(source.fetch(args.symbols or ["*"]), "validate", len(args.symbols or []) or None):
             _, report = check_bars(raw.frame, raw.origin, raw.symbol, policy)
@@ -126,6 +128,43 @@ def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Consol
     if warned:
         console.print(f"{warned} data-quality warning(s) (data.validation.quality=warn; fail or off)")
     return EXIT_DATA_ERROR if failed else 0
+
+
+def cmd_inspect(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
+    from rsc.data.sources import FileSource, file_format
+    from rsc.data.validate import check_bars
+    from rsc.registry.lineage import bar_frequency
+    from rsc.storage import Storage
+
+    cfg = load(args)
+    default = "parquet" if args.path.rstrip("/").endswith(".parquet") else "csv"
+    source = FileSource(args.path, Storage.from_settings(cfg.storage), default, file_format(cfg.data))
+    shown: set[str] = set()
+    for raw in source.fetch(args.symbols or ["*"]):
+        if raw.origin not in shown:
+            shown.add(raw.origin)
+            reading = source.readings[raw.origin]
+            console.print(f"[bold]{raw.origin}[/]", highlight=False)
+            mapped = ", ".join(f"{column} -> {canon}" for canon, column in reading.columns.items())
+            console.print(f"  columns     {mapped}", highlight=False)
+            console.print(f"  timestamps  {reading.timestamps}", highlight=False)
+            for note in reading.notes:
+                console.print(f"  note        {note}", highlight=False)
+        bars, report = check_bars(raw.frame, raw.origin, raw.symbol, cfg.data.validation)
+        if bars is None or bars.empty:
+            verdict = "; ".join(str(f) for f in report.failures) or "no bars"
+            console.print(f"  {raw.symbol:<10}  {report.rows_in:,} rows: [red]{verdict}[/]", highlight=False)
+            continue
+        stamps = bars["timestamp"].to_numpy()
+        size = bar_frequency(stamps) if len(stamps) > 1 else "?"
+        status = "valid" if report.ok else f"{len(report.failures)} failed check(s)"
+        console.print(
+            f"  {raw.symbol:<10}  {report.rows_out:,} rows, {str(stamps[0])[:19]} .. {str(stamps[-1])[:19]}, "
+            f"{size} bars, {status}, {len(report.warnings)} data-quality warning(s)",
+            highlight=False,
+        )
+    console.print("nothing written")
+    return 0
 
 
 def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
@@ -159,6 +198,11 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
     validate = step("validate", "check bar files, print a report (exit 1 on failures)", cmd_validate, False)
     validate.add_argument("path", help="CSV/Parquet file, folder or {symbol} template (file:// or s3://)")
     validate.add_argument("--symbols", nargs="+", help="symbols to check (default: all)")
+    inspect = step(
+        "inspect", "say how a file would load (columns, dates, zone, bar size)", cmd_inspect, False
+    )
+    inspect.add_argument("path", help="CSV/Parquet file, folder or {symbol} template (file:// or s3://)")
+    inspect.add_argument("--symbols", nargs="+", help="symbols to show (default: all)")
     validate.add_argument(
         "--repair",
         nargs="+",

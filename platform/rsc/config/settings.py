@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -152,6 +153,24 @@ class DataSettings(Section):
         description="csv/parquet: a file (one symbol, or a 'symbol' column), a folder (one file per "
         "symbol, named after it) or a template with {symbol}; file:// or s3://.",
     )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Bar column -> the file's column (timestamp, open, high, low, close, adj_close, "
+        "volume, symbol); wins over the names the loader recognises.",
+    )
+    price: Literal["close", "adj_close"] = Field(
+        "close",
+        description="csv/parquet: adj_close scales open, high, low and close by adj_close / close.",
+    )
+    layout: Literal["long", "wide"] = Field(
+        "long", description="long: OHLCV columns; wide: a timestamp and one close column per symbol."
+    )
+    date_format: str | None = Field(
+        None, description="strftime format of the timestamps; None: ISO, or slashed dates detected."
+    )
+    timezone: str | None = Field(
+        None, description="Zone of naive intraday timestamps (e.g. America/New_York); UTC once loaded."
+    )
     validation: ValidationSettings = ValidationSettings()
     yfinance: YahooSettings = YahooSettings()
     frequency: str | None = Field(
@@ -162,6 +181,18 @@ class DataSettings(Section):
     )
     start: date = Field(date(2010, 1, 1), description="First bar date (inclusive).")
     end: date = Field(date(2018, 12, 31), description="Last bar date (inclusive).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as error:
+                raise ValueError(
+                    f"unknown time zone {value!r} (an IANA name such as Europe/London)"
+                ) from error
+        return value
 
     @field_validator("symbols")
     @classmethod

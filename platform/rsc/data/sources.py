@@ -19,6 +19,7 @@ import pandas as pd
 
 from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
+from rsc.data.columns import FileFormat, Reading, to_bar_columns
 from rsc.data.raw import ALL, BarSource, RawBars, SourceError
 from rsc.data.yahoo import YahooSource
 from rsc.storage import Storage
@@ -50,8 +51,12 @@ class FileSource:
     one symbol or many in a ``symbol`` column (long format).
     """
 
-    def __init__(self, path: str, storage: Storage, default_format: str = "csv"):
+    def __init__(
+        self, path: str, storage: Storage, default_format: str = "csv", fmt: FileFormat | None = None
+    ):
         self.path, self.storage, self.default_format = path, storage, default_format
+        self.fmt = fmt or FileFormat()
+        self.readings: dict[str, Reading] = {}  # origin -> what the loader did (rsc data inspect)
 
     def fetch(self, symbols: Sequence[str]) -> Iterator[RawBars]:
         everything = list(symbols) == [ALL]
@@ -112,6 +117,7 @@ class FileSource:
         ) as error:
             kind = "Parquet" if parquet else "CSV"
             raise SourceError(f"{uri}: not a readable {kind} file: {error}") from error
+        frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
         return frame, sha256_bytes(data)
 
 
@@ -123,7 +129,18 @@ def make_source(settings: DataSettings, storage: Storage) -> BarSource:
         return YahooSource(settings.yfinance, settings.start, settings.end)
     if not settings.path:
         raise SourceError(f"data.path is required for data.source={settings.source!r}")
-    return FileSource(settings.path, storage, settings.source)
+    return FileSource(settings.path, storage, settings.source, file_format(settings))
+
+
+def file_format(settings: DataSettings) -> FileFormat:
+    """The ``data`` settings that say how to read a file's columns."""
+    return FileFormat(
+        columns=dict(settings.columns),
+        price=settings.price,
+        layout=settings.layout,
+        date_format=settings.date_format,
+        timezone=settings.timezone,
+    )
 
 
 def clip_dates(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:

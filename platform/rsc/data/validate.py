@@ -166,7 +166,11 @@ class _Checker:
             return None
         missing = [c for c in BAR_COLUMNS if c not in frame.columns]
         if missing:
-            self.note("columns", f"missing column(s) {missing}; expected {list(BAR_COLUMNS)}")
+            self.note(
+                "columns",
+                f"missing column(s) {missing}; expected {list(BAR_COLUMNS)} (map the file's own names "
+                "with data.columns, or data.layout=wide for one close column per symbol)",
+            )
             return None
         if not self.timestamps():
             return None

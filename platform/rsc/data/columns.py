@@ -1,0 +1,234 @@
+"""Files as people export them -> the bar schema: column names, adjusted prices, dates, zones, layouts.
+
+Every file source hands its frame to :func:`to_bar_columns` before validation. Nothing is guessed
+silently: a column is matched by its name (case and punctuation ignored, with the usual synonyms), an
+explicit ``data.columns`` map wins, and whatever could be read two ways (two timestamp columns, dates
+that could be month-first or day-first, epoch numbers of an unknown unit) is an error naming the file and
+the settings that decide it. :func:`describe` says what the loader did, for ``rsc data inspect``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP, VOLUME
+from rsc.data.raw import SourceError
+
+log = logging.getLogger(__name__)
+
+ADJ_CLOSE = "adj_close"
+# Canonical column -> the names it goes by (compared lower-case, without spaces, dots, _ or -).
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    TIMESTAMP: ("timestamp", "date", "datetime", "time", "gmttime", "localtime", "dateutc", "ts"),
+    OPEN: ("open", "o", "openprice"),
+    HIGH: ("high", "h", "highprice"),
+    LOW: ("low", "l", "lowprice"),
+    CLOSE: ("close", "c", "last", "closeprice"),
+    ADJ_CLOSE: ("adjclose", "adjustedclose", "closeadjusted"),
+    VOLUME: ("volume", "vol", "v", "tickvolume"),
+    SYMBOL: ("symbol", "ticker", "instrument"),
+}
+_UNNAMED_INDEX = re.compile(r"^(unnamed: ?0|index|)$", re.IGNORECASE)  # pandas' to_csv index column
+_SLASHED_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})(?:[ T].*)?$")
+DAY_FIRST, MONTH_FIRST = "%d/%m/%Y", "%m/%d/%Y"
+EPOCH_UNITS = (("s", 1e8, 1e10), ("ms", 1e11, 1e13), ("us", 1e14, 1e16), ("ns", 1e17, 1e19))
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How to read a file's columns (the ``data`` settings of the same names)."""
+
+    columns: dict[str, str] = field(default_factory=dict)  # canonical -> the file's column
+    price: str = "close"  # "close" or "adj_close"
+    layout: str = "long"  # "long" (OHLCV columns) or "wide" (one close column per symbol)
+    date_format: str | None = None
+    timezone: str | None = None
+
+
+@dataclass
+class Reading:
+    """What :func:`to_bar_columns` did to one file, in words (``rsc data inspect``)."""
+
+    columns: dict[str, str] = field(default_factory=dict)  # canonical -> the file's column
+    timestamps: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _key(name: object) -> str:
+    return re.sub(r"[\s._\-/()]", "", str(name)).lower()
+
+
+def match_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> dict[str, str]:
+    """canonical -> file column; explicit ``data.columns`` first, then names and synonyms."""
+    known = set(SYNONYMS)
+    unknown = sorted(set(fmt.columns) - known)
+    if unknown:
+        raise SourceError(f"data.columns names unknown bar column(s) {unknown}; known: {sorted(known)}")
+    missing = {canon: col for canon, col in fmt.columns.items() if col not in frame.columns}
+    if missing:
+        raise SourceError(
+            f"{origin}: data.columns maps {missing}, but the file has no such column(s); "
+            f"its columns: {list(map(str, frame.columns))}"
+        )
+    found = dict(fmt.columns)
+    taken = set(found.values())
+    for canon, names in SYNONYMS.items():
+        if canon in found:
+            continue
+        hits = [col for col in frame.columns if col not in taken and _key(col) in names]
+        if len(hits) > 1:
+            raise SourceError(
+                f"{origin}: columns {list(map(str, hits))} could each be the {canon!r}: set "
+                f"data.columns.{canon} to the one to use"
+            )
+        if hits:
+            found[canon] = hits[0]
+            taken.add(hits[0])
+    first = frame.columns[0] if len(frame.columns) else None
+    if TIMESTAMP not in found and first is not None and _UNNAMED_INDEX.match(str(first)):
+        found[TIMESTAMP] = first  # a pandas export: the timestamp was the unnamed index
+    return found
+
+
+def _slashed_order(text: pd.Series, origin: str) -> str | None:
+    """``%d/%m/%Y`` or ``%m/%d/%Y`` for slashed dates, decided by a field above 12; None if not slashed."""
+    parts = text.str.extract(_SLASHED_DATE)
+    if parts.empty or parts[0].isna().any():
+        return None
+    first, second = parts[0].astype(int).to_numpy(), parts[1].astype(int).to_numpy()
+    day_first, month_first = (first > 12).any(), (second > 12).any()
+    if day_first and month_first:
+        row_a, row_b = int(np.argmax(first > 12)), int(np.argmax(second > 12))
+        raise SourceError(
+            f"{origin}: dates are day-first in row {row_a} ({text.iloc[row_a]}) but month-first in row "
+            f"{row_b} ({text.iloc[row_b]}): set data.date_format"
+        )
+    if not (day_first or month_first):
+        rows = ", ".join(f"row {i} ({text.iloc[i]})" for i in range(min(3, len(text))))
+        raise SourceError(
+            f"{origin}: dates such as {rows} read as month-first or day-first alike (no day above 12): "
+            f'set data.date_format: "{MONTH_FIRST}" or "{DAY_FIRST}"'
+        )
+    year = "%Y" if parts[2].str.len().eq(4).all() else "%y"
+    order = (DAY_FIRST if day_first else MONTH_FIRST).replace("%Y", year)
+    clock = text.str.extract(r"^\S+[ T](\d{1,2}:\d{2}(:\d{2})?)")
+    if clock[0].notna().all():
+        order += " %H:%M:%S" if clock[1].notna().all() else " %H:%M"
+    return order
+
+
+def _epoch(values: pd.Series, origin: str) -> tuple[pd.Series, str]:
+    magnitude = float(np.nanmedian(np.abs(values.to_numpy(np.float64))))
+    for unit, low, high in EPOCH_UNITS:
+        if low <= magnitude < high:
+            return pd.to_datetime(values, unit=unit, utc=True), f"epoch {unit} (UTC)"
+    raise SourceError(
+        f"{origin}: numeric timestamps of magnitude {magnitude:.3g} are not epoch seconds, milliseconds, "
+        "microseconds or nanoseconds since 1970: store dates or set data.columns.timestamp"
+    )
+
+
+def _timestamps(raw: pd.Series, origin: str, fmt: FileFormat, reading: Reading) -> pd.Series:
+    """Parsed when the file needs help (a format, an epoch, slashed dates, a zone); else as written."""
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        stamps, reading.timestamps = _epoch(raw, origin)
+        return stamps
+    text = raw.astype("string").str.strip()
+    date_format = fmt.date_format or _slashed_order(text.dropna(), origin)
+    if date_format is None:
+        reading.timestamps = "ISO 8601 text"
+        stamps = raw
+    else:
+        source = "data.date_format" if fmt.date_format else "detected"
+        reading.timestamps = f"{date_format} ({source})"
+        written = text if fmt.date_format else text.str.replace("T", " ", n=1)  # detected: "d/m/Y[ T]H:M"
+        stamps = pd.to_datetime(written, format=date_format, errors="coerce")
+        bad = stamps.isna() & text.notna()
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise SourceError(
+                f"{origin}: row {row} ({text.iloc[row]}) does not match the date format {date_format!r} "
+                f"({int(bad.sum())} rows)"
+            )
+    if fmt.timezone:
+        parsed = pd.to_datetime(stamps, errors="coerce") if not _is_datetime(stamps) else stamps
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            reading.notes.append(f"data.timezone={fmt.timezone} ignored: the stamps carry their own zone")
+            return parsed
+        midnight = (parsed.dropna().dt.normalize() == parsed.dropna()).all()
+        if midnight:  # daily bars are calendar dates: a zone would shift nothing
+            return parsed
+        try:
+            stamps = parsed.dt.tz_localize(fmt.timezone, ambiguous="raise", nonexistent="raise")
+        except Exception as error:  # pytz/zoneinfo errors name the instant
+            raise SourceError(
+                f"{origin}: naive stamps cannot be placed in data.timezone={fmt.timezone}: {error}"
+            ) from error
+        reading.timestamps += f", naive stamps in {fmt.timezone} (data.timezone)"
+    return stamps
+
+
+def _is_datetime(values: pd.Series) -> bool:
+    return pd.api.types.is_datetime64_any_dtype(values.dtype)
+
+
+def _adjust(frame: pd.DataFrame, origin: str, reading: Reading) -> pd.DataFrame:
+    if ADJ_CLOSE not in frame.columns:
+        raise SourceError(f"{origin}: data.price=adj_close, but the file has no adjusted-close column")
+    factor = frame[ADJ_CLOSE].astype(float) / frame[CLOSE].astype(float)
+    out = frame.copy()
+    for column in (OPEN, HIGH, LOW, CLOSE):
+        out[column] = out[column].astype(float) * factor
+    reading.notes.append("adjusted prices: open, high, low and close scaled by adj_close / close")
+    return out
+
+
+def to_bar_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> tuple[pd.DataFrame, Reading]:
+    """The frame with the bar schema's column names (and ``symbol`` when present), timestamps parsed
+    where the file needs help; validation checks the rest. The index (file row numbers) is kept."""
+    reading = Reading()
+    if fmt.layout == "wide":
+        return _from_wide(frame, origin, fmt, reading), reading
+    found = match_columns(frame, origin, fmt)
+    reading.columns = {canon: str(col) for canon, col in found.items()}
+    out = frame.rename(columns={col: canon for canon, col in found.items()})
+    out = out[[c for c in (*SYNONYMS,) if c in out.columns]]
+    if fmt.price == "adj_close":
+        out = _adjust(out, origin, reading)
+    if VOLUME not in out.columns and {OPEN, HIGH, LOW, CLOSE} <= set(out.columns):
+        out[VOLUME] = 0.0
+        reading.notes.append("no volume column: volume set to 0")
+        log.warning("%s: no volume column: volume set to 0 (volume indicators see none)", origin)
+    if TIMESTAMP in out.columns:
+        out[TIMESTAMP] = _timestamps(out[TIMESTAMP], origin, fmt, reading)
+    return out.drop(columns=[ADJ_CLOSE], errors="ignore"), reading
+
+
+def _from_wide(frame: pd.DataFrame, origin: str, fmt: FileFormat, reading: Reading) -> pd.DataFrame:
+    """One close column per symbol -> long bars (open, high and low set to the close, volume 0)."""
+    found = match_columns(frame[[frame.columns[0]]], origin, FileFormat(columns={}))
+    stamp = fmt.columns.get(TIMESTAMP) or found.get(TIMESTAMP)
+    if stamp is None or stamp not in frame.columns:
+        raise SourceError(f"{origin}: data.layout=wide needs a timestamp column first (or data.columns)")
+    symbols = [c for c in frame.columns if c != stamp]
+    reading.columns = {TIMESTAMP: str(stamp), **{f"close of {s}": str(s) for s in symbols}}
+    reading.notes.append(
+        "wide layout: closes only; open, high and low are the close and volume is 0, so fill at the "
+        "next close (env.fill=next_close) and leave the spread off"
+    )
+    stamps = _timestamps(frame[stamp], origin, fmt, reading)
+    parts = []
+    for symbol in symbols:
+        close = pd.to_numeric(frame[symbol], errors="coerce")
+        part = pd.DataFrame(
+            {TIMESTAMP: stamps, OPEN: close, HIGH: close, LOW: close, CLOSE: close, VOLUME: 0.0},
+            index=frame.index,
+        )
+        part[SYMBOL] = str(symbol)
+        parts.append(part[close.notna()])
+    return pd.concat(parts)

@@ -1,0 +1,167 @@
+"""Files as people export them load with settings alone: Yahoo downloads, pandas exports, naive FX
+stamps, epochs, wide closes; whatever could be read two ways is an error naming the setting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rsc.cli.main import main
+from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP, VOLUME
+from rsc.data.raw import SourceError
+from rsc.stages import ingest
+from rsc.storage import Storage
+from tests.conftest import smoke_settings
+from tests.helpers import synthetic_bars
+
+DATES = ("data.start=2015-01-01",)
+
+
+def ingested(tmp_path, path, *settings: str, symbols: str = "[SYN]") -> pd.DataFrame:
+    cfg = smoke_settings(
+        tmp_path / "store", "data.source=csv", f"data.path=file://{path}", f"data.symbols={symbols}", *DATES,
+        *settings,
+    )  # fmt: skip
+    result = ingest.run(cfg)
+    return Storage().read_dataset(result.bars_uri)
+
+
+def yahoo_download(n: int = 60) -> pd.DataFrame:
+    """``Date,Open,High,Low,Close,Adj Close,Volume`` with dates like 1/4/2015 and a dividend factor."""
+    bars = synthetic_bars(n).drop(columns=SYMBOL)
+    return pd.DataFrame(
+        {
+            "Date": [f"{t.month}/{t.day}/{t.year}" for t in bars[TIMESTAMP]],
+            "Open": bars[OPEN],
+            "High": bars[HIGH],
+            "Low": bars[LOW],
+            "Close": bars[CLOSE],
+            "Adj Close": bars[CLOSE] * 0.9,
+            "Volume": bars[VOLUME],
+        }
+    )
+
+
+def test_a_yahoo_download_loads_with_month_first_dates_and_adjusted_prices(tmp_path):
+    path = tmp_path / "SYN.csv"
+    download = yahoo_download()
+    download.to_csv(path, index=False)
+    plain = ingested(tmp_path / "plain", path)
+    adjusted = ingested(tmp_path / "adjusted", path, "data.price=adj_close")
+    assert plain[TIMESTAMP].iloc[0] == pd.Timestamp("2015-01-01") and len(plain) == 60
+    assert np.allclose(plain[CLOSE], download["Close"]) and np.allclose(
+        adjusted[CLOSE], download["Adj Close"]
+    )
+    assert np.allclose(adjusted[OPEN] / plain[OPEN], 0.9) and np.allclose(adjusted[HIGH] / plain[HIGH], 0.9)
+
+
+def test_a_pandas_export_with_an_unnamed_index_column_loads(tmp_path):
+    path = tmp_path / "SYN.csv"
+    bars = synthetic_bars(40).drop(columns=SYMBOL).set_index(TIMESTAMP)
+    bars.index.name = None
+    bars.rename(columns=str.title).to_csv(path)  # ",Open,High,Low,Close,Volume"
+    assert path.read_text().startswith(",Open,High,Low,Close,Volume")
+    loaded = ingested(tmp_path, path)
+    assert len(loaded) == 40 and loaded[TIMESTAMP].iloc[-1] == bars.index[-1]
+
+
+def hourly_fx(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    close = 1.15 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    stamps = pd.date_range("2016-01-04 00:00", periods=n, freq="h")
+    return pd.DataFrame(
+        {
+            "Gmt time": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+            "Open": close,
+            "High": close * 1.0005,
+            "Low": close * 0.9995,
+            "Close": close,
+        }
+    )
+
+
+def test_naive_hourly_fx_bars_take_their_zone_from_the_settings(tmp_path):
+    path = tmp_path / "EURUSD.csv"
+    hourly_fx().to_csv(path, index=False)
+    with pytest.raises(Exception, match="intraday timestamp without a time zone"):
+        ingested(tmp_path / "a", path, "data.frequency=1h", symbols="[EURUSD]")
+    loaded = ingested(
+        tmp_path / "b", path, "data.frequency=1h", "data.timezone=America/New_York", symbols="[EURUSD]"
+    )
+    assert loaded[TIMESTAMP].iloc[0] == pd.Timestamp("2016-01-04 05:00")  # 00:00 in New York, as UTC
+    assert (loaded[VOLUME] == 0).all() and len(loaded) == 200
+
+
+def test_epoch_milliseconds_and_a_ticker_column_load_as_utc(tmp_path):
+    path = tmp_path / "bars.csv"
+    bars = synthetic_bars(30)
+    frame = bars.rename(columns={TIMESTAMP: "time", SYMBOL: "Ticker", VOLUME: "Vol"})
+    frame["time"] = bars[TIMESTAMP].astype("int64") // 10**6
+    frame.to_csv(path, index=False)
+    loaded = ingested(tmp_path, path)
+    assert (loaded[TIMESTAMP].to_numpy() == bars[TIMESTAMP].to_numpy()).all()
+
+
+def test_a_wide_file_of_closes_becomes_one_symbol_per_column(tmp_path):
+    path = tmp_path / "closes.csv"
+    stamps = pd.bdate_range("2015-01-01", periods=50)
+    pd.DataFrame({"Date": stamps.strftime("%Y-%m-%d"), "AAA": np.linspace(10, 20, 50), "BBB": 5.0}).to_csv(
+        path, index=False
+    )
+    loaded = ingested(tmp_path, path, "data.layout=wide", "env.fill=next_close", symbols="['*']")
+    assert sorted(loaded[SYMBOL].unique()) == ["AAA", "BBB"] and len(loaded) == 100
+    aaa = loaded[loaded[SYMBOL] == "AAA"]
+    assert np.allclose(aaa[OPEN], aaa[CLOSE]) and aaa[CLOSE].iloc[-1] == 20.0
+
+
+def test_an_explicit_column_map_wins_over_the_names(tmp_path):
+    path = tmp_path / "SYN.csv"
+    bars = synthetic_bars(30).drop(columns=SYMBOL)
+    frame = bars.rename(columns={CLOSE: "Close"})
+    frame["Last"] = frame["Close"] * 2  # another close-like column: the map decides
+    frame.to_csv(path, index=False)
+    with pytest.raises(SourceError, match=r"columns \['Close', 'Last'\] could each be the 'close'"):
+        ingested(tmp_path / "a", path)
+    loaded = ingested(tmp_path / "b", path, "data.columns={close: Close}")
+    assert np.allclose(loaded[CLOSE], bars[CLOSE])
+
+
+@pytest.mark.parametrize(
+    ("dates", "message"),
+    [
+        (
+            ["1/2/2015", "2/3/2015", "3/4/2015"],
+            r'read as month-first or day-first alike.*"%m/%d/%Y" or "%d/%m/%Y"',
+        ),
+        (
+            ["1/13/2015", "14/1/2015", "3/4/2015"],
+            r"day-first in row 1 \(14/1/2015\) but month-first in row 0",
+        ),
+    ],
+)
+def test_dates_that_read_two_ways_are_an_error_naming_the_rows(tmp_path, dates, message):
+    path = tmp_path / "SYN.csv"
+    frame = yahoo_download(3).assign(Date=dates)
+    frame.to_csv(path, index=False)
+    with pytest.raises(SourceError, match=message):
+        ingested(tmp_path, path)
+
+
+def test_a_given_date_format_decides(tmp_path):
+    path = tmp_path / "SYN.csv"
+    frame = yahoo_download(3).assign(Date=["1/2/2015", "2/2/2015", "3/2/2015"])
+    frame.to_csv(path, index=False)
+    loaded = ingested(tmp_path, path, "data.date_format='%d/%m/%Y'")
+    assert list(loaded[TIMESTAMP].dt.month) == [2, 2, 2]
+
+
+def test_rsc_data_inspect_says_what_the_loader_would_do_and_writes_nothing(tmp_path, capsys):
+    path = tmp_path / "SYN.csv"
+    yahoo_download().to_csv(path, index=False)
+    assert main(["data", "inspect", str(path), "-c", "data.price=adj_close"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("Date -> timestamp", "Adj Close -> adj_close", "%m/%d/%Y (detected)", "1d", "60 rows"):
+        assert expected in out, (expected, out)
+    assert "adjusted prices" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SYN.csv"]
