@@ -23,6 +23,7 @@ class StandInKfp:
     def __init__(self):
         self.experiments: list[dict] = []
         self.runs: list[dict] = []
+        self.recurring_runs: list[dict] = []
         self.authorizations: list[str | None] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -75,6 +76,10 @@ class StandInKfp:
                     experiment = {**body, "experiment_id": str(uuid.uuid4())}
                     kfp.experiments.append(experiment)
                     self._send(200, experiment)
+                elif path == "/apis/v2beta1/recurringruns":
+                    recurring = {**body, "recurring_run_id": str(uuid.uuid4()), "status": "ENABLED"}
+                    kfp.recurring_runs.append(recurring)
+                    self._send(200, recurring)
                 elif path == "/apis/v2beta1/runs":
                     run = {**body, "run_id": str(uuid.uuid4()), "state": "PENDING"}
                     kfp.runs.append(run)
@@ -169,3 +174,30 @@ def test_bad_arguments_are_one_clear_error(kfp_server, monkeypatch, capsys, argu
     assert main(["submit", "--host", kfp_server.url, argument]) == 2
     assert message in capsys.readouterr().err
     assert kfp_server.runs == []
+
+
+def test_schedule_creates_a_recurring_run_that_ingests_afresh(kfp_server, monkeypatch, capsys):
+    monkeypatch.setenv("KFP_TOKEN", "t")
+    code = main(["submit", "--host", kfp_server.url, "--schedule", "0 22 * * 1-5", "--experiment", "nightly"])
+    assert code == 0 and kfp_server.runs == []
+    (recurring,) = kfp_server.recurring_runs
+    url = capsys.readouterr().out.strip().splitlines()[-1]
+    assert url == f"{kfp_server.url}/#/recurringrun/details/{recurring['recurring_run_id']}"
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 22 * * 1-5"  # KFP's seconds-first cron
+    assert recurring["mode"] == "ENABLE" and recurring["no_catchup"] is True
+    assert int(recurring["max_concurrency"]) == 1
+    (experiment,) = kfp_server.experiments
+    assert (
+        recurring["experiment_id"] == experiment["experiment_id"] and experiment["display_name"] == "nightly"
+    )
+    assert "settings_json" in recurring["runtime_config"]["parameters"]
+    tasks = recurring["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"].values()
+    caching = [task.get("cachingOptions", {}).get("enableCache", False) for task in tasks]
+    assert caching and not any(caching)  # every scheduled run ingests the data anew
+
+
+def test_a_bad_cron_is_one_clear_error(kfp_server, monkeypatch, capsys):
+    monkeypatch.setenv("KFP_TOKEN", "t")
+    assert main(["submit", "--host", kfp_server.url, "--schedule", "every night"]) == 2
+    assert "expected a cron expression of 5 fields" in capsys.readouterr().err
+    assert kfp_server.recurring_runs == []

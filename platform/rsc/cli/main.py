@@ -1,4 +1,5 @@
-"""The ``rsc`` command: run, doctor, compile, submit, stage, data, train, tune, report, registry, serve."""
+"""The ``rsc`` command: run, schedule, doctor, compile, submit, stage, data, train, tune, report, registry,
+serve."""
 
 from __future__ import annotations
 
@@ -47,6 +48,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"rsc: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from rsc.launch.run import execute
+    from rsc.launch.schedule import parse_every, run_on_schedule
+
+    every = parse_every(args.every)
+
+    def run_once() -> str:
+        return execute(_settings(args), verbose=args.verbose).settings.run.id or ""
+
+    def report(tick) -> None:
+        outcome = f"run {tick.run_id}" if tick.error is None else f"FAILED: {tick.error}"
+        more = "" if args.times is not None and tick.number >= args.times else f"; the next in {args.every}"
+        print(f"rsc schedule: #{tick.number} {outcome} ({tick.seconds:.0f} s){more}", flush=True)
+
+    try:
+        ticks = run_on_schedule(run_once, every, args.times, report)
+    except KeyboardInterrupt:
+        print("rsc schedule: stopped", file=sys.stderr)
+        return 130
+    return 1 if any(tick.error for tick in ticks) else 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -98,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_arguments(run)
     run.add_argument("--keep-serving", action="store_true", help="keep Ray and the endpoint up after the run")
     run.set_defaults(func=cmd_run)
+
+    schedule = commands.add_parser("schedule", help="`rsc run` again every interval, each a new execution")
+    add_settings_arguments(schedule)
+    schedule.add_argument("--every", required=True, help="interval between run starts: 30s, 15m, 6h, 1d")
+    schedule.add_argument("--times", type=int, help="stop after this many runs (default: until Ctrl-C)")
+    schedule.set_defaults(func=cmd_schedule)
 
     doctor = commands.add_parser("doctor", help="check that this machine has what a run needs")
     add_settings_arguments(doctor)

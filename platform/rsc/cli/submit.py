@@ -3,13 +3,17 @@
 Settings come from configs/base.yaml + configs/cluster.yaml (``--env`` picks another overlay) and
 ``key.sub=value`` overrides; ``name=value`` arguments whose name is a pipeline parameter (``gpus=2``,
 ``symbols=SPX,GOOG``) are passed as run parameters. The bearer token is ``$KFP_TOKEN``, else the
-current kube config user's token, else none.
+current kube config user's token, else none. ``--schedule CRON`` creates a recurring run instead (Kubeflow
+Pipelines' cron: six fields, seconds first; a five-field expression gets "0" seconds): each scheduled run
+is a new execution with its own run id, and caching is off unless asked for, so that every run ingests
+the data anew.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,6 +70,19 @@ def split_arguments(items: list[str], types: Mapping[str, Any]) -> tuple[list[st
     return files, overrides, parameters
 
 
+def cron_expression(text: str) -> str:
+    """Kubeflow Pipelines' six-field cron (seconds first); a five-field one runs at second 0."""
+    fields = text.split()
+    if len(fields) == 5:
+        fields = ["0", *fields]
+    if len(fields) != 6 or not all(re.fullmatch(r"[0-9*/,?A-Za-z-]+", f) for f in fields):
+        raise ConfigError(
+            f"--schedule {text!r}: expected a cron expression of 5 fields (minute hour day month weekday) "
+            "or 6 (seconds first), e.g. '0 22 * * 1-5' for weekdays at 22:00"
+        )
+    return " ".join(fields)
+
+
 def submit(
     host: str,
     items: list[str],
@@ -76,8 +93,10 @@ def submit(
     service_account: str | None = None,
     enable_caching: bool | None = None,
     image: str | None = None,
+    schedule: str | None = None,
 ) -> str:
-    """Start one run and return its URL in the Kubeflow Pipelines UI.
+    """Start one run (or, with ``schedule``, a recurring run) and return its URL in the Kubeflow
+    Pipelines UI.
 
     ``image`` runs every step, and the RayJobs they launch, in that image (the pipeline's ``image``
     parameter and ``cluster.image``).
@@ -94,9 +113,26 @@ def submit(
             overrides = [*overrides, f"cluster.image={image}"]
         settings = load_settings(files or default_config_paths(environment), overrides)
         client = kfp.Client(host=host, existing_token=bearer_token())
+        arguments = {"settings_json": settings.model_dump_json(), **parameters}
+        if schedule is not None:
+            cron = cron_expression(schedule)
+            found = client.create_experiment(experiment or settings.registry.experiment, namespace=namespace)
+            recurring = client.create_recurring_run(
+                experiment_id=found.experiment_id,
+                job_name=run_name or f"{settings.run.name}-schedule",
+                description=f"rsc: {settings.run.name} on cron {cron}",
+                cron_expression=cron,
+                max_concurrency=1,  # a run still going when the next is due: the next waits
+                no_catchup=True,  # after a pause, one run now, not every missed one
+                params=arguments,
+                pipeline_package_path=str(package),
+                enable_caching=enable_caching if enable_caching is not None else False,
+                service_account=service_account,
+            )
+            return f"{host.rstrip('/')}/#/recurringrun/details/{recurring.recurring_run_id}"
         result = client.create_run_from_pipeline_package(
             str(package),
-            arguments={"settings_json": settings.model_dump_json(), **parameters},
+            arguments=arguments,
             run_name=run_name or f"{settings.run.name}",
             experiment_name=experiment or settings.registry.experiment,
             namespace=namespace,
@@ -117,6 +153,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         service_account=args.service_account,
         enable_caching=False if args.no_cache else None,
         image=args.image,
+        schedule=args.schedule,
     )
     print(url)
     return 0
@@ -135,6 +172,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     submit_.add_argument("--namespace", help="Kubeflow profile namespace (multi-user installs)")
     submit_.add_argument("--service-account", help="ServiceAccount of the run's pods (needs the RayJob Role)")
     submit_.add_argument("--image", help="project image of every step and RayJob (default: the release's)")
+    submit_.add_argument(
+        "--schedule",
+        metavar="CRON",
+        help="create a recurring run on this cron schedule instead of one run (e.g. '0 22 * * 1-5')",
+    )
     submit_.add_argument(
         "--no-cache", action="store_true", help="run every step even if a cached result exists"
     )
