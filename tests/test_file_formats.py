@@ -10,7 +10,7 @@ import pytest
 from rsc.cli.main import main
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP, VOLUME
 from rsc.data.raw import SourceError
-from rsc.stages import ingest
+from rsc.stages import evaluate, ingest
 from rsc.storage import Storage
 from tests.conftest import smoke_settings
 from tests.helpers import synthetic_bars
@@ -165,3 +165,26 @@ def test_rsc_data_inspect_says_what_the_loader_would_do_and_writes_nothing(tmp_p
         assert expected in out, (expected, out)
     assert "adjusted prices" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["SYN.csv"]
+
+
+def test_close_only_bars_trade_only_where_they_can_be_traded_honestly(tmp_path):
+    """A wide file's bars carry closes alone: fills at the next open, a range-based spread, stops and
+    range or volume indicators are refused, each named; with close-based settings the bars load."""
+    path = tmp_path / "closes.csv"
+    stamps = pd.bdate_range("2015-01-01", periods=50)
+    pd.DataFrame({"Date": stamps.strftime("%Y-%m-%d"), "AAA": np.linspace(10, 20, 50)}).to_csv(
+        path, index=False
+    )
+    wide = ("data.layout=wide",)
+    with pytest.raises(ValueError, match=r"AAA: close-only bars .* set env\.fill=next_close") as refused:
+        ingested(tmp_path / "a", path, *wide, "env.spread_factor=0.5", "env.stop_loss=0.05", symbols="[AAA]")
+    for setting in ("env.spread_factor", "env.stop_loss"):
+        assert setting in str(refused.value)
+    indicators = "features.indicators=[{name: log_return, window: 1}, {name: atr, window: 14}]"
+    with pytest.raises(ValueError, match=r"features\.indicators \['atr'\] read high, low or volume"):
+        ingested(tmp_path / "b", path, *wide, "env.fill=next_close", indicators, symbols="[AAA]")
+    loaded = ingested(tmp_path / "c", path, *wide, "env.fill=next_close", symbols="[AAA]")
+    assert len(loaded) == 50
+    run_root = smoke_settings(tmp_path / "c" / "store").run_root
+    assert Storage().read_json(f"{run_root}/quality.json")["close_only"] == ["AAA"]
+    assert evaluate._quality_warnings(Storage(), run_root)[-1].startswith("AAA: close-only bars")

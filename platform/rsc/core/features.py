@@ -261,6 +261,7 @@ class Indicator(NamedTuple):
     kernel: Callable[..., np.ndarray]
     first_valid: Callable[..., int]
     params: Mapping[str, int | float] = {}
+    needs: frozenset[str] = frozenset({CLOSE})  # the bar columns it reads (close-only bars have no range)
 
 
 def _macd_first(window: int, fast: int, signal: int) -> int:
@@ -284,15 +285,15 @@ INDICATORS: dict[str, Indicator] = {
     "macd_hist": Indicator(macd_hist, _macd_signal_first, _MACD),
     "bollinger_b": Indicator(bollinger_b, lambda w, k: w - 1, _BOLLINGER),
     "bollinger_width": Indicator(bollinger_width, lambda w, k: w - 1, _BOLLINGER),
-    "atr": Indicator(atr, lambda w: w),
-    "plus_di": Indicator(plus_di, lambda w: w),
-    "minus_di": Indicator(minus_di, lambda w: w),
-    "adx": Indicator(adx, lambda w: 2 * w - 1),
-    "aroon_up": Indicator(aroon_up, lambda w: w),
-    "aroon_down": Indicator(aroon_down, lambda w: w),
-    "aroon_osc": Indicator(aroon_osc, lambda w: w),
+    "atr": Indicator(atr, lambda w: w, needs=frozenset({HIGH, LOW, CLOSE})),
+    "plus_di": Indicator(plus_di, lambda w: w, needs=frozenset({HIGH, LOW, CLOSE})),
+    "minus_di": Indicator(minus_di, lambda w: w, needs=frozenset({HIGH, LOW, CLOSE})),
+    "adx": Indicator(adx, lambda w: 2 * w - 1, needs=frozenset({HIGH, LOW, CLOSE})),
+    "aroon_up": Indicator(aroon_up, lambda w: w, needs=frozenset({HIGH, LOW, CLOSE})),
+    "aroon_down": Indicator(aroon_down, lambda w: w, needs=frozenset({HIGH, LOW, CLOSE})),
+    "aroon_osc": Indicator(aroon_osc, lambda w: w, needs=frozenset({HIGH, LOW, CLOSE})),
     "volatility": Indicator(volatility, lambda w: w),
-    "volume_z": Indicator(volume_z, lambda w: w - 1),
+    "volume_z": Indicator(volume_z, lambda w: w - 1, needs=frozenset({VOLUME})),
 }
 
 

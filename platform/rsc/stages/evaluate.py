@@ -156,7 +156,15 @@ def _quality_warnings(storage: Storage, run_root: str) -> tuple[str, ...]:
     uri = RunLayout(run_root).quality
     if not storage.exists(uri):
         return ()
-    return tuple(w["finding"] for w in storage.read_json(uri)["warnings"])
+    recorded = storage.read_json(uri)
+    found = tuple(w["finding"] for w in recorded["warnings"])
+    if recorded.get("close_only"):
+        found += (
+            f"{', '.join(recorded['close_only'])}: close-only bars (open, high and low are the close, no "
+            "volume): filled at the next close, without a range-based spread, stops or range and volume "
+            "indicators",
+        )
+    return found
 
 
 def run(

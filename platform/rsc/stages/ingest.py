@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from rsc.config import Settings
-from rsc.core.schema import SYMBOL, TIMESTAMP
+from rsc.core.features import INDICATORS
+from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP
 from rsc.data.progress import Track, untracked
 from rsc.data.sources import clip_dates, make_source
 from rsc.data.validate import accept, check_bars, check_quality_of
@@ -52,6 +54,32 @@ def check_frequency(frames: list[pd.DataFrame], declared: str) -> None:
         )
 
 
+def close_only(bars: pd.DataFrame) -> bool:
+    """Bars that carry a close and nothing else (a wide file, a close series): open = high = low = close."""
+    close = bars[CLOSE].to_numpy()
+    return bool(all(np.array_equal(bars[column].to_numpy(), close) for column in (OPEN, HIGH, LOW)))
+
+
+def close_only_conflicts(cfg: Settings) -> list[str]:
+    """The settings that need more than a close: each named with what to set instead."""
+    env, conflicts = cfg.env, []
+    if env.fill != "next_close":
+        conflicts.append(
+            f"env.fill={env.fill} fills at an open these bars do not have: set env.fill=next_close"
+        )
+    if env.spread_factor:
+        conflicts.append(
+            "env.spread_factor > 0 estimates the spread from a range these bars do not have: set 0"
+        )
+    for name in ("stop_loss", "take_profit"):
+        if getattr(env, name) is not None:
+            conflicts.append(f"env.{name} is checked against the bar's range: unset it")
+    needing = sorted({spec.name for spec in cfg.features.indicators if INDICATORS[spec.name].needs - {CLOSE}})
+    if needing:
+        conflicts.append(f"features.indicators {needing} read high, low or volume: use close-based ones")
+    return conflicts
+
+
 def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     storage = Storage.from_settings(cfg.storage)
     data = cfg.data
@@ -73,10 +101,18 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
         raise ValueError(f"no bars between {data.start} and {data.end} for symbol(s) {sorted(empty)}")
     frame = pd.concat(frames, ignore_index=True)
     check_frequency(frames, cfg.frequency)
+    closes_only = sorted(bars[SYMBOL].iloc[0] for bars in frames if close_only(bars))
+    if closes_only and (conflicts := close_only_conflicts(cfg)):
+        raise ValueError(
+            f"{', '.join(closes_only)}: close-only bars (open = high = low = close) cannot be traded "
+            "honestly under these settings: " + "; ".join(conflicts)
+        )
     layout = RunLayout(cfg.run_root)
     bars_uri = layout.bars
     manifest = storage.write_dataset(bars_uri, frame, inputs=inputs)
-    storage.write_json(layout.quality, {"bars_sha256": manifest["sha256"], "warnings": warnings})
+    storage.write_json(
+        layout.quality, {"bars_sha256": manifest["sha256"], "warnings": warnings, "close_only": closes_only}
+    )
     log.info(
         "ingest: %d symbols, %d bars -> %s (sha256 %s)",
         len(frames),
