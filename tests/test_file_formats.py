@@ -188,3 +188,37 @@ def test_close_only_bars_trade_only_where_they_can_be_traded_honestly(tmp_path):
     run_root = smoke_settings(tmp_path / "c" / "store").run_root
     assert Storage().read_json(f"{run_root}/quality.json")["close_only"] == ["AAA"]
     assert evaluate._quality_warnings(Storage(), run_root)[-1].startswith("AAA: close-only bars")
+
+
+@pytest.mark.parametrize(
+    ("dates", "settings", "first"),
+    [
+        (["13.01.2015", "14.01.2015", "15.01.2015"], (), "2015-01-13"),  # dotted, day-first
+        (["01-13-2015", "01-14-2015", "01-15-2015"], (), "2015-01-13"),  # dashed, month-first
+        ([20150113, 20150114, 20150115], ("data.date_format='%Y%m%d'",), "2015-01-13"),  # digits
+    ],
+)
+def test_dates_in_other_separators_and_as_digits(tmp_path, dates, settings, first):
+    path = tmp_path / "SYN.csv"
+    yahoo_download(3).assign(Date=dates).to_csv(path, index=False)
+    assert str(ingested(tmp_path, path, *settings)[TIMESTAMP].iloc[0])[:10] == first
+
+
+def test_a_single_close_series_is_one_symbol_named_by_the_file(tmp_path):
+    path = tmp_path / "SPX.csv"
+    stamps = pd.bdate_range("2015-01-01", periods=40)
+    pd.DataFrame({"Date": stamps.strftime("%Y-%m-%d"), "Close": np.linspace(100, 120, 40)}).to_csv(
+        path, index=False
+    )
+    loaded = ingested(tmp_path, path, "data.layout=wide", "env.fill=next_close", symbols="[SPX]")
+    assert len(loaded) == 40 and set(loaded[SYMBOL]) == {"SPX"}
+
+
+def test_stamps_with_their_own_offsets_ignore_the_timezone_setting(tmp_path):
+    path = tmp_path / "EURUSD.csv"
+    frame = hourly_fx(48)
+    stamps = pd.date_range("2016-03-12 00:00", periods=48, freq="h", tz="America/New_York")  # DST inside
+    frame["Gmt time"] = [t.isoformat() for t in stamps]
+    frame.to_csv(path, index=False)
+    loaded = ingested(tmp_path, path, "data.frequency=1h", "data.timezone=Europe/London", symbols="[EURUSD]")
+    assert loaded[TIMESTAMP].iloc[0] == pd.Timestamp("2016-03-12 05:00") and len(loaded) == 48

@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rsc.registry.lineage import bar_frequency
+from rsc.registry.promotion import gate_evidence
 from rsc.registry.tracking import CHAMPION, configure, model_version, resolve_alias, use_registry
 from rsc.stages import evaluate, ingest
 from rsc.storage import Storage, join
@@ -117,6 +118,15 @@ def test_champion_is_rescored_on_the_challengers_window(runs, challenger_wins):
     assert "on 2018-07-02..2019-03-20 (re-scored; " in second.reason, second.reason
     assert version.tags["rsc.lineage.test_window"] == "2018-07-02..2019-03-20"
     assert model_version(name, 1).tags["rsc.lineage.seen_until"] == "2017-06-30"
+    if not challenger_wins:  # a champion that cannot be scored on the window is not compared: says why
+
+        def broken(model: str, number: int) -> float:
+            raise OSError("model files gone")
+
+        evidence = gate_evidence(name, 2, "sharpe", broken)
+        assert evidence.not_comparable == (
+            "champion v1 could not be re-scored on 2018-07-02..2019-03-20: OSError: model files gone"
+        )
 
 
 def test_a_champion_that_saw_the_window_is_not_compared(runs):

@@ -52,6 +52,12 @@ def test_runs_start_every_interval_never_overlap_and_outlive_a_failure():
     assert clock.sleeps == [50.0, 55.0]
 
 
+def test_a_fixed_run_id_is_refused(tmp_path, capsys):
+    args = [str(CONFIGS / "base.yaml"), str(CONFIGS / "smoke.yaml"), f"storage.root=file://{tmp_path}"]
+    assert main(["schedule", *args, "run.id=fixed", "--every", "1s", "--times", "1"]) == 2
+    assert "run.id is set" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_rsc_schedule_runs_the_dag_twice_as_two_executions(tmp_path, ray_session, capsys):
     from ray import serve

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rsc.core.artifacts import SearchRecord
@@ -68,3 +69,15 @@ def test_the_record_counts_every_try_where_it_ran():
         "walk_forward_checkpoints": 6,
         "final_training_checkpoints": 5,
     }
+
+
+def test_a_big_search_is_thinned_evenly_within_each_trial():
+    from rsc.stages.evaluate import thin_checkpoints
+
+    columns = [f"t{t}/iter-{i}" for t in range(4) for i in range(1, 301)]
+    frame = pd.DataFrame(np.zeros((3, len(columns))), columns=columns)
+    kept = thin_checkpoints(frame, limit=40)
+    assert kept.shape[1] == 40
+    per_trial = pd.Series(kept.columns).str.split("/").str[0].value_counts()
+    assert set(per_trial) == {10} and "t0/iter-1" in kept and "t0/iter-300" in kept
+    assert thin_checkpoints(frame.iloc[:, :30], limit=40).shape[1] == 30  # small searches untouched

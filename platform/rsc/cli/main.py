@@ -55,6 +55,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from rsc.launch.schedule import parse_every, run_on_schedule
 
     every = parse_every(args.every)
+    if _settings(args).run.id is not None:
+        print(
+            "rsc schedule: run.id is set, so every run would write over the last: leave it unset",
+            file=sys.stderr,
+        )
+        return 2
 
     def run_once() -> str:
         return execute(_settings(args), verbose=args.verbose).settings.run.id or ""

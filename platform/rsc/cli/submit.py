@@ -116,6 +116,8 @@ def submit(
         arguments = {"settings_json": settings.model_dump_json(), **parameters}
         if schedule is not None:
             cron = cron_expression(schedule)
+            if settings.run.id is not None:
+                raise ConfigError("--schedule with run.id set: every run would write over the last; unset it")
             found = client.create_experiment(experiment or settings.registry.experiment, namespace=namespace)
             recurring = client.create_recurring_run(
                 experiment_id=found.experiment_id,

@@ -268,7 +268,7 @@ class SplitSettings(Section):
     )
     holdout_bars: int | None = Field(
         None,
-        ge=1,
+        ge=2,
         description="The last N bars become a final holdout after the test part: no selection reads "
         "them, the evaluation reports them once and counts every model evaluated there (None = off).",
     )

@@ -34,7 +34,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     SYMBOL: ("symbol", "ticker", "instrument"),
 }
 _UNNAMED_INDEX = re.compile(r"^(unnamed: ?0|index|)$", re.IGNORECASE)  # pandas' to_csv index column
-_SLASHED_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{2,4})(?:[ T].*)?$")
+_SLASHED_DATE = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})[/.-](\d{2,4})(?:[ T].*)?$")
+_ZONE_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"  # a stamp that carries its own zone
 DAY_FIRST, MONTH_FIRST = "%d/%m/%Y", "%m/%d/%Y"
 EPOCH_UNITS = (("s", 1e8, 1e10), ("ms", 1e11, 1e13), ("us", 1e14, 1e16), ("ns", 1e17, 1e19))
 
@@ -98,9 +99,10 @@ def match_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> dict[str
 def _slashed_order(text: pd.Series, origin: str) -> str | None:
     """``%d/%m/%Y`` or ``%m/%d/%Y`` for slashed dates, decided by a field above 12; None if not slashed."""
     parts = text.str.extract(_SLASHED_DATE)
-    if parts.empty or parts[0].isna().any():
+    if parts.empty or parts[0].isna().any() or parts[1].nunique() != 1:
         return None
-    first, second = parts[0].astype(int).to_numpy(), parts[1].astype(int).to_numpy()
+    separator = parts[1].iloc[0]
+    first, second = parts[0].astype(int).to_numpy(), parts[2].astype(int).to_numpy()
     day_first, month_first = (first > 12).any(), (second > 12).any()
     if day_first and month_first:
         row_a, row_b = int(np.argmax(first > 12)), int(np.argmax(second > 12))
@@ -114,8 +116,8 @@ def _slashed_order(text: pd.Series, origin: str) -> str | None:
             f"{origin}: dates such as {rows} read as month-first or day-first alike (no day above 12): "
             f'set data.date_format: "{MONTH_FIRST}" or "{DAY_FIRST}"'
         )
-    year = "%Y" if parts[2].str.len().eq(4).all() else "%y"
-    order = (DAY_FIRST if day_first else MONTH_FIRST).replace("%Y", year)
+    year = "%Y" if parts[3].str.len().eq(4).all() else "%y"
+    order = (DAY_FIRST if day_first else MONTH_FIRST).replace("%Y", year).replace("/", separator)
     clock = text.str.extract(r"^\S+[ T](\d{1,2}:\d{2}(:\d{2})?)")
     if clock[0].notna().all():
         order += " %H:%M:%S" if clock[1].notna().all() else " %H:%M"
@@ -135,10 +137,13 @@ def _epoch(values: pd.Series, origin: str) -> tuple[pd.Series, str]:
 
 def _timestamps(raw: pd.Series, origin: str, fmt: FileFormat, reading: Reading) -> pd.Series:
     """Parsed when the file needs help (a format, an epoch, slashed dates, a zone); else as written."""
-    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+    numeric = pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype)
+    if numeric and not fmt.date_format:
         stamps, reading.timestamps = _epoch(raw, origin)
         return stamps
     text = raw.astype("string").str.strip()
+    if numeric:  # 20200102 read as a number: the given format reads its digits
+        text = text.str.removesuffix(".0")
     date_format = fmt.date_format or _slashed_order(text.dropna(), origin)
     if date_format is None:
         reading.timestamps = "ISO 8601 text"
@@ -155,6 +160,9 @@ def _timestamps(raw: pd.Series, origin: str, fmt: FileFormat, reading: Reading) 
                 f"{origin}: row {row} ({text.iloc[row]}) does not match the date format {date_format!r} "
                 f"({int(bad.sum())} rows)"
             )
+    if fmt.timezone and not _is_datetime(stamps) and text.str.contains(_ZONE_SUFFIX, regex=True).any():
+        reading.notes.append(f"data.timezone={fmt.timezone} ignored: the stamps carry their own zone")
+        return stamps
     if fmt.timezone:
         parsed = pd.to_datetime(stamps, errors="coerce") if not _is_datetime(stamps) else stamps
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
@@ -216,6 +224,8 @@ def _from_wide(frame: pd.DataFrame, origin: str, fmt: FileFormat, reading: Readi
     if stamp is None or stamp not in frame.columns:
         raise SourceError(f"{origin}: data.layout=wide needs a timestamp column first (or data.columns)")
     symbols = [c for c in frame.columns if c != stamp]
+    if len(symbols) == 1 and _key(symbols[0]) in SYNONYMS[CLOSE] + SYNONYMS[ADJ_CLOSE]:
+        return _one_close_series(frame, stamp, symbols[0], origin, fmt, reading)
     reading.columns = {TIMESTAMP: str(stamp), **{f"close of {s}": str(s) for s in symbols}}
     reading.notes.append(
         "wide layout: closes only; open, high and low are the close and volume is 0, so fill at the "
@@ -232,3 +242,17 @@ def _from_wide(frame: pd.DataFrame, origin: str, fmt: FileFormat, reading: Readi
         part[SYMBOL] = str(symbol)
         parts.append(part[close.notna()])
     return pd.concat(parts)
+
+
+def _one_close_series(
+    frame: pd.DataFrame, stamp: object, column: object, origin: str, fmt: FileFormat, reading: Reading
+) -> pd.DataFrame:
+    """A file with one close column (``Date,Close``): one symbol, named by the file or the settings."""
+    reading.columns = {TIMESTAMP: str(stamp), CLOSE: str(column)}
+    reading.notes.append("close-only bars: open, high and low are the close and volume is 0")
+    close = pd.to_numeric(frame[column], errors="coerce")
+    stamps = _timestamps(frame[stamp], origin, fmt, reading)
+    return pd.DataFrame(
+        {TIMESTAMP: stamps, OPEN: close, HIGH: close, LOW: close, CLOSE: close, VOLUME: 0.0},
+        index=frame.index,
+    )

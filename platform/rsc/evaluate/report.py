@@ -289,7 +289,8 @@ def _search_text(search: Mapping[str, Any]) -> str:
 
 def _statistics_table(ev: Evaluation) -> str:
     s = ev.statistics
-    trials = "the trials" if s["n_trials"] is None else f"{s['n_trials']} independent trials"
+    n = s["n_trials"]
+    trials = "the trials" if n is None else f"{n} independent trial{'s' if n != 1 else ''}"
     dsr = f"PSR against the best Sharpe ratio expected from {trials} with no skill"
     if s["expected_max_sharpe"] is not None:
         dsr += (

@@ -23,7 +23,7 @@ class Evidence(NamedTuple):
 
 def _tries(e: Evidence) -> str:
     if e.n_tries is not None and e.n_tries != e.n_trials:
-        return f"{e.n_trials} independent trials among {e.n_tries} tries"
+        return f"{e.n_trials} independent trial{'s' if e.n_trials != 1 else ''} among {e.n_tries} tries"
     return f"{e.n_trials} trials"
 
 

@@ -9,6 +9,7 @@ reads before it compares anything.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from mlflow.tracking import MlflowClient
 from rsc.config import Settings
 from rsc.config.lineage import lineage_model_name
 from rsc.registry.tracking import CHAMPION, resolve_alias, set_alias, tag_version
+
+log = logging.getLogger(__name__)
 
 UNIVERSE_TAG = "rsc.lineage.universe"
 FREQUENCY_TAG = "rsc.lineage.frequency"
@@ -145,7 +148,13 @@ def migrate_legacy_model(legacy: str = LEGACY_MODEL_NAME) -> dict[str, int | Non
             name, number = moved.rsplit("/", 1)
             copies[int(version.version)] = (name, int(number))
             continue
-        lineage, tags = _recorded_lineage(version.run_id)
+        try:
+            lineage, tags = _recorded_lineage(version.run_id)
+        except (MlflowException, OSError, ValueError) as error:  # one unreadable version stops nothing
+            log.warning(
+                "%s v%s not migrated: its run's settings cannot be read: %s", legacy, version.version, error
+            )
+            continue
         copied = client.copy_model_version(f"models:/{legacy}/{version.version}", lineage.name)
         tag_version(lineage.name, int(copied.version), tags)
         client.set_model_version_tag(

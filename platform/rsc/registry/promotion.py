@@ -100,7 +100,15 @@ def gate_evidence(name: str, version: int, metric: str, rescore: Rescore | None 
             f"{champion.tags.get(TEST_WINDOW_TAG, 'another window')} and nothing here can score it on "
             f"{evidence.window}: run the gate where the challenger's data is (the register stage does)",
         )
-    return replace(evidence, champion=rescore(name, champion_version), champion_rescored=True)
+    try:
+        figure = rescore(name, champion_version)
+    except Exception as error:  # a champion that cannot be scored there is not compared, and says why
+        return replace(
+            evidence,
+            not_comparable=f"champion v{champion_version} could not be re-scored on {evidence.window}: "
+            f"{type(error).__name__}: {error}",
+        )
+    return replace(evidence, champion=figure, champion_rescored=True)
 
 
 def run_gate(

@@ -74,7 +74,13 @@ def score_on_window(
     rows[PART] = np.where(rows[TIMESTAMP] >= start, TEST, TRAIN)
     if not (rows[PART] == TEST).any():
         raise ValueError(f"no bars of {symbol or 'the data'} in the window {window[0]}..{window[1]}")
-    own_env = {**(spec.env or env.model_dump()), **{field: getattr(env, field) for field in COST_FIELDS}}
+    trained = spec.env or {
+        **env.model_dump(),
+        "window": spec.observation.window,
+        "action": spec.action.kind,
+        "positions": list(spec.action.positions),
+    }
+    own_env = {**trained, **{field: getattr(env, field) for field in COST_FIELDS}}
     settings = EnvSettings.model_validate(own_env)
     market = MarketArrays.from_frame(rows, spec.scaler.model_dump(), TEST, settings.window)
     run = backtest_policy(TradingEnv(market, settings, mode="eval"), policy.actor())

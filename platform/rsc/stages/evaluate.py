@@ -51,7 +51,11 @@ def load_trials(storage: Storage, run_root: str, min_correlation: float = 0.5) -
     if not (storage.exists(layout.search) and storage.exists(layout.checkpoint_returns)):
         return legacy
     record = read_search(storage, layout.search)
-    frame = pd.read_parquet(io.BytesIO(storage.read_bytes(layout.checkpoint_returns))).dropna()
+    if not record.tune_trials:  # no search this time: whatever an earlier one left does not count
+        return legacy
+    frame = thin_checkpoints(
+        pd.read_parquet(io.BytesIO(storage.read_bytes(layout.checkpoint_returns))).dropna()
+    )
     try:
         found = search.effective_trials(frame.to_numpy(np.float64), min_correlation)
     except ValueError as error:
@@ -66,6 +70,25 @@ def load_trials(storage: Storage, run_root: str, min_correlation: float = 0.5) -
         clustered=found.series,
         min_correlation=min_correlation,
     )
+
+
+MAX_SERIES = 512  # clustering is [M, M] and PBO [C(16, 8), M]: a big search keeps this many series
+
+
+def thin_checkpoints(frame: pd.DataFrame, limit: int = MAX_SERIES) -> pd.DataFrame:
+    """At most ``limit`` columns, each trial's checkpoints (``<trial>/iter-<k>``) thinned evenly.
+
+    A trial's checkpoints are its most alike series, so dropping every other one barely moves the
+    cluster count, while a search of thousands of checkpoints would need gigabytes to cluster."""
+    if frame.shape[1] <= limit:
+        return frame
+    trials = pd.Series(frame.columns).str.rsplit("/", n=1).str[0]
+    per_trial = max(1, limit // trials.nunique())
+    keep = []
+    for _, columns in pd.Series(frame.columns).groupby(trials.to_numpy(), sort=False):
+        picks = np.unique(np.linspace(0, len(columns) - 1, min(per_trial, len(columns))).round().astype(int))
+        keep += list(columns.iloc[picks])
+    return frame[keep]
 
 
 def _trials_as_recorded(storage: Storage, layout: RunLayout) -> suite.TrialsEvidence:

@@ -80,7 +80,9 @@ def evaluate_holdout(
     figures = {
         name: {
             key: value
-            for key, value in backtest_metrics(result, periods_per_year, settings.risk_free_rate).items()
+            for key, value in backtest_metrics(
+                result, periods_per_year, settings.risk_free_rate, settings.min_periods
+            ).items()
             if key in FIGURES
         }
         for name, result in (("policy", run), ("buy_and_hold", held))

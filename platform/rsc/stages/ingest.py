@@ -74,7 +74,13 @@ def close_only_conflicts(cfg: Settings) -> list[str]:
     for name in ("stop_loss", "take_profit"):
         if getattr(env, name) is not None:
             conflicts.append(f"env.{name} is checked against the bar's range: unset it")
-    needing = sorted({spec.name for spec in cfg.features.indicators if INDICATORS[spec.name].needs - {CLOSE}})
+    needing = sorted(
+        {
+            spec.name
+            for spec in cfg.features.indicators
+            if spec.name in INDICATORS and INDICATORS[spec.name].needs - {CLOSE}
+        }
+    )
     if needing:
         conflicts.append(f"features.indicators {needing} read high, low or volume: use close-based ones")
     return conflicts
