@@ -136,12 +136,14 @@ def test_the_final_holdout_is_reported_once_per_model_and_counted(tmp_path):
     evaluated(first, uris)  # the same model re-evaluated: not another use
     second = smoke_settings(tmp_path, *OVERRIDES, f"split.holdout_bars={holdout_bars}", "run.name=second")
     evaluated(second, store_run(second))
+    later = smoke_settings(tmp_path, *OVERRIDES, f"split.holdout_bars={holdout_bars}", "run.name=later")
+    evaluated(later, store_run(later, n_bars=920))  # the data grew 20 bars: the holdout moved, overlapping
     split = storage.read_dataset(uris["split"])
     holdout_rows = split[split["part"] == "holdout"]
     assert holdout_rows["timestamp"].nunique() == holdout_bars
     uses = [stored["holdout"]["models_evaluated"] for stored, _ in results]
-    assert uses == [1, 1, 2]  # a re-evaluation is not another model
-    stored, page = results[-1]
+    assert uses == [1, 1, 2, 3]  # a re-evaluation is not another model; an overlapping holdout is one
+    stored, page = results[2]
     holdout = stored["holdout"]
     start, end = (str(t)[:10] for t in (holdout_rows["timestamp"].min(), holdout_rows["timestamp"].max()))
     assert holdout["window"].endswith(end) and holdout["window"] >= start

@@ -4,12 +4,14 @@ Tune, walk-forward, the best-checkpoint choice and the test-period gate all stop
 figures are the one look at data nothing was chosen on. That is only true the first time: every model
 evaluated on a holdout uses it up a little (a quant who retrains until the holdout looks good has
 turned it into a validation set). The evaluate stage therefore counts, per universe, bar size and
-holdout window, every run that was ever evaluated on it (``<storage.root>/holdouts/``), and the report
-and the gate's record say "this holdout has been used by N models".
+holdout, every run that was ever evaluated on bars of it (``<storage.root>/holdouts/<universe>-<bar
+size>/``, one file per run), and the report and the gate's record say "this holdout has been used by N
+models".
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -32,18 +34,22 @@ FIGURES = ("sharpe", "total_return", "max_drawdown")
 
 
 def ledger_uri(cfg: Settings) -> str:
-    """The uses of this universe's holdouts, shared by every run on the same storage root."""
-    return join(cfg.storage.root, "holdouts", f"{universe_label(cfg.data.symbols)}-{cfg.frequency}.json")
+    """The uses of this universe's holdouts, one file per run, shared by every run on the storage root."""
+    return join(cfg.storage.root, "holdouts", f"{universe_label(cfg.data.symbols)}-{cfg.frequency}")
 
 
-def record_use(storage: Storage, uri: str, window: str, run_root: str) -> int:
-    """Count ``run_root`` as evaluated on ``window`` (once, however often it is re-evaluated)."""
-    uses: dict[str, list[str]] = storage.read_json(uri) if storage.exists(uri) else {}
-    runs = uses.setdefault(window, [])
-    if run_root not in runs:
-        runs.append(run_root)
-        storage.write_json(uri, uses)
-    return len(runs)
+def record_use(storage: Storage, ledger: str, window: tuple[str, str], run_root: str) -> int:
+    """Record ``run_root`` as evaluated on ``window`` (first, last date) and count the runs evaluated on
+    bars of it: any whose holdout overlaps it, since a holdout that moves with the data is still the
+    same bars. One file per run: concurrent runs never write the same file; re-evaluating a run
+    replaces its own entry."""
+    name = hashlib.sha256(run_root.encode()).hexdigest()[:16] + ".json"
+    storage.write_json(join(ledger, name), {"run_root": run_root, "start": window[0], "end": window[1]})
+    uses = 0
+    for uri in storage.list_files(ledger):
+        entry = storage.read_json(uri)
+        uses += entry["start"] <= window[1] and entry["end"] >= window[0]
+    return uses
 
 
 def evaluate_holdout(
@@ -87,7 +93,8 @@ def evaluate_holdout(
         }
         for name, result in (("policy", run), ("buy_and_hold", held))
     }
-    window = f"{str(run.timestamps[0])[:10]}..{str(run.timestamps[-1])[:10]}"
-    uses = record_use(storage, ledger_uri(cfg), window, cfg.run_root)
+    first, last = str(run.timestamps[0])[:10], str(run.timestamps[-1])[:10]
+    window = f"{first}..{last}"
+    uses = record_use(storage, ledger_uri(cfg), (first, last), cfg.run_root)
     log.info("holdout %s: policy Sharpe %.3f; used by %d model(s)", window, figures["policy"]["sharpe"], uses)
     return {"window": window, "bars": len(run.timestamps), "models_evaluated": uses, **figures}
