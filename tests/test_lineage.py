@@ -11,6 +11,7 @@ from rsc.registry.lineage import bar_frequency
 from rsc.registry.promotion import gate_evidence
 from rsc.registry.tracking import CHAMPION, configure, model_version, resolve_alias, use_registry
 from rsc.stages import evaluate, ingest
+from rsc.stages.champion_window import rescorer_for_version
 from rsc.storage import Storage, join
 from tests.conftest import smoke_settings
 from tests.helpers import synthetic_bars
@@ -139,6 +140,17 @@ def test_a_champion_that_saw_the_window_is_not_compared(runs):
         "champion v1 trained or was selected on bars up to 2018-06-30, inside this version's test window"
         in (result.reason)
     )
+
+
+def test_a_later_promotion_rescores_under_the_versions_own_evaluation_settings(runs):
+    """``rsc registry promote`` re-scores with the evaluation settings the version's run logged, not
+    with whatever the settings say today."""
+    use_registry(runs["late"][0].tracking_uri)
+    late, late_uris = runs["late"]
+    register_policy_run(named(late, "own-settings"), late_uris, 6, sharpe=0.3)
+    today = late.model_copy(update={"evaluate": late.evaluate.model_copy(update={"risk_free_rate": 0.5})})
+    logged = rescorer_for_version(late, "own-settings", 1)("own-settings", 1)
+    assert rescorer_for_version(today, "own-settings", 1)("own-settings", 1) == logged
 
 
 def test_other_symbols_leave_the_champion_in_place(runs):

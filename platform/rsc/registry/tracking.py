@@ -358,3 +358,11 @@ def log_sweep(
                 }
                 mlflow.log_metrics(numbers)
         return parent.info.run_id
+
+
+def run_settings(run_id: str) -> dict[str, Any] | None:
+    """The settings a run logged (``config.json``), or None when it logged none."""
+    try:
+        return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json"))
+    except (MlflowException, OSError):
+        return None

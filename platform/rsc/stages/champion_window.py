@@ -25,7 +25,7 @@ from rsc.evaluate.backtest import backtest_metrics, backtest_policy
 from rsc.registry.lineage import TEST_WINDOW_TAG, UNIVERSE_TAG
 from rsc.registry.policy import Policy
 from rsc.registry.promotion import EVALUATION_TAG, Rescore
-from rsc.registry.tracking import load_version, model_version
+from rsc.registry.tracking import load_version, model_version, run_settings
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout
 
@@ -108,7 +108,8 @@ def window_rescorer(
 
 def rescorer_for_version(cfg: Settings, name: str, version: int) -> Rescore | None:
     """The rescorer of a registered version's own test window, for a gate run after the fact (``rsc
-    registry promote``): its data is the split beside its evaluation; None when that is gone."""
+    registry promote``): its data is the split beside its evaluation, its evaluation settings those its
+    run logged; None when the split is gone."""
     found = model_version(name, version)
     window, evaluation = found.tags.get(TEST_WINDOW_TAG), found.run_tags.get(EVALUATION_TAG)
     if not window or not evaluation:
@@ -123,6 +124,8 @@ def rescorer_for_version(cfg: Settings, name: str, version: int) -> Rescore | No
     spec = load_version(name, version).spec
     env = EnvSettings.model_validate(spec.env) if spec.env else cfg.env
     first, last = window.split("..")
+    logged = run_settings(found.run_id) or {}  # the conditions the version's own figures were made under
+    evaluate = EvaluateSettings.model_validate(logged["evaluate"]) if "evaluate" in logged else cfg.evaluate
     return window_rescorer(
-        frame, symbol, (first, last), env, cfg.evaluate, cfg.registry.promotion_metric, load_version
+        frame, symbol, (first, last), env, evaluate, cfg.registry.promotion_metric, load_version
     )
