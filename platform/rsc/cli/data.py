@@ -42,11 +42,24 @@ def progress_bars(console: Console) -> Iterator[Callable[..., Iterable[Any]]]:
         yield track
 
 
+def _file_source(path: str, cfg: Any) -> Any:
+    """The file source ``validate`` and ``inspect`` read ``path`` with: the data settings' formats."""
+    from rsc.data.sources import FileSource, file_format
+    from rsc.storage import Storage
+
+    return FileSource(path, Storage.from_settings(cfg.storage), _format_of(path), file_format(cfg.data))
+
+
+def _format_of(path: str) -> str:
+    """``parquet`` for a .parquet path, else ``csv`` (a folder or template of either reads both)."""
+    return "parquet" if path.rstrip("/").endswith(".parquet") else "csv"
+
+
 def _overrides(args: argparse.Namespace) -> list[str]:
     """``--path`` and ``--symbols`` as ``key=value`` overrides (the format follows the extension)."""
     extra = []
     if getattr(args, "path", None):
-        source = "parquet" if args.path.rstrip("/").endswith(".parquet") else "csv"
+        source = _format_of(args.path)
         extra += [f"data.source={source}", f"data.path={args.path}"]
     if getattr(args, "symbols", None):
         extra.append("data.symbols=[" + ", ".join(repr(s) for s in args.symbols) + "]")
@@ -89,9 +102,7 @@ def cmd_split(args: argparse.Namespace, load: SettingsLoader, console: Console) 
 
 
 def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
-    from rsc.data.sources import FileSource, file_format
     from rsc.data.validate import check_bars
-    from rsc.storage import Storage
 
     cfg = load(args)
     policy = cfg.data.validation.model_copy(update={check: "repair" for check in args.repair})
@@ -99,8 +110,7 @@ def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Consol
     for column in ("symbol", "rows", "kept", "check", "finding"):
         table.add_column(column, justify="right" if column in ("rows", "kept") else "left")
     failed = warned = 0
-    default = "parquet" if args.path.rstrip("/").endswith(".parquet") else "csv"
-    source = FileSource(args.path, Storage.from_settings(cfg.storage), default, file_format(cfg.data))
+    source = _file_source(args.path, cfg)
     with progress_bars(console) as track:
         for raw in track(source.fetch(args.symbols or ["*"]), "validate", len(args.symbols or []) or None):
             _, report = check_bars(raw.frame, raw.origin, raw.symbol, policy)
@@ -131,14 +141,11 @@ def cmd_validate(args: argparse.Namespace, load: SettingsLoader, console: Consol
 
 
 def cmd_inspect(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
-    from rsc.data.sources import FileSource, file_format
     from rsc.data.validate import check_bars
     from rsc.registry.lineage import bar_frequency
-    from rsc.storage import Storage
 
     cfg = load(args)
-    default = "parquet" if args.path.rstrip("/").endswith(".parquet") else "csv"
-    source = FileSource(args.path, Storage.from_settings(cfg.storage), default, file_format(cfg.data))
+    source = _file_source(args.path, cfg)
     shown: set[str] = set()
     for raw in source.fetch(args.symbols or ["*"]):
         if raw.origin not in shown:

@@ -234,14 +234,19 @@ def _from_wide(frame: pd.DataFrame, origin: str, fmt: FileFormat, reading: Readi
     stamps = _timestamps(frame[stamp], origin, fmt, reading)
     parts = []
     for symbol in symbols:
-        close = pd.to_numeric(frame[symbol], errors="coerce")
-        part = pd.DataFrame(
-            {TIMESTAMP: stamps, OPEN: close, HIGH: close, LOW: close, CLOSE: close, VOLUME: 0.0},
-            index=frame.index,
-        )
+        part = _close_only_bars(stamps, frame[symbol])
         part[SYMBOL] = str(symbol)
-        parts.append(part[close.notna()])
+        parts.append(part[part[CLOSE].notna()])
     return pd.concat(parts)
+
+
+def _close_only_bars(stamps: pd.Series, column: pd.Series) -> pd.DataFrame:
+    """Bars from a close alone: open, high and low are the close, volume 0 (the file's row index kept)."""
+    close = pd.to_numeric(column, errors="coerce")
+    return pd.DataFrame(
+        {TIMESTAMP: stamps, OPEN: close, HIGH: close, LOW: close, CLOSE: close, VOLUME: 0.0},
+        index=column.index,
+    )
 
 
 def _one_close_series(
@@ -250,9 +255,4 @@ def _one_close_series(
     """A file with one close column (``Date,Close``): one symbol, named by the file or the settings."""
     reading.columns = {TIMESTAMP: str(stamp), CLOSE: str(column)}
     reading.notes.append("close-only bars: open, high and low are the close and volume is 0")
-    close = pd.to_numeric(frame[column], errors="coerce")
-    stamps = _timestamps(frame[stamp], origin, fmt, reading)
-    return pd.DataFrame(
-        {TIMESTAMP: stamps, OPEN: close, HIGH: close, LOW: close, CLOSE: close, VOLUME: 0.0},
-        index=frame.index,
-    )
+    return _close_only_bars(_timestamps(frame[stamp], origin, fmt, reading), frame[column])
