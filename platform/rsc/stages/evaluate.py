@@ -47,12 +47,11 @@ def load_trials(storage: Storage, run_root: str, min_correlation: float = 0.5) -
     root from before them is read as it was: one try per Tune trial, each trial's last returns.
     """
     layout = RunLayout(run_root)
-    legacy = _trials_as_recorded(storage, layout)
     if not (storage.exists(layout.search) and storage.exists(layout.checkpoint_returns)):
-        return legacy
+        return _trials_as_recorded(storage, layout)
     record = read_search(storage, layout.search)
     if not record.tune_trials:  # no search this time: whatever an earlier one left does not count
-        return legacy
+        return _trials_as_recorded(storage, layout)
     frame = thin_checkpoints(
         pd.read_parquet(io.BytesIO(storage.read_bytes(layout.checkpoint_returns))).dropna()
     )
@@ -60,6 +59,7 @@ def load_trials(storage: Storage, run_root: str, min_correlation: float = 0.5) -
         found = search.effective_trials(frame.to_numpy(np.float64), min_correlation)
     except ValueError as error:
         note = f"not available: the checkpoints' validation returns cannot be clustered: {error}"
+        legacy = _trials_as_recorded(storage, layout)
         return legacy._replace(n_trials=None, missing={**legacy.missing, "dsr": note})
     return suite.TrialsEvidence(
         n_trials=found.n,
