@@ -100,7 +100,8 @@ def bench_rsc_single(frame: pd.DataFrame, scaler: dict, actions: list[int]) -> f
 
 
 def bench_rsc_portfolio(frame: pd.DataFrame, scaler: dict, actions: list[int], n_assets: int = 10) -> float:
-    # Ten assets: the S&P 500 series scaled differently per asset (same dates, same features).
+    # The S&P 500 series as each of the assets (same dates, same features): the step's cost depends on
+    # the number of assets, not on their prices. From 25 assets the step runs numpy over the asset axis.
     panel = pd.concat([frame.assign(**{SYMBOL: f"A{i:02d}"}) for i in range(n_assets)], ignore_index=True)
     settings = EnvSettings(window=WINDOW, commission_bps=5, slippage_bps=2)
     env = PortfolioEnv(PanelArrays.from_frame(panel, scaler, None, WINDOW), settings, mode="eval")
@@ -140,6 +141,9 @@ def main() -> None:
         "gym-anytrading stocks-v0": lambda: bench_gym_anytrading(bars, actions),
         "rsc/Trading-v0 (costs, spread, borrow)": lambda: bench_rsc_single(frame, scaler, actions),
         "rsc/Portfolio-v0 (10 assets)": lambda: bench_rsc_portfolio(frame, scaler, actions),
+        "rsc/Portfolio-v0 (100 assets)": lambda: bench_rsc_portfolio(
+            frame, scaler, actions[: args.steps // 4], n_assets=100
+        ),
         "gym-trading-env TradingEnv": lambda: bench_gym_trading_env(
             frame, scaler, actions[: args.steps // 10]
         ),

@@ -126,7 +126,7 @@ def test_served_action_for_valid_request(demo_run):
     ("payload", "message"),
     [
         ({"features": [[0.0]]}, "must have shape"),
-        ({}, "exactly one of 'bars' or 'features'"),
+        ({}, "exactly one of 'bars', 'features'"),
         ({"bars": [{"open": 1, "high": 1, "low": 1, "close": 1}]}, "volume"),
     ],
 )

@@ -187,7 +187,7 @@ def window(url: str) -> tuple[int, int]:
             422,
             "'feature_names' must be",
         ),
-        (lambda w, f: {}, 422, "exactly one of 'bars' or 'features'"),
+        (lambda w, f: {}, 422, "exactly one of 'bars', 'features'"),
         (lambda w, f: {"bars": [{"open": 1, "high": 1, "low": 1, "close": 1}]}, 422, "volume"),
         (
             lambda w, f: {"bars": [{"open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}] * 3},

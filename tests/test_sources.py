@@ -232,8 +232,19 @@ def test_bundled_samples_are_real_and_valid():
     assert sorted(fetched) == ["GOOG", "SPX"]
     spx = validate_bars(fetched["SPX"].frame, fetched["SPX"].origin, "SPX")
     assert len(spx) == 5031 and str(spx.timestamp.iloc[0].date()) == "1999-01-04"
-    with pytest.raises(SourceError, match=r"no bundled sample for symbol 'AAPL'"):
-        next(BundledSource().fetch(["AAPL"]))
+    with pytest.raises(SourceError, match=r"no bundled sample for symbol 'TSLA'"):
+        next(BundledSource().fetch(["TSLA"]))
+
+
+def test_bundled_stock_closes_are_close_only_bars():
+    """The 20 stocks' adjusted closes (a wide file) come as close-only bars, one symbol each; '*' keeps
+    meaning the full OHLCV samples."""
+    ko, xom = BundledSource().fetch(["KO", "XOM"])
+    bars = validate_bars(ko.frame, ko.origin, "KO")
+    assert ko.origin.endswith("[KO]") and ko.sha256 == xom.sha256
+    assert len(bars) == 2769 and str(bars.timestamp.iloc[0].date()) == "2008-01-02"
+    assert (bars.open == bars.close).all() and (bars.high == bars.close).all() and (bars.volume == 0).all()
+    assert not ko.frame.equals(xom.frame)
 
 
 def test_file_layouts_template_folder_and_long_format(tmp_path):

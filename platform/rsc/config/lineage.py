@@ -30,6 +30,9 @@ def universe_label(symbols: Iterable[str]) -> str:
     return "_".join(_slug(s) or "x" for s in ordered)
 
 
-def lineage_model_name(strategy: str, symbols: Iterable[str], frequency: str) -> str:
-    """``rsc-demo-spx-1d``: one registered model per strategy, universe and bar frequency."""
-    return f"rsc-{_slug(strategy) or 'policy'}-{universe_label(symbols)}-{frequency}"
+def lineage_model_name(strategy: str, symbols: Iterable[str], frequency: str, kind: str = "single") -> str:
+    """``rsc-demo-spx-1d``: one registered model per strategy, universe and bar frequency; a portfolio
+    policy's lineage is named apart (``rsc-alloc-portfolio-10sym-1a2b3c4d-1d``), so it never shares a
+    model (or a champion) with a single-asset policy of the same symbols."""
+    kind_part = "portfolio-" if kind == "portfolio" else ""
+    return f"rsc-{_slug(strategy) or 'policy'}-{kind_part}{universe_label(symbols)}-{frequency}"

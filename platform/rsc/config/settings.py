@@ -162,6 +162,12 @@ class DataSettings(Section):
         "close",
         description="csv/parquet: adj_close scales open, high, low and close by adj_close / close.",
     )
+    align: Literal["intersection", "union"] = Field(
+        "intersection",
+        description="Several symbols on different calendars: intersection keeps the bars every symbol has; "
+        "union keeps every bar once all symbols have started, a symbol's missing bars forward-filled "
+        "and untradeable (its position held).",
+    )
     layout: Literal["long", "wide"] = Field(
         "long", description="long: OHLCV columns; wide: a timestamp and one close column per symbol."
     )
@@ -276,6 +282,11 @@ class SplitSettings(Section):
 
 
 class EnvSettings(Section):
+    kind: Literal["single", "portfolio"] = Field(
+        "single",
+        description="single: rsc/Trading-v0, one asset at a time; portfolio: rsc/Portfolio-v0, weights "
+        "over every symbol and cash (needs two or more symbols).",
+    )
     window: int = Field(30, ge=1, description="Bars of features in one observation.")
     action: Literal["discrete", "continuous"] = Field(
         "discrete", description="discrete: index into `positions`; continuous: target weight in [-1, 1]."
@@ -321,6 +332,8 @@ class EnvSettings(Section):
     def _positions_within_limits(self) -> EnvSettings:
         if not self.positions:
             raise ValueError("positions must not be empty")
+        if self.kind == "portfolio":  # weights come from the scores, not from positions
+            return self
         worst = max(abs(p) for p in self.positions)
         if worst > min(self.max_position, self.max_leverage):
             raise ValueError(f"position {worst} exceeds max_position/max_leverage")
@@ -698,6 +711,16 @@ class Settings(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _portfolio_has_assets(self) -> Settings:
+        symbols = self.data.symbols
+        if self.env.kind == "portfolio" and len(symbols) < 2 and symbols != ("*",):
+            raise ValueError(
+                f"env.kind=portfolio allocates across two or more symbols, data.symbols has {list(symbols)}: "
+                "add symbols or use env.kind=single"
+            )
+        return self
+
     @property
     def run_root(self) -> str:
         """URI under which every artifact of this execution is written: ``<root>/<name>[/<id>]``."""
@@ -717,7 +740,7 @@ class Settings(Section):
         if self.registry.model_name:
             return self.registry.model_name
         strategy = self.registry.strategy or self.run.name
-        return lineage_model_name(strategy, self.data.symbols, self.frequency)
+        return lineage_model_name(strategy, self.data.symbols, self.frequency, self.env.kind)
 
     @property
     def tracking_uri(self) -> str:

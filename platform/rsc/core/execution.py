@@ -333,16 +333,31 @@ def simulate(
 # -- several assets ---------------------------------------------------------------------------------
 
 
+# From this many assets on, numpy over the asset axis beats float arithmetic on list items
+# (benchmarks/env_throughput.py measures both sides of it).
+VECTOR_ASSETS = 24
+
+
 def normalise_weights(
     raw: Sequence[float] | np.ndarray, max_position: float, max_leverage: float
-) -> list[float]:
+) -> list[float] | np.ndarray:
     """``[N + 1]`` scores (last = cash) -> ``[N]`` asset weights within the limits.
 
-    Negative (and NaN) scores count as 0. Scores are normalised to sum to one (all cash when they sum
-    to zero); each asset weight is capped at ``max_position`` and the gross exposure scaled down to
-    ``max_leverage``. Plain floats: with a handful of assets a Python loop beats numpy's per-call cost.
+    Scores are clipped to ``[0, 1]`` (the env's action space; NaN counts as 0) and normalised to sum
+    to one (all cash when they sum to zero); each asset weight is capped at ``max_position`` and the
+    gross exposure scaled down to ``max_leverage``. A list of floats up to :data:`VECTOR_ASSETS` assets
+    (a Python loop beats numpy's per-call cost there), an array beyond.
     """
-    scores = [x if x > 0.0 else 0.0 for x in np.asarray(raw).tolist()]  # Python floats, float32 or not
+    if len(raw) - 1 > VECTOR_ASSETS:
+        scores = np.asarray(raw, dtype=np.float64)
+        scores = np.where(scores > 0.0, np.minimum(scores, 1.0), 0.0)
+        total = float(scores.sum())
+        if not total > 0.0:
+            return np.zeros(len(scores) - 1)
+        weights = np.minimum(scores[:-1] / total, max_position)
+        gross = float(weights.sum())
+        return weights * (max_leverage / gross) if gross > max_leverage else weights
+    scores = [(x if x < 1.0 else 1.0) if x > 0.0 else 0.0 for x in np.asarray(raw).tolist()]  # floats
     total = sum(scores)
     if not total > 0.0:
         return [0.0] * (len(scores) - 1)
@@ -354,23 +369,70 @@ def normalise_weights(
     return weights
 
 
+def hold_untradable(
+    weights: Sequence[float] | np.ndarray,
+    cash: float,
+    units: Sequence[float] | np.ndarray,
+    prices: Sequence[float] | np.ndarray,
+    tradable: np.ndarray,
+    max_leverage: float,
+) -> np.ndarray:
+    """Target weights with each untradable asset at its current weight (it keeps its units), the
+    tradable ones scaled down so that gross exposure stays within ``max_leverage``.
+
+    Weights are fractions of the pre-trade equity ``cash + units @ prices``.
+    """
+    out = np.asarray(weights, dtype=np.float64).copy()
+    values = np.asarray(units, dtype=np.float64) * np.asarray(prices, dtype=np.float64)
+    equity = cash + float(values.sum())
+    held = ~np.asarray(tradable, dtype=bool)
+    if not held.any() or not equity > 0.0:
+        return out
+    out[held] = values[held] / equity
+    room = max(max_leverage - float(np.abs(out[held]).sum()), 0.0)
+    gross = float(np.abs(out[~held]).sum())
+    if gross > room:
+        out[~held] *= room / gross
+    return out
+
+
 def fill_weights(
     cash: float,
-    units: Sequence[float],
-    target_weights: Sequence[float],
-    prices: Sequence[float],
-    cost_rates: Sequence[float],
-) -> tuple[float, list[float], float]:
+    units: Sequence[float] | np.ndarray,
+    target_weights: Sequence[float] | np.ndarray,
+    prices: Sequence[float] | np.ndarray,
+    cost_rates: Sequence[float] | np.ndarray,
+    tradable: np.ndarray | None = None,
+) -> tuple[float, list[float] | np.ndarray, float]:
     """Several assets around one cash balance: each traded to its weight of the pre-trade equity.
 
-    Every asset goes through :func:`fill`, the single-asset fill, in turn.
+    Every asset goes through :func:`fill`, the single-asset fill, in turn; from :data:`VECTOR_ASSETS`
+    assets on, the same arithmetic runs as numpy over the asset axis. An asset whose ``tradable`` is
+    False keeps its units (no order on a bar it did not trade).
 
     Returns:
-        ``(cash, units [N], total cost)`` after the trades.
+        ``(cash, units [N], total cost)`` after the trades (a list, or an array from VECTOR_ASSETS on).
     """
+    if len(units) > VECTOR_ASSETS:
+        held = np.asarray(units, dtype=np.float64)
+        price = np.asarray(prices, dtype=np.float64)
+        value = cash + float(held @ price)
+        target = np.asarray(target_weights, dtype=np.float64) * value / price
+        if tradable is not None:
+            target = np.where(tradable, target, held)
+        notional = (target - held) * price
+        costs = np.abs(notional) * np.asarray(cost_rates, dtype=np.float64)
+        total_cost = float(costs.sum())
+        return cash - float(notional.sum()) - total_cost, target, total_cost
     value = cash + sum(map(mul, units, prices))
     after, total_cost = [], 0.0
-    for held, weight, price, rate in zip(units, target_weights, prices, cost_rates, strict=True):
+    skip = None if tradable is None else (~np.asarray(tradable)).tolist()
+    for i, (held, weight, price, rate) in enumerate(
+        zip(units, target_weights, prices, cost_rates, strict=True)
+    ):
+        if skip is not None and skip[i]:
+            after.append(held)
+            continue
         cash, held, _, cost = fill(cash, held, 0.0, weight * value / price, price, rate)
         after.append(held)
         total_cost += cost

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rsc.core import observation
+from rsc.core.execution import normalise_weights
 from rsc.core.features import IndicatorRef, feature_names
 
 SCHEMA_VERSION = 2
@@ -148,6 +149,47 @@ class CostSpec(_Contract):
     borrow_bps_per_year: float = 0.0
 
 
+class PortfolioSpec(_Contract):
+    """A portfolio policy (``rsc/Portfolio-v0``): its assets, in observation and weight order, and the
+    limits its weights were trained within.
+
+    Observation ``[window * N * F + N]``: the ``[window, N, F]`` scaled feature window flattened (time,
+    then asset, then feature), then each asset's current weight. Action: ``N + 1`` scores (last = cash),
+    normalised into weights by :func:`rsc.core.execution.normalise_weights`.
+    """
+
+    symbols: tuple[str, ...] = Field(min_length=2)
+    max_position: float = Field(1.0, gt=0)
+    max_leverage: float = Field(1.0, gt=0)
+
+    def size(self, window: int, n_features: int) -> int:
+        return window * len(self.symbols) * n_features + len(self.symbols)
+
+    def build(self, scaled: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+        """The observation from ``[>= window, N, F]`` scaled features (oldest first) and ``[N]`` weights."""
+        n_assets = len(self.symbols)
+        if scaled.ndim != 3 or scaled.shape[1] != n_assets:
+            raise ValueError(f"expected features [window, {n_assets} assets, F], got {list(scaled.shape)}")
+        if len(weights) != n_assets:
+            raise ValueError(
+                f"expected {n_assets} current weights ({list(self.symbols)}), got {len(weights)}"
+            )
+        window = len(scaled)
+        return np.concatenate(
+            [scaled.reshape(window, -1).ravel(), np.asarray(weights, dtype=np.float64)]
+        ).astype(np.float32)
+
+    def decode(self, action: Any) -> dict[str, float]:
+        """``N + 1`` scores -> target weight per symbol, within the trained limits (as the env does)."""
+        scores = np.ravel(np.asarray(action, dtype=np.float64))
+        if len(scores) != len(self.symbols) + 1:
+            raise ValueError(
+                f"expected {len(self.symbols) + 1} scores (assets, then cash), got {len(scores)}"
+            )
+        weights = normalise_weights(scores, self.max_position, self.max_leverage)
+        return {symbol: float(w) for symbol, w in zip(self.symbols, weights, strict=True)}
+
+
 class PolicySpec(_Contract):
     """A trained policy's inputs and outputs (serialised as ``policy.json``)."""
 
@@ -161,6 +203,9 @@ class PolicySpec(_Contract):
     action: ActionSpec
     costs: CostSpec = CostSpec()
     recurrent: RecurrentSpec | None = Field(None, description="The state it carries; None: feed-forward.")
+    portfolio: PortfolioSpec | None = Field(
+        None, description="A portfolio policy's assets and weight limits; None: a single-asset policy."
+    )
     env: dict[str, Any] = Field(default_factory=dict, description="The env settings it was trained in.")
     best_iteration: int = 0
     validation: dict[str, float] = Field(default_factory=dict)
@@ -179,6 +224,12 @@ class PolicySpec(_Contract):
     @property
     def refs(self) -> list[IndicatorRef]:
         return [i.ref for i in self.indicators]
+
+    @property
+    def observation_size(self) -> int:
+        if self.portfolio is not None:
+            return self.portfolio.size(self.observation.window, len(self.observation.features))
+        return self.observation.size
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -217,6 +268,10 @@ class PolicySpec(_Contract):
         """The contract of a policy trained in ``env`` (the env settings as a dict) on these features."""
         refs = list(indicators)
         specs = tuple(IndicatorSpec(name=r.name, window=r.window, params=r.resolved_params()) for r in refs)
+        if env.get("kind") == "portfolio" and "portfolio" not in facts:
+            raise ValueError(
+                "a portfolio policy's contract needs its symbols: pass portfolio=PortfolioSpec(...)"
+            )
         return cls(
             indicators=specs,
             scaler=ScalerSpec(
@@ -231,9 +286,10 @@ class PolicySpec(_Contract):
 
 
 def action_spec(env: Mapping[str, Any]) -> ActionSpec:
-    """The action contract of env settings (as a dict, or a model's ``model_dump()``)."""
+    """The action contract of env settings (as a dict, or a model's ``model_dump()``); a portfolio's
+    scores are continuous (their meaning is the contract's ``portfolio`` section)."""
     return ActionSpec(
-        kind=env.get("action", "discrete"),
+        kind="continuous" if env.get("kind") == "portfolio" else env.get("action", "discrete"),
         positions=tuple(float(p) for p in env.get("positions", (0.0, 1.0))),
         max_position=float(env.get("max_position", 1.0)),
     )

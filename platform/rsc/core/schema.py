@@ -16,6 +16,7 @@ BAR_COLUMNS: tuple[str, ...] = (TIMESTAMP, *OHLCV_COLUMNS)
 
 # Name of the split part a row belongs to, and its values.
 PART = "part"
+TRADABLE = "tradable"  # aligned portfolio rows: False on a bar the symbol did not trade (forward-filled)
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 PARTS: tuple[str, ...] = (TRAIN, VALIDATION, TEST)
 HOLDOUT = "holdout"  # the last split.holdout_bars bars, after the test part; no selection reads them

@@ -40,8 +40,13 @@ def check_quality(bars: pd.DataFrame, settings: ValidationSettings, note: Note) 
     if settings.quality == "off" or len(bars) < 2:
         return
     stamps = bars[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
-    stale_opens(stamps, bars[OPEN].to_numpy(), bars[CLOSE].to_numpy(), settings.stale_open_share, note)
-    zero_volume_runs(bars[VOLUME].to_numpy(), settings.zero_volume_run, note)
+    open_, close, volume = bars[OPEN].to_numpy(), bars[CLOSE].to_numpy(), bars[VOLUME].to_numpy()
+    # Close-only bars (a file without opens or volume) have neither stale opens nor idle runs to find:
+    # ingest reports them as close-only once, and refuses settings they cannot honour.
+    if not (open_ == close).all():
+        stale_opens(stamps, open_, close, settings.stale_open_share, note)
+    if volume.any():
+        zero_volume_runs(volume, settings.zero_volume_run, note)
     price_jumps(bars[CLOSE].to_numpy(), settings.jump_sigma, note)
     missing_sessions(stamps, settings.max_missing_sessions, note)
 

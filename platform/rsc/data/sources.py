@@ -27,6 +27,13 @@ from rsc.storage.store import sha256_bytes
 
 # Real daily bars shipped with the package: S&P 500 index 1999-2018, GOOG 2004-2013.
 BUNDLED: dict[str, str] = {"SPX": "sp500_daily.csv", "GOOG": "goog_daily.csv"}
+# Daily adjusted closes of 20 S&P 500 stocks, 2008-2018, one column per stock (closes only: filled at
+# the next close, no range-based spread; its licence note is beside it).
+BUNDLED_CLOSES = "sp500_stocks_closes.csv"
+BUNDLED_CLOSE_SYMBOLS: tuple[str, ...] = (
+    "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO",
+    "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM",
+)  # fmt: skip
 FILE_FORMATS = (".csv", ".parquet")
 
 
@@ -34,13 +41,29 @@ class BundledSource:
     """The real daily samples shipped in the package."""
 
     def fetch(self, symbols: Sequence[str]) -> Iterator[RawBars]:
+        closes: pd.DataFrame | None = None
         for symbol in sorted(BUNDLED) if list(symbols) == [ALL] else symbols:
+            if symbol in BUNDLED_CLOSE_SYMBOLS:
+                if closes is None:
+                    closes, digest = self._closes()
+                rows = closes[closes[SYMBOL] == symbol].drop(columns=[SYMBOL])
+                yield RawBars(symbol, f"bundled:{BUNDLED_CLOSES}[{symbol}]", rows, digest)
+                continue
             if symbol not in BUNDLED:
-                raise SourceError(f"no bundled sample for symbol {symbol!r}; bundled: {sorted(BUNDLED)}")
+                known = sorted(BUNDLED) + sorted(BUNDLED_CLOSE_SYMBOLS)
+                raise SourceError(f"no bundled sample for symbol {symbol!r}; bundled: {known}")
             data = resources.files("rsc.data").joinpath("samples", BUNDLED[symbol]).read_bytes()
             yield RawBars(
                 symbol, f"bundled:{BUNDLED[symbol]}", pd.read_csv(io.BytesIO(data)), sha256_bytes(data)
             )
+
+    @staticmethod
+    def _closes() -> tuple[pd.DataFrame, str]:
+        """The bundled closes file as long close-only bars (one ``symbol`` per stock) and its hash."""
+        data = resources.files("rsc.data").joinpath("samples", BUNDLED_CLOSES).read_bytes()
+        origin = f"bundled:{BUNDLED_CLOSES}"
+        frame, _ = to_bar_columns(pd.read_csv(io.BytesIO(data)), origin, FileFormat(layout="wide"))
+        return frame, sha256_bytes(data)
 
 
 class FileSource:

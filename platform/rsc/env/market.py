@@ -10,7 +10,7 @@ import pandas as pd
 
 from rsc.core import observation
 from rsc.core.artifacts import Scaler
-from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, PART, SYMBOL, TIMESTAMP
+from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, PART, SYMBOL, TIMESTAMP, TRADABLE
 
 
 def _part_bounds(frame: pd.DataFrame, part: str | None, window: int) -> tuple[int, int, int]:
@@ -85,7 +85,11 @@ class MarketArrays(NamedTuple):
 
 
 class PanelArrays(NamedTuple):
-    """Several symbols on common timestamps: ``features [T, N, F]``, prices ``[T, N]``."""
+    """Several symbols on common timestamps: ``features [T, N, F]``, prices ``[T, N]``.
+
+    ``tradable [T, N]`` is False on bars a symbol did not trade (forward-filled by ``data.align=union``):
+    orders for it on those bars are not filled.
+    """
 
     features: np.ndarray
     open: np.ndarray
@@ -95,12 +99,14 @@ class PanelArrays(NamedTuple):
     timestamps: np.ndarray
     symbols: tuple[str, ...]
     first: int
+    tradable: np.ndarray | None = None
 
     @classmethod
     def from_frame(
         cls, frame: pd.DataFrame, scaler: Scaler | Mapping[str, Any], part: str | None, window: int
     ) -> PanelArrays:
-        """Build from a multi-symbol feature dataset; only timestamps every symbol has are kept."""
+        """Build from a multi-symbol feature dataset; only timestamps every symbol has are kept (an aligned
+        dataset, :func:`rsc.data.align.align_symbols`, has every symbol at every timestamp)."""
         scaler = as_scaler(scaler)
         symbols = tuple(sorted(frame[SYMBOL].unique()))
         counts = frame.groupby(TIMESTAMP)[SYMBOL].nunique()
@@ -116,6 +122,7 @@ class PanelArrays(NamedTuple):
 
         features = _scaled(panel(list(scaler.columns)), scaler)
         prices = {name: np.ascontiguousarray(panel([name])[..., 0]) for name in (OPEN, HIGH, LOW, CLOSE)}
+        tradable = panel([TRADABLE])[..., 0].astype(bool) if TRADABLE in frame.columns else None
         return cls(
             features,
             prices[OPEN],
@@ -125,6 +132,7 @@ class PanelArrays(NamedTuple):
             stamps[begin:stop],
             symbols,
             first,
+            None if tradable is None or tradable.all() else np.ascontiguousarray(tradable),
         )
 
 

@@ -25,9 +25,10 @@ class PortfolioEnv(ObservationBlocks, gym.Env):
         At bar ``t`` the agent sees every asset's features up to ``t`` and its current weights, and
         outputs N + 1 non-negative scores (last = cash). Scores are normalised into weights, each asset
         capped at ``max_position`` and gross exposure at ``max_leverage``
-        (:func:`rsc.core.execution.normalise_weights`). Orders fill at bar ``t + 1``'s open with the
-        same per-asset costs as ``rsc/Trading-v0`` (:func:`rsc.core.execution.fill_weights`); the
-        portfolio is marked at ``t + 1``'s close.
+        (:func:`rsc.core.execution.normalise_weights`). Orders fill at bar ``t + 1``'s open (or close,
+        per ``fill``) with the same per-asset costs as ``rsc/Trading-v0``
+        (:func:`rsc.core.execution.fill_weights`); the portfolio is marked at ``t + 1``'s close. An
+        asset that did not trade on bar ``t + 1`` (``market.tradable``) keeps its units.
 
     Observation Space:
         ``Box(window * N * F + N)``: the ``[window, N, F]`` feature window flattened (time, then
@@ -78,17 +79,25 @@ class PortfolioEnv(ObservationBlocks, gym.Env):
         self._obs_width = self._window_rows.shape[1]
         self._first_slot = self._obs_width - n_assets  # where a row's weight slots begin
         # Prices and cost rates as nested lists: with a handful of assets, float arithmetic on list
-        # items beats numpy's per-call cost (see benchmarks/env_throughput.py).
+        # items beats numpy's per-call cost; from execution.VECTOR_ASSETS assets on, numpy rows
+        # (see benchmarks/env_throughput.py).
+        self._vector = n_assets > execution.VECTOR_ASSETS
         spread = 0.5 * settings.spread_factor * (market.high - market.low) / market.close  # [T, N]
-        self._rates = (self.costs.rate + spread).tolist()  # cost rates of orders decided on bar t
-        self._open, self._close = market.open.tolist(), market.close.tolist()
+        fills = market.open if settings.fill == "next_open" else market.close
+        rates, opens, closes = self.costs.rate + spread, fills, market.close  # rates of orders decided at t
+        if self._vector:
+            self._rates, self._open, self._close = rates, opens, closes
+        else:
+            self._rates, self._open, self._close = rates.tolist(), opens.tolist(), closes.tolist()
+        self._tradable = market.tradable  # [T, N] or None (every bar tradable)
         self._t = self._end = market.first
         self._start_episode()
 
     def _start_episode(self) -> None:
         """A fresh portfolio, reward state and observation block at bar ``t``."""
         cash = self.settings.initial_cash
-        self._cash, self._units, self._equity, self._peak = cash, [0.0] * self.n_assets, cash, cash
+        flat = np.zeros(self.n_assets) if self._vector else [0.0] * self.n_assets
+        self._cash, self._units, self._equity, self._peak = cash, flat, cash, cash
         self._reward.reset(cash)
         self._copy_block(self._t)
 
@@ -112,14 +121,23 @@ class PortfolioEnv(ObservationBlocks, gym.Env):
         t, settings = self._t, self.settings
         nxt = self._t = t + 1
         weights = execution.normalise_weights(action, settings.max_position, settings.max_leverage)
-        rates, closes = self._rates[t], self._close[nxt]
-        cash, units, cost = execution.fill_weights(self._cash, self._units, weights, self._open[nxt], rates)
-        previous, equity = self._equity, cash + sum(map(mul, units, closes))
+        rates, prices, closes = self._rates[t], self._open[nxt], self._close[nxt]
+        tradable = None if self._tradable is None else self._tradable[nxt]
+        if tradable is not None and not tradable.all():
+            weights = execution.hold_untradable(
+                weights, self._cash, self._units, prices, tradable, settings.max_leverage
+            )
+        else:
+            tradable = None
+        cash, units, cost = execution.fill_weights(self._cash, self._units, weights, prices, rates, tradable)
+        previous = self._equity
+        equity = cash + (float(units @ closes) if self._vector else sum(map(mul, units, closes)))
         self._peak = max(self._peak, equity)
         reward = self._reward.step(previous, equity)
         terminated = equity <= settings.ruin_fraction * settings.initial_cash
         if settings.max_drawdown is not None and equity < (1.0 - settings.max_drawdown) * self._peak:
-            cash, units, exit_cost = execution.fill_weights(cash, units, [0.0] * self.n_assets, closes, rates)
+            flat = np.zeros(self.n_assets) if self._vector else [0.0] * self.n_assets
+            cash, units, exit_cost = execution.fill_weights(cash, units, flat, closes, rates)
             cost += exit_cost
             equity, terminated = cash, True
         self._cash, self._units, self._equity = cash, units, equity
@@ -129,10 +147,13 @@ class PortfolioEnv(ObservationBlocks, gym.Env):
             self._copy_block(nxt)
             i = 0
         if equity > 0.0:  # the weight slots, the row's last N (the block's rows start zeroed there)
-            slots, slot = self._slots, i * self._obs_width + self._first_slot
-            for held, close in zip(units, closes, strict=True):
-                if held:
-                    slots[slot] = held * close / equity
-                slot += 1
+            if self._vector:
+                self._block[i, self._first_slot :] = units * closes / equity
+            else:
+                slots, slot = self._slots, i * self._obs_width + self._first_slot
+                for held, close in zip(units, closes, strict=True):
+                    if held:
+                        slots[slot] = held * close / equity
+                    slot += 1
         info = {"equity": equity, "cost": cost, "weights": np.array(weights)}
         return self._rows[i], reward, terminated, truncated, info

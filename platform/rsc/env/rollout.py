@@ -7,11 +7,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rsc.env.portfolio import PortfolioEnv
 from rsc.env.trading import TradingEnv
 
 
 class Rollout(NamedTuple):
-    """Arrays over the evaluated bars ``[N + 1]`` (index 0 = before the first decision)."""
+    """Arrays over the evaluated bars ``[N + 1]`` (index 0 = before the first decision).
+
+    ``positions`` holds each step's target: a weight ``[N + 1]`` for one asset, weights ``[N + 1, A]``
+    for a portfolio of A assets (and ``close`` is ``[N + 1, A]`` then).
+    """
 
     timestamps: np.ndarray
     equity: np.ndarray
@@ -20,18 +25,19 @@ class Rollout(NamedTuple):
     close: np.ndarray
 
 
-def greedy_rollout(env: TradingEnv, act: Callable[[np.ndarray], int]) -> Rollout:
-    """Run ``act`` (observation -> action index) from the first tradable bar to the end of data."""
+def greedy_rollout(env: TradingEnv | PortfolioEnv, act: Callable[[np.ndarray], int]) -> Rollout:
+    """Run ``act`` (observation -> action) from the first tradable bar to the end of data."""
     if env.mode != "eval":
         raise ValueError("greedy_rollout needs an env in mode='eval' (one full pass)")
     obs, _ = env.reset(seed=0)
     start = env.t
-    equity, positions, costs = [env.equity], [0.0], [0.0]
+    portfolio = isinstance(env, PortfolioEnv)
+    equity, positions, costs = [env.equity], [np.zeros(env.n_assets) if portfolio else 0.0], [0.0]
     done = False
     while not done:
         obs, _, terminated, truncated, info = env.step(act(obs))
         equity.append(info["equity"])
-        positions.append(info["position"])
+        positions.append(info["weights"] if portfolio else info["position"])
         costs.append(info["cost"])
         done = terminated or truncated
     stop = start + len(equity)

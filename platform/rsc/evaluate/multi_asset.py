@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import minimize
 
-from rsc.core.execution import Costs, borrow_cost, fill_weights
+from rsc.core.execution import Costs, borrow_cost, fill_weights, hold_untradable
 
 
 class MultiAssetRun(NamedTuple):
@@ -35,6 +35,8 @@ def simulate_multi_asset(
     initial_cash: float,
     high: np.ndarray | None = None,
     low: np.ndarray | None = None,
+    tradable: np.ndarray | None = None,
+    max_leverage: float = 1.0,
 ) -> MultiAssetRun:
     """Run target weights ``[T, N]`` decided at each close; a row of NaN means "no order".
 
@@ -46,6 +48,8 @@ def simulate_multi_asset(
         weights: ``[T, N]`` target weight of each asset (fractions of equity).
         open_: ``[T, N]`` fill prices (the closes for next-close fills).
         close: ``[T, N]`` mark prices.
+        tradable: ``[T, N]`` False where an asset did not trade (it keeps its units there; the other
+            targets are scaled within ``max_leverage``, as the env does).
     """
     weights, open_, close = (np.asarray(a, dtype=np.float64) for a in (weights, open_, close))
     if not weights.shape == open_.shape == close.shape or weights.ndim != 2:
@@ -68,9 +72,13 @@ def simulate_multi_asset(
         if not np.isnan(target).all():
             price = open_[t].tolist()
             before = held
+            mask = None if tradable is None or tradable[t].all() else tradable[t]
+            if mask is not None:
+                target = hold_untradable(target, balance, held, price, mask, max_leverage)
             balance, held, paid[t] = fill_weights(
-                balance, held, target.tolist(), price, rates[t - 1].tolist()
+                balance, held, target.tolist(), price, rates[t - 1].tolist(), mask
             )
+            held = list(held)
             notional[t] = sum(abs(after - had) * p for after, had, p in zip(held, before, price, strict=True))
         if borrow:
             fee = sum(

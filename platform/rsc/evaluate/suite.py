@@ -35,6 +35,7 @@ SECTIONS = (
     "data_quality",
     "search",
     "holdout",
+    "portfolio",
 )
 RANDOM_FIGURES = ("sharpe", "total_return", "max_drawdown")
 
@@ -134,6 +135,7 @@ class Evaluation:
             "data_quality": list(self.data_quality),
             "search": self.search,
             "holdout": self.holdout,
+            "portfolio": {},
         }
 
 

@@ -14,11 +14,12 @@ class Evidence(NamedTuple):
     dsr: float | None
     n_trials: int | None
     pbo: float | None
-    random_share_below: float
+    random_share_below: float | None  # None with random_seeds 0: no random strategies compared
     random_seeds: int
     confidence: float
     notes: Mapping[str, str]
     n_tries: int | None = None  # every try the selection looked at (n_trials: the independent ones)
+    benchmark: str = "buy-and-hold"  # what benchmark_sharpe is of
 
 
 def _tries(e: Evidence) -> str:
@@ -49,7 +50,7 @@ def verdict(evidence: Evidence) -> str:
     parts = [
         f"{headline(e)}.",
         f"The policy's annualised Sharpe ratio over the {e.bars} evaluated bars is {e.sharpe:.2f} "
-        f"(buy-and-hold: {e.benchmark_sharpe:.2f}).",
+        f"({e.benchmark}: {e.benchmark_sharpe:.2f}).",
     ]
     if e.psr is not None:
         parts.append(
@@ -71,10 +72,11 @@ def verdict(evidence: Evidence) -> str:
         )
     else:
         parts.append(f"The probability of backtest overfitting is {e.notes.get('pbo', 'not available')}.")
-    parts.append(
-        f"Its Sharpe ratio beats {e.random_share_below:.0%} of {e.random_seeds} random strategies "
-        f"trading the same bars with the same costs."
-    )
+    if e.random_seeds and e.random_share_below is not None:
+        parts.append(
+            f"Its Sharpe ratio beats {e.random_share_below:.0%} of {e.random_seeds} random strategies "
+            f"trading the same bars with the same costs."
+        )
     return " ".join(parts)
 
 

@@ -15,11 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from rsc.cluster.local import local_head
 from rsc.config import Settings
+from rsc.core.schema import SYMBOL, TIMESTAMP
 from rsc.evaluate.suite import strategy_metrics
 from rsc.launch.logs import RUN_LOG, RunLogs, capture_run_output, step_logs
 from rsc.launch.progress import ProgressView
@@ -54,8 +56,21 @@ def _served_action(url: str, cfg: Settings) -> dict:
 
     model = requests.get(f"{url}/v1/model", timeout=10).json()
     storage = Storage.from_settings(cfg.storage)
-    bars = storage.read_dataset(RunLayout(cfg.run_root).bars).tail(model["min_bars"] + 250)
-    payload = {"bars": json.loads(bars.drop(columns=["symbol"]).to_json(orient="records", date_format="iso"))}
+    bars = storage.read_dataset(RunLayout(cfg.run_root).bars)
+    count = model["min_bars"] + 250
+
+    def records(rows: pd.DataFrame) -> list[dict]:
+        return json.loads(rows.drop(columns=[SYMBOL]).to_json(orient="records", date_format="iso"))
+
+    if model.get("kind") == "portfolio":  # every symbol's latest bars, on the timestamps they share
+        symbols = model["symbols"]
+        rows = bars[bars[SYMBOL].isin(symbols)]
+        shared = rows.groupby(TIMESTAMP)[SYMBOL].nunique()
+        stamps = shared.index[shared.to_numpy() == len(symbols)][-count:]
+        rows = rows[rows[TIMESTAMP].isin(stamps)].sort_values(TIMESTAMP)
+        payload = {"assets": {s: records(rows[rows[SYMBOL] == s]) for s in symbols}}
+    else:
+        payload = {"bars": records(bars.tail(count))}
     response = requests.post(f"{url}/v1/act", json=payload, timeout=30)
     response.raise_for_status()
     return response.json()
@@ -133,13 +148,15 @@ def execute(
 
 def print_summary(summary: RunSummary, cfg: Settings, console: Console) -> None:
     strategies = strategy_metrics(summary.metrics)
+    portfolio = bool(summary.metrics.get("portfolio"))
     table = Table(title=f"Test period: policy vs benchmarks ({cfg.run.label})")
     columns = {  # metrics.json key -> (header, format); one row per strategy keeps it within 80 columns
         "total_return": ("return", "{:.2%}"),
         "sharpe": ("Sharpe", "{:.2f}"),
         "sortino": ("Sortino", "{:.2f}"),
         "max_drawdown": ("max DD", "{:.2%}"),
-        "trades": ("trades", "{:.0f}"),
+        # an allocation makes no round trips: its turnover (x equity a year) instead
+        **({"turnover": ("turnover", "{:.1f}x")} if portfolio else {"trades": ("trades", "{:.0f}")}),
         "costs": ("costs", "{:,.0f}"),
     }
     table.add_column("strategy")

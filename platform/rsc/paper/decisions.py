@@ -1,8 +1,9 @@
 """Where decisions come from: the Serve endpoint over HTTP, or a registered policy in process.
 
 Both act on a window of raw OHLCV bars, oldest first, with the book's current weight and the open
-position's unrealised return, and answer with the model's target weight. A source that cannot
-answer raises :class:`DecisionUnavailable`; the trader then retries with backoff and holds.
+position's unrealised return, and answer with the model's target weight; a portfolio policy acts on
+every symbol's window and the book's weights at once, and answers with a weight per symbol. A source
+that cannot answer raises :class:`DecisionUnavailable`; the trader then retries with backoff and holds.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ JsonState = dict[str, list]
 
 
 class ModelDecision(NamedTuple):
-    action: int | float
-    target_position: float
+    action: int | float | None  # None for a portfolio policy (its answer is ``weights``)
+    target_position: float | None
     model_name: str
     model_version: int
     state: JsonState | None = None  # a recurrent policy's state after this bar (sent with the next one)
+    weights: dict[str, float] | None = None  # a portfolio policy's target weight per symbol
 
 
 class DecisionUnavailable(RuntimeError):
@@ -58,6 +60,10 @@ class DecisionSource(Protocol):
         self, window: Window, position: float, unrealised: float, state: JsonState | None = None
     ) -> ModelDecision:
         """The model's decision; ``state`` is a recurrent model's state after the previous bar."""
+        ...
+
+    def decide_weights(self, windows: dict[str, Window], weights: dict[str, float]) -> ModelDecision:
+        """A portfolio model's target weights from every symbol's window and the book's weights."""
         ...
 
 
@@ -108,6 +114,23 @@ class HttpDecisions:
         except (KeyError, TypeError, ValueError) as error:
             raise DecisionUnavailable(f"{self.endpoint}/v1/act: malformed answer {answer}") from error
 
+    def decide_weights(self, windows: dict[str, Window], weights: dict[str, float]) -> ModelDecision:
+        assets = {
+            symbol: [
+                {TIMESTAMP: stamp, **dict(zip(OHLCV_COLUMNS, row, strict=True))}
+                for stamp, row in zip(window.timestamps, window.values.tolist(), strict=True)
+            ]
+            for symbol, window in windows.items()
+        }
+        answer = self._call("POST", "/v1/act", {"assets": assets, "weights": weights})
+        try:
+            targets = {str(symbol): float(value) for symbol, value in answer["weights"].items()}
+            return ModelDecision(
+                None, None, str(answer["model_name"]), int(answer["model_version"]), weights=targets
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise DecisionUnavailable(f"{self.endpoint}/v1/act: malformed answer {answer}") from error
+
 
 class PolicyDecisions:
     """A policy in this process: the same feature code and network the endpoint serves."""
@@ -140,3 +163,20 @@ class PolicyDecisions:
         return ModelDecision(
             decision.action, decision.target_position, self.model_name, self.model_version, out
         )
+
+    def decide_weights(self, windows: dict[str, Window], weights: dict[str, float]) -> ModelDecision:
+        portfolio = self.policy.portfolio
+        try:
+            if portfolio is None:
+                raise ValueError("this policy trades a single asset, not a portfolio")
+            missing = sorted(set(portfolio.symbols) - set(windows))
+            if missing:
+                raise ValueError(f"no bars for symbol(s) {missing}")
+            features = np.stack(
+                [self.policy.features_from_bars(windows[s].bars()) for s in portfolio.symbols], axis=1
+            )
+            held = np.array([weights.get(s, 0.0) for s in portfolio.symbols])
+            targets = self.policy.weights_for(features, held)
+        except (ValueError, RuntimeError) as error:
+            raise DecisionUnavailable(f"{self.model_name} v{self.model_version}: {error}") from error
+        return ModelDecision(None, None, self.model_name, self.model_version, weights=targets)

@@ -245,15 +245,19 @@ class PaperTrader:
         book, stamp = work.books[name], str(step.timestamp)
         asked: dict[str, _Ask] = {}
         failure: _Ask | None = None
-        for symbol in sorted(step.bars):
-            if stale:
-                asked[symbol] = _Ask(None, reason="stale data")
-            elif failure is not None:  # the model already failed this bar: no more retries
-                asked[symbol] = _Ask(None, reason=failure.reason, error=True)
-            else:
-                previous = work.decisions.get(f"{name}/{symbol}", {})
-                asked[symbol] = self._ask(name, source, symbol, book, previous)
-                failure = asked[symbol] if asked[symbol].error else None
+        if self.cfg.env.kind == "portfolio":  # one question for every symbol: weights back
+            asked = self._ask_weights(name, source, book, sorted(step.bars), stale)
+            failure = next((a for a in asked.values() if a.error), None)
+        else:
+            for symbol in sorted(step.bars):
+                if stale:
+                    asked[symbol] = _Ask(None, reason="stale data")
+                elif failure is not None:  # the model already failed this bar: no more retries
+                    asked[symbol] = _Ask(None, reason=failure.reason, error=True)
+                else:
+                    previous = work.decisions.get(f"{name}/{symbol}", {})
+                    asked[symbol] = self._ask(name, source, symbol, book, previous)
+                    failure = asked[symbol] if asked[symbol].error else None
         targets = risk_rules.limit_targets(
             {s: a.decision.target_position for s, a in asked.items() if a.decision is not None},
             self.limits.max_position,
@@ -316,6 +320,38 @@ class PaperTrader:
                 units,
             )
             emit(order)
+
+    def _ask_weights(
+        self, name: str, source: DecisionSource, book: BookState, symbols: list[str], stale: bool
+    ) -> dict[str, _Ask]:
+        """A portfolio model's weights for every symbol (one request), retried with backoff while it is
+        unavailable; each symbol's entry is a decision whose target is its weight."""
+        if stale:
+            return {symbol: _Ask(None, reason="stale data") for symbol in symbols}
+        error = ""
+        for attempt in range(len(self.delays) + 1):
+            try:
+                if name not in self._min_bars:
+                    self._min_bars[name] = (source.min_bars(), None)
+                min_bars = self._min_bars[name][0]
+                have = min(self.history.count(symbol) for symbol in symbols)
+                if have < min_bars:
+                    return {s: _Ask(None, reason=f"history: {have} of {min_bars} bars") for s in symbols}
+                windows = {s: self.history.window(s, min_bars + INDICATOR_LOOKBACK) for s in symbols}
+                started = time.perf_counter()
+                answer = source.decide_weights(windows, {s: book.weight(s) for s in symbols})
+                latency_ms = (time.perf_counter() - started) * 1000
+                self._min_bars[name] = (min_bars, answer.model_version)
+                return {
+                    s: _Ask(answer._replace(target_position=answer.weights.get(s, 0.0)), latency_ms)
+                    for s in symbols
+                }
+            except DecisionUnavailable as failure:
+                error = str(failure)
+                log.warning("paper: %s model, try %d: %s", name, attempt + 1, error)
+                if attempt < len(self.delays) and self.stop_requested.wait(self.delays[attempt]):
+                    break
+        return {s: _Ask(None, reason=f"model unavailable: {error}", error=True) for s in symbols}
 
     def _ask(
         self, name: str, source: DecisionSource, symbol: str, book: BookState, previous: LedgerEvent

@@ -39,6 +39,7 @@ class GateEvidence:
     champion_rescored: bool = False  # True: computed on the window; False: its recorded figure is that
     not_comparable: str | None = None  # why the champion cannot be compared (lineage or window)
     holdout: str | None = None  # the final holdout's line (recorded, never judged)
+    benchmark: str = "buy-and-hold"  # what buy_and_hold is the figure of (a portfolio: equal weight)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,12 @@ def _champion_check(evidence: GateEvidence, margin: float) -> Check:
 
 def _benchmark_check(evidence: GateEvidence, margin: float, required: bool) -> Check:
     check = _beats(
-        "buy_and_hold", evidence.metric, evidence.challenger, evidence.buy_and_hold, "buy-and-hold", margin
+        "buy_and_hold",
+        evidence.metric,
+        evidence.challenger,
+        evidence.buy_and_hold,
+        evidence.benchmark,
+        margin,
     )
     if required or check.outcome == "pass":
         return check

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 UNIVERSE_TAG = "rsc.lineage.universe"
 FREQUENCY_TAG = "rsc.lineage.frequency"
 STRATEGY_TAG = "rsc.lineage.strategy"
+KIND_TAG = "rsc.lineage.kind"  # single (one asset at a time) or portfolio (weights across the universe)
 SEEN_UNTIL_TAG = "rsc.lineage.seen_until"  # last bar date its training and selection used
 TEST_WINDOW_TAG = "rsc.lineage.test_window"  # first..last date of its test window
 CONDITIONS_TAG = "rsc.lineage.conditions"  # costs, fill and annualisation its test figures assume
@@ -67,10 +68,11 @@ class Lineage:
     strategy: str
     universe: tuple[str, ...]
     frequency: str
+    kind: str = "single"
 
     @property
     def name(self) -> str:
-        return lineage_model_name(self.strategy, self.universe, self.frequency)
+        return lineage_model_name(self.strategy, self.universe, self.frequency, self.kind)
 
     def describe(self) -> str:
         return f"{', '.join(self.universe)} at {self.frequency}"
@@ -80,6 +82,7 @@ class Lineage:
             STRATEGY_TAG: self.strategy,
             UNIVERSE_TAG: ",".join(self.universe),
             FREQUENCY_TAG: self.frequency,
+            KIND_TAG: self.kind,
         }
 
     @classmethod
@@ -88,7 +91,7 @@ class Lineage:
         if UNIVERSE_TAG not in tags or FREQUENCY_TAG not in tags:
             return None
         universe = tuple(s for s in tags[UNIVERSE_TAG].split(",") if s)
-        return cls(tags.get(STRATEGY_TAG, ""), universe, tags[FREQUENCY_TAG])
+        return cls(tags.get(STRATEGY_TAG, ""), universe, tags[FREQUENCY_TAG], tags.get(KIND_TAG, "single"))
 
     def differs_from(self, other: Lineage) -> str | None:
         """Why ``other`` is not comparable with this lineage (None if it is)."""
@@ -96,13 +99,18 @@ class Lineage:
             return f"it trades {', '.join(other.universe)}, not {', '.join(self.universe)}"
         if self.frequency != other.frequency:
             return f"its bars are {other.frequency}, not {self.frequency}"
+        if self.kind != other.kind:
+            return f"it is a {other.kind} policy, not a {self.kind} one"
         return None
 
 
 def run_lineage(cfg: Settings, symbols: Iterable[str], timestamps: np.ndarray) -> Lineage:
     """The lineage of a run's model: its strategy, the symbols and the bar size its data really has."""
     return Lineage(
-        cfg.registry.strategy or cfg.run.name, tuple(sorted(set(symbols))), bar_frequency(timestamps)
+        cfg.registry.strategy or cfg.run.name,
+        tuple(sorted(set(symbols))),
+        bar_frequency(timestamps),
+        cfg.env.kind,
     )
 
 
@@ -114,7 +122,8 @@ def _recorded_lineage(run_id: str) -> tuple[Lineage, dict[str, str]]:
         data.get("yfinance", {}).get("interval", "1d") if data.get("source") == "yfinance" else "1d"
     )
     strategy = registry.get("strategy") or config.get("run", {}).get("name", "policy")
-    lineage = Lineage(strategy, tuple(sorted(data.get("symbols", ()))), frequency)
+    kind = config.get("env", {}).get("kind", "single")
+    lineage = Lineage(strategy, tuple(sorted(data.get("symbols", ()))), frequency, kind)
     tags = dict(lineage.tags())
     if validation_end := config.get("split", {}).get("validation_end"):
         tags[SEEN_UNTIL_TAG] = str(validation_end)

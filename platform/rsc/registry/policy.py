@@ -24,9 +24,10 @@ State = dict[str, np.ndarray]  # a recurrent policy's state: key -> [B, *shape] 
 
 @dataclass(frozen=True)
 class Decision:
-    action: int | float  # an index into positions (discrete) or the raw continuous action
-    target_position: float
+    action: int | float | None  # an index into positions (discrete) or the raw continuous action
+    target_position: float | None  # None for a portfolio policy: its answer is ``weights``
     state: State | None = None  # a recurrent policy's state after this bar (the caller sends it back)
+    weights: dict[str, float] | None = None  # a portfolio policy's target weight per symbol
 
 
 class Policy:
@@ -47,6 +48,7 @@ class Policy:
         self.positions = list(spec.action.positions)
         self.discrete = spec.action.kind == "discrete"
         self.recurrent = spec.recurrent
+        self.portfolio = spec.portfolio  # None: a single-asset policy
 
     @classmethod
     def load(cls, directory: str | Path) -> Policy:
@@ -105,8 +107,22 @@ class Policy:
         """``[T]`` bars -> the last ``window`` rows of raw features ``[W, F]``."""
         return compute_features(bars, self.indicators)[-self.window :]
 
+    def weights_for(self, features: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+        """A portfolio policy's target weight per symbol from ``[W, N, F]`` raw features (symbols in the
+        contract's order) and the ``[N]`` current weights."""
+        if self.portfolio is None:
+            raise ValueError("weights_for is for portfolio policies; this one trades a single asset")
+        return self.portfolio.decode(self.act_batch(self.observe_assets(features, weights)[None])[0])
+
+    def observe_assets(self, features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """A portfolio policy's observation from ``[W, N, F]`` raw features and ``[N]`` current weights."""
+        scaled = self.spec.scaler.apply(features)
+        return self.portfolio.build(scaled[-self.window :], np.asarray(weights, dtype=np.float64))
+
     def decision(self, action, state: State | None = None) -> Decision:
         """One greedy action (an index, or a ``[d]`` continuous action) as a :class:`Decision`."""
+        if self.portfolio is not None:
+            return Decision(None, None, state, self.portfolio.decode(action))
         return Decision(self.spec.action.raw(action), self.target_position(action), state)
 
     def decide(

@@ -71,10 +71,16 @@ def gate_evidence(name: str, version: int, metric: str, rescore: Rescore | None 
     key = metric_key("policy", metric)
     if key not in challenger.metrics:
         raise LookupError(f"{name} version {version}: its run {challenger.run_id} has no metric {key!r}")
+    benchmark, label = "buy_and_hold", "buy-and-hold"
+    if metric_key(benchmark, metric) not in challenger.metrics and metric_key("equal_weight", metric) in (
+        challenger.metrics
+    ):  # a portfolio policy is judged against the equal-weight portfolio
+        benchmark, label = "equal_weight", "equal weight"
     evidence = GateEvidence(
         metric=metric,
         challenger=challenger.metrics[key],
-        buy_and_hold=challenger.metrics.get(metric_key("buy_and_hold", metric), float("nan")),
+        buy_and_hold=challenger.metrics.get(metric_key(benchmark, metric), float("nan")),
+        benchmark=label,
         deflated_sharpe=challenger.metrics.get(metric_key("statistics", DSR)),
         deflated_sharpe_note=challenger.run_tags.get(NOTE_TAG_PREFIX + DSR),
         window=challenger.tags.get(TEST_WINDOW_TAG),

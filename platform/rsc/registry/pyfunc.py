@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from rsc.core.features import Bars
-from rsc.core.schema import OHLCV_COLUMNS
+from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.registry.policy import Policy
 
 POLICY_ARTIFACT = "policy_dir"
@@ -22,6 +22,44 @@ POLICY_ARTIFACT = "policy_dir"
 # open position's unrealised return, as in the observation training saw, and a recurrent policy's state
 # after the previous bar as JSON ("" = the initial state).
 DEFAULT_PARAMS: dict[str, Any] = {"position": 0.0, "unrealised_return": 0.0, "state": ""}
+# A portfolio policy's parameter: the current weights as JSON {symbol: weight} ("" = all in cash).
+PORTFOLIO_PARAMS: dict[str, Any] = {"weights": ""}
+
+
+def params_of(policy: Policy) -> dict[str, Any]:
+    """The inference parameters of ``policy``'s kind (part of its signature)."""
+    return dict(PORTFOLIO_PARAMS if policy.portfolio is not None else DEFAULT_PARAMS)
+
+
+def decide_weights_on_bars(policy: Policy, bars: pd.DataFrame, weights: str = "") -> pd.DataFrame:
+    """The portfolio pyfunc contract: bars of every symbol (long: ``symbol``, ``timestamp``, OHLCV; the
+    timestamps the symbols share are used, oldest first) -> one row per symbol: its target weight."""
+    symbols = policy.portfolio.symbols
+    missing = [c for c in (SYMBOL, TIMESTAMP, *OHLCV_COLUMNS) if c not in bars.columns]
+    if missing:
+        raise ValueError(f"portfolio bars lack column(s) {missing}")
+    absent = sorted(set(symbols) - set(bars[SYMBOL]))
+    if absent:
+        raise ValueError(
+            f"portfolio bars lack symbol(s) {absent}; the policy allocates across {list(symbols)}"
+        )
+    rows = bars[bars[SYMBOL].isin(symbols)]
+    shared = rows.groupby(TIMESTAMP)[SYMBOL].nunique()
+    stamps = shared.index[shared.to_numpy() == len(symbols)]
+    if len(stamps) < policy.min_bars:
+        raise ValueError(f"need at least {policy.min_bars} timestamps every symbol has, got {len(stamps)}")
+    current = json.loads(weights) if weights else {}
+    unknown = sorted(set(current) - set(symbols))
+    if unknown:
+        raise ValueError(f"weights name symbol(s) {unknown} the policy does not trade ({list(symbols)})")
+    features = []
+    for symbol in symbols:
+        own = rows[(rows[SYMBOL] == symbol) & rows[TIMESTAMP].isin(stamps)].sort_values(TIMESTAMP)
+        arrays = Bars.from_columns({c: own[c].to_numpy(np.float64) for c in OHLCV_COLUMNS})
+        features.append(policy.features_from_bars(arrays))
+    held = np.array([float(current.get(s, 0.0)) for s in symbols])
+    target = policy.weights_for(np.stack(features, axis=1), held)
+    return pd.DataFrame({SYMBOL: list(target), "target_weight": list(target.values())})
 
 
 def decide_on_bars(
@@ -56,6 +94,8 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
+        if self.policy.portfolio is not None:
+            return decide_weights_on_bars(self.policy, model_input, str((params or {}).get("weights") or ""))
         values = {**DEFAULT_PARAMS, **(params or {})}
         return decide_on_bars(
             self.policy,

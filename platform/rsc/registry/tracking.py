@@ -19,10 +19,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from rsc.core.schema import CHECKPOINT_DIR, OHLCV_COLUMNS
+from rsc.core.schema import CHECKPOINT_DIR, OHLCV_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.registry.policy import Policy
 from rsc.registry.provenance import MODEL_URI_TAG
-from rsc.registry.pyfunc import DEFAULT_PARAMS, POLICY_ARTIFACT, PolicyModel, decide_on_bars
+from rsc.registry.pyfunc import (
+    POLICY_ARTIFACT,
+    PolicyModel,
+    decide_on_bars,
+    decide_weights_on_bars,
+    params_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +231,15 @@ def log_policy(
         serving_dir = Path(tmp) / "policy"
         shutil.copytree(policy_dir, serving_dir, ignore=shutil.ignore_patterns(CHECKPOINT_DIR))
         code = _serving_code(Path(tmp) / "code")
-        example = input_example[list(OHLCV_COLUMNS)].reset_index(drop=True)
-        output = decide_on_bars(Policy.load(serving_dir), example, 0.0)
-        signature = infer_signature(example, output, params=dict(DEFAULT_PARAMS))
+        policy = Policy.load(serving_dir)
+        if policy.portfolio is not None:
+            example = input_example[[SYMBOL, TIMESTAMP, *OHLCV_COLUMNS]].reset_index(drop=True)
+            output = decide_weights_on_bars(policy, example)
+        else:
+            example = input_example[list(OHLCV_COLUMNS)].reset_index(drop=True)
+            output = decide_on_bars(policy, example, 0.0)
+        inference_params = params_of(policy)
+        signature = infer_signature(example, output, params=inference_params)
         with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name) as run:
             mlflow.set_tag(KIND_TAG, "train" if run_id else "policy")
             mlflow.log_params(_new_params(run.info.run_id, params))
@@ -244,7 +256,7 @@ def log_policy(
                 code_paths=[str(code)],
                 pip_requirements=_pinned(SERVING_REQUIREMENTS),
                 signature=signature,
-                input_example=(example, dict(DEFAULT_PARAMS)),
+                input_example=(example, inference_params),
             )
             log.info("registry: run %s logged model %s", run.info.run_id, info.model_uri)
             return info.model_uri, run.info.run_id

@@ -8,9 +8,10 @@ from typing import Any
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
+from rsc.env import PORTFOLIO_ENV_ID
 from rsc.rl.callbacks import ValidationCallback
 from rsc.rl.catalog import ALGORITHMS
-from rsc.rl.envs import register_envs
+from rsc.rl.envs import env_id, register_envs
 from rsc.rl.spec import AlgorithmSpec
 
 
@@ -27,9 +28,13 @@ def build_algorithm_config(
     """
     register_envs()
     resources = spec.resources
+    env = env_id(dict(env_config), spec.env)
+    # The portfolio env takes scores in [0, 1] as they come (it clips them): RLlib must not rescale its
+    # actions from [-1, 1], or the greedy actions that evaluation and serving send would differ.
+    rescale = env != PORTFOLIO_ENV_ID
     return (
         ALGORITHMS[spec.algorithm]()
-        .environment(spec.env, env_config=dict(env_config))
+        .environment(env, env_config=dict(env_config), normalize_actions=rescale)
         .env_runners(
             num_env_runners=resources.num_env_runners,
             num_envs_per_env_runner=resources.num_envs_per_env_runner,

@@ -1,4 +1,5 @@
-"""The env creator RLlib calls in every env runner: ``env_config`` (plain data) -> TradingEnv.
+"""The env creators RLlib calls in every env runner: ``env_config`` (plain data) -> TradingEnv, or
+PortfolioEnv when ``env.kind`` is ``portfolio``.
 
 ``env_config`` carries URIs and settings, never arrays, so Tune's experiment state stays small; each
 env runner loads the dataset once (cached per process). S3 credentials are deliberately not part of it
@@ -13,7 +14,7 @@ from typing import Any
 from ray.tune.registry import register_env
 
 from rsc.config.settings import EnvSettings, StorageSettings
-from rsc.env import ENV_ID, MarketArrays, TradingEnv
+from rsc.env import ENV_ID, PORTFOLIO_ENV_ID, MarketArrays, PanelArrays, PortfolioEnv, TradingEnv
 from rsc.storage import Storage
 from rsc.storage.layout import read_scaler
 
@@ -50,15 +51,22 @@ def env_config(
 
 @cache
 def _market(
-    dataset_uri: str, scaler_uri: str, part: str, window: int, endpoint: str | None, region: str | None
-) -> MarketArrays:
+    dataset_uri: str,
+    scaler_uri: str,
+    part: str,
+    window: int,
+    endpoint: str | None,
+    region: str | None,
+    kind: str = "single",
+) -> MarketArrays | PanelArrays:
     storage = Storage(s3_endpoint_url=endpoint, s3_region=region)
     frame = storage.read_dataset(dataset_uri)
-    return MarketArrays.from_frame(frame, read_scaler(storage, scaler_uri), part, window)
+    arrays = PanelArrays if kind == "portfolio" else MarketArrays
+    return arrays.from_frame(frame, read_scaler(storage, scaler_uri), part, window)
 
 
-def make_env(config: dict[str, Any]) -> TradingEnv:
-    """Convert ``env_config`` once into typed settings and preloaded arrays."""
+def make_env(config: dict[str, Any]) -> TradingEnv | PortfolioEnv:
+    """Convert ``env_config`` once into typed settings and preloaded arrays (the env its kind names)."""
     settings = EnvSettings.model_validate(config["env"])
     market = _market(
         config["dataset_uri"],
@@ -67,11 +75,24 @@ def make_env(config: dict[str, Any]) -> TradingEnv:
         settings.window,
         config.get("s3_endpoint_url"),
         config.get("s3_region"),
+        settings.kind,
     )
-    return TradingEnv(
+    env = PortfolioEnv if settings.kind == "portfolio" else TradingEnv
+    return env(
         market, settings, mode=config.get("mode", "train"), risk_free_rate=config.get("risk_free_rate", 0.0)
     )
 
 
+def env_id(config: dict[str, Any], default: str = ENV_ID) -> str:
+    """The registered env an ``env_config`` runs in: the portfolio env for ``env.kind=portfolio``."""
+    return PORTFOLIO_ENV_ID if config.get("env", {}).get("kind") == "portfolio" else default
+
+
+def observation_size_of(config: dict[str, Any]) -> int:
+    """Length of the observation the env of ``env_config`` hands out (what the network is exported for)."""
+    return int(make_env({**config, "mode": "eval"}).observation_space.shape[0])
+
+
 def register_envs() -> None:
     register_env(ENV_ID, make_env)
+    register_env(PORTFOLIO_ENV_ID, make_env)

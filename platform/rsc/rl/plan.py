@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rsc.config import Settings
+from rsc.config.loader import ConfigError
 from rsc.config.settings import EnvSettings
 from rsc.rl.spec import AlgorithmSpec, effective_env, load_algorithm_spec, resolve_spec_path
 
@@ -88,6 +89,16 @@ def resolve_plan(cfg: Settings, tuned: Mapping[str, Any] | None = None) -> Train
     spec = load_algorithm_spec(path, cfg.cluster.learner_overrides)  # GPU learners when gpus > 0
     yaml = path.name
     env = effective_env(spec, cfg.env)
+    if env.kind == "portfolio" and spec.algorithm == "DQN":
+        raise ConfigError(
+            f"env.kind=portfolio: {yaml} is DQN, which picks from discrete actions; portfolio weights are "
+            "continuous: use PPO, APPO or SAC (rllib_configs/ppo.yaml, sac.yaml)"
+        )
+    if env.kind == "portfolio" and spec.model.get("use_lstm"):
+        raise ConfigError(
+            f"env.kind=portfolio: {yaml} asks for a recurrent model (model.use_lstm), which portfolio "
+            "policies do not carry yet: use a feed-forward model"
+        )
     values: dict[str, Value] = {"algorithm": Value(spec.algorithm, f"{yaml} algorithm")}
     for key, value in env.model_dump(mode="json").items():
         source = f"{yaml} env_config" if key in spec.env_config else "settings env"

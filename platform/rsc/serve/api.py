@@ -20,7 +20,9 @@ class RequestBar(BaseModel):
 
 
 class ActRequest(BaseModel):
-    """Either ``bars`` (oldest first, at least the model's ``min_bars``) or a ``features`` window."""
+    """One of: ``bars`` (oldest first, at least the model's ``min_bars``) or a ``features`` window for a
+    single-asset policy; ``assets`` (bars per symbol) or ``asset_features`` (a features window per
+    symbol) for a portfolio policy, with its current ``weights``."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -42,17 +44,39 @@ class ActRequest(BaseModel):
         description="A recurrent policy's state, as the previous answer gave it (per key, [layers][cell]); "
         "none: the initial state. Any replica can answer: the endpoint keeps no state of its own.",
     )
+    assets: dict[str, list[RequestBar]] | None = Field(
+        None,
+        description="Portfolio policy: per symbol, a window of OHLCV bars on the same timestamps, oldest "
+        "first (at least min_bars each).",
+    )
+    asset_features: dict[str, list[list[float]]] | None = Field(
+        None, description="Portfolio policy: per symbol, a window [W][F] of raw features, oldest first."
+    )
+    weights: dict[str, float] | None = Field(
+        None, description="Portfolio policy: the current weight of each symbol (missing ones: 0)."
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> ActRequest:
-        if (self.bars is None) == (self.features is None):
-            raise ValueError("give exactly one of 'bars' or 'features'")
+        given = [name for name in INPUTS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(map(repr, INPUTS))}; got {given or 'none'}")
         return self
 
 
+INPUTS = ("bars", "features", "assets", "asset_features")
+
+
 class ActResponse(BaseModel):
-    action: int | float = Field(description="Index into positions (discrete) or the continuous action.")
-    target_position: float = Field(description="Position weight the action asks for.")
+    action: int | float | None = Field(
+        None, description="Single-asset policy: index into positions (discrete) or the continuous action."
+    )
+    target_position: float | None = Field(
+        None, description="Single-asset policy: the position weight the action asks for."
+    )
+    weights: dict[str, float] | None = Field(
+        None, description="Portfolio policy: the target weight of each symbol (the rest is cash)."
+    )
     model_name: str
     model_version: int
     observation: list[float] | None = Field(
@@ -94,3 +118,5 @@ class ModelInfo(BaseModel):
     min_bars: int
     feature_names: list[str]
     positions: list[float]
+    kind: str = Field("single", description="single (one asset per request) or portfolio.")
+    symbols: list[str] | None = Field(None, description="Portfolio policy: the symbols it allocates across.")

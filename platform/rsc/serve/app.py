@@ -187,6 +187,7 @@ class PolicyServer:
             model_version=current.version,
             observation=None if obs is None else obs.astype(np.float32).tolist(),
             state=None if decision.state is None else {k: v.tolist() for k, v in decision.state.items()},
+            weights=decision.weights,
         )
 
     def model_info(self) -> ModelInfo:
@@ -199,6 +200,8 @@ class PolicyServer:
             min_bars=current.policy.min_bars,
             feature_names=current.policy.feature_names,
             positions=current.policy.positions,
+            kind="portfolio" if current.policy.portfolio else "single",
+            symbols=list(current.policy.portfolio.symbols) if current.policy.portfolio else None,
         )
 
     def health(self) -> Health:
@@ -235,7 +238,8 @@ def build_api(server: PolicyServer) -> FastAPI:
     # second validation of the response would only cost time (about a third of the app's own).
     @api.post("/v1/act", response_model=ActResponse, responses={**ERRORS, **UNAVAILABLE})
     async def act(request: ActRequest) -> Response:
-        """The action for a window of bars (or of raw features) and the current position."""
+        """The action for a window of bars (or of raw features) and the current position; for a portfolio
+        policy, the target weight of each symbol for every symbol's window and the current weights."""
         return _json(await server.act(request))
 
     @api.post("/v1/act/batch", response_model=ActBatchResponse, responses={**ERRORS, **UNAVAILABLE})

@@ -62,8 +62,46 @@ def request_features(policy: Policy, request: ActRequest, loc: Loc = ("body",)) 
 
 def observation(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> np.ndarray:
     """The observation ``[D]`` the policy acts on: scaled feature window plus position state."""
+    portfolio = request.assets is not None or request.asset_features is not None
+    if policy.portfolio is not None:
+        if not portfolio:
+            raise InvalidInput(
+                (*loc, "assets"),
+                f"this policy allocates across {list(policy.portfolio.symbols)}: send 'assets' (bars per "
+                "symbol) or 'asset_features', with the current 'weights'",
+            )
+        return portfolio_observation(policy, request, loc)
+    if portfolio or request.weights is not None:
+        field = "weights" if not portfolio else ("assets" if request.assets is not None else "asset_features")
+        raise InvalidInput((*loc, field), "this policy trades one asset: send 'bars' or 'features'")
     features = request_features(policy, request, loc)
     return policy.observe_features(features, request.position, request.unrealised_return)
+
+
+def portfolio_observation(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> np.ndarray:
+    """A portfolio policy's observation: every symbol's feature window, then the current weights."""
+    symbols = list(policy.portfolio.symbols)
+    field = "assets" if request.assets is not None else "asset_features"
+    given = request.assets if request.assets is not None else request.asset_features
+    missing, unknown = sorted(set(symbols) - set(given)), sorted(set(given) - set(symbols))
+    if missing or unknown:
+        raise InvalidInput(
+            (*loc, field), f"'{field}' must name exactly {symbols}; missing {missing}, unknown {unknown}"
+        )
+    weights = request.weights or {}
+    if strange := sorted(set(weights) - set(symbols)):
+        raise InvalidInput(
+            (*loc, "weights"), f"'weights' names symbol(s) {strange} the policy does not trade"
+        )
+    windows = []
+    for symbol in symbols:
+        if request.assets is not None:
+            one = ActRequest(bars=request.assets[symbol])
+        else:
+            one = ActRequest(features=request.asset_features[symbol])
+        windows.append(request_features(policy, one, (*loc, field, symbol)))
+    held = np.array([weights.get(symbol, 0.0) for symbol in symbols], dtype=np.float64)
+    return policy.observe_assets(np.stack(windows, axis=1), held)
 
 
 def request_state(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> State | None:

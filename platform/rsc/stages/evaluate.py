@@ -17,9 +17,11 @@ import pandas as pd
 from rsc.config import Settings
 from rsc.config.settings import EnvSettings
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TEST, TIMESTAMP
-from rsc.env import MarketArrays, TradingEnv
+from rsc.env import MarketArrays, PanelArrays, PortfolioEnv, TradingEnv
 from rsc.evaluate import search, suite
 from rsc.evaluate.backtest import backtest_policy
+from rsc.evaluate.portfolio import backtest_portfolio_policy, evaluate_portfolio
+from rsc.evaluate.portfolio_report import render_portfolio_report
 from rsc.evaluate.report import render_report
 from rsc.monitor import Metric, MetricsSink, names, sink_from_settings
 from rsc.registry.policy import Policy
@@ -200,12 +202,14 @@ def run(
 ) -> EvaluateResult:
     storage = Storage.from_settings(cfg.storage)
     frame = storage.read_dataset(split_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        policy = Policy.load(storage.download_dir(model_uri, tmp))
+    if policy.portfolio is not None:
+        return _run_portfolio(cfg, storage, split_uri, frame, scaler_uri, policy, folds, sink)
     symbol = cfg.data.symbols[0]
     own = frame[frame[SYMBOL] == symbol] if SYMBOL in frame.columns else frame
     if own.empty:
         raise ValueError(f"{split_uri}: no rows of symbol {symbol!r} (the first of data.symbols)")
-    with tempfile.TemporaryDirectory() as tmp:
-        policy = Policy.load(storage.download_dir(model_uri, tmp))
     env = EnvSettings.model_validate(policy.spec.env) if policy.spec.env else cfg.env  # as trained
     scaler = read_scaler(storage, scaler_uri)
     market = MarketArrays.from_frame(own, scaler, TEST, env.window)
@@ -242,3 +246,60 @@ def run(
     send_metrics(sink, results, symbol)
     log.info("evaluate: %s", evaluation.verdict)
     return EvaluateResult(metrics_uri, report_uri, evaluation.metrics)
+
+
+def _run_portfolio(
+    cfg: Settings,
+    storage: Storage,
+    split_uri: str,
+    frame: pd.DataFrame,
+    scaler_uri: str,
+    policy: Policy,
+    folds: Sequence[Mapping[str, Any]] | None,
+    sink: MetricsSink | None,
+) -> EvaluateResult:
+    """A portfolio policy: its weights over the test part against the allocation benchmarks."""
+    env = EnvSettings.model_validate(policy.spec.env)
+    market = PanelArrays.from_frame(frame, read_scaler(storage, scaler_uri), TEST, env.window)
+    if market.symbols != policy.portfolio.symbols:
+        raise ValueError(
+            f"{split_uri} holds {list(market.symbols)}, "
+            f"the policy allocates across {list(policy.portfolio.symbols)}"
+        )
+    policy_env = PortfolioEnv(market, env, mode="eval")
+    policy_run = backtest_portfolio_policy(policy_env, policy.actor())
+    start = int(np.searchsorted(market.timestamps, policy_run.timestamps[0]))
+    window = slice(start, start + len(policy_run.timestamps))
+    closes = frame.pivot(index=TIMESTAMP, columns=SYMBOL, values=CLOSE).sort_index()[list(market.symbols)]
+    history = closes[closes.index <= policy_run.timestamps[-1]].dropna().to_numpy(np.float64)
+    evaluation = evaluate_portfolio(
+        policy_run,
+        history,
+        market.symbols,
+        policy_env.costs,
+        env.initial_cash,
+        cfg.evaluate,
+        load_trials(storage, cfg.run_root, cfg.evaluate.trial_correlation),
+        high=market.high[window],
+        low=market.low[window],
+        tradable=None if market.tradable is None else market.tradable[window],
+        max_leverage=env.max_leverage,
+        title=f"rsc evaluation: {cfg.run.label}",
+        alignment=storage.read_manifest(split_uri).get("alignment"),
+        folds=folds if folds is not None else load_folds(storage, cfg.run_root, cfg.tune.selection.metric),
+    )
+    notes = dict(evaluation.notes)
+    if cfg.split.holdout_bars:
+        notes["holdout"] = (
+            "the final holdout is evaluated for single-asset policies only; not for this portfolio"
+        )
+    evaluation = dataclasses.replace(
+        evaluation, notes=notes, data_quality=_quality_warnings(storage, cfg.run_root)
+    )
+    results = evaluation.to_json()
+    layout = RunLayout(cfg.run_root)
+    storage.write_json(layout.metrics, results)
+    storage.write_bytes(layout.report, render_portfolio_report(evaluation).encode())
+    send_metrics(sink or sink_from_settings(cfg.monitor, "rsc-evaluate"), results, "portfolio")
+    log.info("evaluate: %s", evaluation.verdict)
+    return EvaluateResult(layout.metrics, layout.report, evaluation.metrics)

@@ -102,7 +102,11 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
         spec = policy.spec
         uri, run_id = log_policy(
             policy_dir,
-            input_example=test.tail(policy.min_bars),
+            input_example=(
+                test.sort_values(TIMESTAMP).groupby(SYMBOL).tail(policy.min_bars)
+                if policy.portfolio is not None
+                else test.tail(policy.min_bars)
+            ),
             params={
                 "algorithm": spec.algorithm,
                 "hyperparameters": spec.hyperparameters,

@@ -15,6 +15,7 @@ from rsc.core.artifacts import FoldRecord, Folds, Scaler
 from rsc.core.features import feature_names
 from rsc.core.metrics import infer_periods_per_year
 from rsc.core.schema import PART
+from rsc.data.align import align_symbols
 from rsc.data.features import indicator_refs
 from rsc.data.splits import assign_parts, fit_scaler, fold_summary, time_axis, walk_forward
 from rsc.storage import Storage
@@ -37,6 +38,11 @@ def run(cfg: Settings, features_uri: str) -> SplitResult:
     features_sha = storage.read_manifest(features_uri)["sha256"]
     features = storage.read_dataset(features_uri)
     columns = feature_names(indicator_refs(cfg.features))
+    notes = {}
+    if cfg.env.kind == "portfolio":  # every symbol on one calendar before parts and folds are laid
+        features, alignment = align_symbols(features, cfg.data.align)
+        notes["alignment"] = alignment.model_dump(mode="json")
+        log.info("split: aligned %s", alignment.summary())
 
     frame = assign_parts(features, cfg.split.train_end, cfg.split.validation_end, cfg.split.holdout_bars)
     inputs = {"features": features_sha}
@@ -53,7 +59,7 @@ def run(cfg: Settings, features_uri: str) -> SplitResult:
     )
 
     layout = RunLayout(cfg.run_root)
-    storage.write_dataset(layout.split, frame, inputs=inputs)
+    storage.write_dataset(layout.split, frame, inputs=inputs, notes=notes)
     write_artifact(storage, layout.scaler, scaler)
     write_artifact(storage, layout.folds, folds)
     rows = {str(k): int(v) for k, v in frame[PART].value_counts().items()}

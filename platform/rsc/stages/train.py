@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from rsc.config import Settings
 from rsc.core.artifacts import SearchRecord
-from rsc.core.observation import observation_size
-from rsc.core.policy_spec import PolicySpec, RecurrentSpec
+from rsc.core.policy_spec import PolicySpec, PortfolioSpec, RecurrentSpec
 from rsc.core.schema import TRAIN
 from rsc.data.features import indicator_refs
 from rsc.monitor import sink_from_settings
@@ -20,7 +19,7 @@ from rsc.monitor.train import TrainMetrics
 from rsc.registry.provenance import policy_tags
 from rsc.registry.tracking import configure, log_training
 from rsc.rl.algorithm import build_algorithm_config
-from rsc.rl.envs import env_config
+from rsc.rl.envs import env_config, make_env
 from rsc.rl.plan import resolve_plan
 from rsc.rl.runtime import connect
 from rsc.rl.train import train_algorithm
@@ -93,7 +92,15 @@ def run(
     )
     config = build_algorithm_config(spec, environment, cfg.run.seed, tuned)
     scaler = read_scaler(storage, scaler_uri)
-    obs_size = observation_size(env.window, len(scaler.columns))
+    probe = make_env({**environment, "mode": "eval"})  # the observation the network is exported for
+    obs_size = int(probe.observation_space.shape[0])
+    portfolio = (
+        PortfolioSpec(
+            symbols=probe.market.symbols, max_position=env.max_position, max_leverage=env.max_leverage
+        )
+        if env.kind == "portfolio"
+        else None
+    )
 
     connect(cfg.ray.address)
     metrics = TrainMetrics(sink_from_settings(cfg.monitor, "rsc-train"), {"algorithm": spec.algorithm})
@@ -121,6 +128,7 @@ def run(
         best_iteration=result.best_iteration,
         validation=result.best_metrics,
         recurrent=RecurrentSpec(state=result.recurrent_state) if result.recurrent_state else None,
+        portfolio=portfolio,
         inputs={"split": storage.read_manifest(split_uri)["sha256"]},
     )
     storage.write_bytes(layout.policy, contract.to_json().encode())

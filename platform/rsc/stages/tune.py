@@ -26,12 +26,11 @@ import pandas as pd
 
 from rsc.config import Settings
 from rsc.core.artifacts import SearchRecord, TuneOutcome
-from rsc.core.observation import observation_size
 from rsc.core.schema import TRAIN, VALIDATION
 from rsc.data.splits import assign_fold
 from rsc.registry.tracking import configure, log_sweep
 from rsc.rl.algorithm import build_algorithm_config
-from rsc.rl.envs import env_config
+from rsc.rl.envs import env_config, observation_size_of
 from rsc.rl.plan import TrainingPlan, resolve_plan
 from rsc.rl.runtime import connect
 from rsc.rl.sweep import SweepResult, SweepStorage, run_sweep
@@ -83,7 +82,6 @@ def _walk_forward(
     ]
     frame = storage.read_dataset(split_uri)
     env = plan.env
-    obs_size = observation_size(env.window, len(folds[0].scaler.columns))
     rows, returns = [], {}
     for index, fold in enumerate(folds):
         dataset_uri, scaler_uri = join(layout.fold(index), "data"), join(layout.fold(index), "scaler.json")
@@ -103,7 +101,7 @@ def _walk_forward(
                 plan.selection_iterations,
                 join(layout.fold(index), f"candidate-{number}"),
                 storage,
-                obs_size,
+                observation_size_of(environment),
                 metric=selection.metric,
             )
             rows.append(

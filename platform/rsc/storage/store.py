@@ -156,12 +156,17 @@ class Storage:
 
     # -- datasets -------------------------------------------------------------------------------
     def write_dataset(
-        self, uri: str, frame: pd.DataFrame, inputs: dict[str, str] | None = None
+        self,
+        uri: str,
+        frame: pd.DataFrame,
+        inputs: dict[str, str] | None = None,
+        notes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Write ``frame`` as a Parquet dataset (one file per symbol if it has a symbol column).
 
         Args:
             inputs: name -> sha256 of the datasets this one was derived from (lineage).
+            notes: facts about how the rows were made (e.g. ``alignment``), kept in the manifest.
 
         Returns:
             The manifest, written last: the commit point of the dataset.
@@ -190,6 +195,7 @@ class Storage:
             "partitions": partitions,
             "files": [p["file"] for p in partitions.values()],
             "inputs": dict(sorted((inputs or {}).items())),
+            **(notes or {}),
         }
         self.write_json(join(uri, MANIFEST), manifest)
         self._remove_orphans(uri, keep={MANIFEST, *manifest["files"]})
