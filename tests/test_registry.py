@@ -331,7 +331,7 @@ def test_logged_model_has_signature_example_and_pinned_requirements(registry):
     info = mlflow.models.get_model_info(f"models:/{cfg.model_name}@{CHAMPION}")
     inputs = [c["name"] for c in info.signature.inputs.to_dict()]
     assert inputs == list(OHLCV_COLUMNS)
-    assert {p.name for p in info.signature.params} == {"position", "unrealised_return", "state"}
+    assert {p.name for p in info.signature.params} == {"position", "unrealised_return", "state", "symbol"}
     local = mlflow.artifacts.download_artifacts(f"models:/{cfg.model_name}@{CHAMPION}")
     requirements = Path(local, "requirements.txt").read_text()
     assert "torch==" in requirements and "ray" not in requirements

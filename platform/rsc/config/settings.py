@@ -284,8 +284,14 @@ class SplitSettings(Section):
 class EnvSettings(Section):
     kind: Literal["single", "portfolio"] = Field(
         "single",
-        description="single: rsc/Trading-v0, one asset at a time; portfolio: rsc/Portfolio-v0, weights "
-        "over every symbol and cash (needs two or more symbols).",
+        description="single: rsc/Trading-v0, one asset at a time (with several symbols, one policy trained "
+        "across them, an episode per symbol); portfolio: rsc/Portfolio-v0, weights over every symbol and "
+        "cash (needs two or more symbols).",
+    )
+    symbol_embedding: bool = Field(
+        False,
+        description="single with several symbols (one policy across the universe): append a one-hot of the "
+        "symbol to the observation, so the policy may act differently per symbol; off: it cannot tell them.",
     )
     window: int = Field(30, ge=1, description="Bars of features in one observation.")
     action: Literal["discrete", "continuous"] = Field(

@@ -190,6 +190,27 @@ class PortfolioSpec(_Contract):
         return {symbol: float(w) for symbol, w in zip(self.symbols, weights, strict=True)}
 
 
+class UniverseSpec(_Contract):
+    """A single-asset policy trained across several symbols (an episode per symbol).
+
+    It acts on any of ``symbols``; with ``embedding`` its observation ends with a one-hot of the symbol
+    (in this order), so a request must name the symbol.
+    """
+
+    symbols: tuple[str, ...] = Field(min_length=2)
+    embedding: bool = False
+
+    def code(self, symbol: str | None) -> np.ndarray:
+        """The observation's tail for ``symbol``: its one-hot with ``embedding``, else nothing."""
+        if symbol is not None and symbol not in self.symbols:
+            raise ValueError(f"symbol {symbol!r} is not one this policy was trained on: {list(self.symbols)}")
+        if not self.embedding:
+            return np.zeros(0, dtype=np.float32)
+        if symbol is None:
+            raise ValueError(f"this policy tells its symbols apart: name one of {list(self.symbols)}")
+        return np.eye(len(self.symbols), dtype=np.float32)[self.symbols.index(symbol)]
+
+
 class PolicySpec(_Contract):
     """A trained policy's inputs and outputs (serialised as ``policy.json``)."""
 
@@ -205,6 +226,9 @@ class PolicySpec(_Contract):
     recurrent: RecurrentSpec | None = Field(None, description="The state it carries; None: feed-forward.")
     portfolio: PortfolioSpec | None = Field(
         None, description="A portfolio policy's assets and weight limits; None: a single-asset policy."
+    )
+    universe: UniverseSpec | None = Field(
+        None, description="The symbols a single-asset policy was trained across; None: one symbol."
     )
     env: dict[str, Any] = Field(default_factory=dict, description="The env settings it was trained in.")
     best_iteration: int = 0
@@ -229,7 +253,8 @@ class PolicySpec(_Contract):
     def observation_size(self) -> int:
         if self.portfolio is not None:
             return self.portfolio.size(self.observation.window, len(self.observation.features))
-        return self.observation.size
+        embedded = len(self.universe.symbols) if self.universe is not None and self.universe.embedding else 0
+        return self.observation.size + embedded
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -163,6 +163,7 @@ class PortfolioEvaluation:
             "search": self.search,
             "holdout": {},
             "portfolio": self.portfolio(),
+            "universe": {},
         }
 
 

@@ -36,6 +36,7 @@ SECTIONS = (
     "search",
     "holdout",
     "portfolio",
+    "universe",
 )
 RANDOM_FIGURES = ("sharpe", "total_return", "max_drawdown")
 
@@ -136,6 +137,7 @@ class Evaluation:
             "search": self.search,
             "holdout": self.holdout,
             "portfolio": {},
+            "universe": {},
         }
 
 

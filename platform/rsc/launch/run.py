@@ -69,6 +69,9 @@ def _served_action(url: str, cfg: Settings) -> dict:
         stamps = shared.index[shared.to_numpy() == len(symbols)][-count:]
         rows = rows[rows[TIMESTAMP].isin(stamps)].sort_values(TIMESTAMP)
         payload = {"assets": {s: records(rows[rows[SYMBOL] == s]) for s in symbols}}
+    elif model.get("symbols"):  # a policy across a universe: the first symbol's bars, named
+        symbol = model["symbols"][0]
+        payload = {"bars": records(bars[bars[SYMBOL] == symbol].tail(count)), "symbol": symbol}
     else:
         payload = {"bars": records(bars.tail(count))}
     response = requests.post(f"{url}/v1/act", json=payload, timeout=30)

@@ -57,9 +57,15 @@ class DecisionSource(Protocol):
         ...
 
     def decide(
-        self, window: Window, position: float, unrealised: float, state: JsonState | None = None
+        self,
+        window: Window,
+        position: float,
+        unrealised: float,
+        state: JsonState | None = None,
+        symbol: str | None = None,
     ) -> ModelDecision:
-        """The model's decision; ``state`` is a recurrent model's state after the previous bar."""
+        """The model's decision on ``symbol``'s bars; ``state`` is a recurrent model's state after the
+        previous bar."""
         ...
 
     def decide_weights(self, windows: dict[str, Window], weights: dict[str, float]) -> ModelDecision:
@@ -95,13 +101,18 @@ class HttpDecisions:
             raise DecisionUnavailable(f"{self.endpoint}/v1/model: no min_bars in {info}") from error
 
     def decide(
-        self, window: Window, position: float, unrealised: float, state: JsonState | None = None
+        self,
+        window: Window,
+        position: float,
+        unrealised: float,
+        state: JsonState | None = None,
+        symbol: str | None = None,
     ) -> ModelDecision:
         bars = [
             {TIMESTAMP: stamp, **dict(zip(OHLCV_COLUMNS, row, strict=True))}
             for stamp, row in zip(window.timestamps, window.values.tolist(), strict=True)
         ]
-        payload = {"bars": bars, "position": position, "unrealised_return": unrealised}
+        payload = {"bars": bars, "position": position, "unrealised_return": unrealised, "symbol": symbol}
         answer = self._call("POST", "/v1/act", {**payload, **({"state": state} if state is not None else {})})
         try:
             return ModelDecision(
@@ -150,13 +161,18 @@ class PolicyDecisions:
         return self.policy.min_bars
 
     def decide(
-        self, window: Window, position: float, unrealised: float, state: JsonState | None = None
+        self,
+        window: Window,
+        position: float,
+        unrealised: float,
+        state: JsonState | None = None,
+        symbol: str | None = None,
     ) -> ModelDecision:
         try:
             features = self.policy.features_from_bars(window.bars())
             recurrent = self.policy.recurrent
             carried = recurrent.check(state) if recurrent is not None and state is not None else None
-            decision = self.policy.decide(features, position, unrealised, carried)
+            decision = self.policy.decide(features, position, unrealised, carried, symbol)
         except (ValueError, RuntimeError) as error:
             raise DecisionUnavailable(f"{self.model_name} v{self.model_version}: {error}") from error
         out = None if decision.state is None else {k: v.tolist() for k, v in decision.state.items()}

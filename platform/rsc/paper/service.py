@@ -375,7 +375,7 @@ class PaperTrader:
                 carry = version is None or previous.get("model_version") == version
                 state = previous.get("state") if carry else None
                 started = time.perf_counter()
-                decision = source.decide(window, book.weight(symbol), book.unrealised(symbol), state)
+                decision = source.decide(window, book.weight(symbol), book.unrealised(symbol), state, symbol)
                 latency_ms = (time.perf_counter() - started) * 1000
                 if version is not None and decision.model_version != version:
                     del self._min_bars[name]  # a new model version may need another window

@@ -49,6 +49,7 @@ class Policy:
         self.discrete = spec.action.kind == "discrete"
         self.recurrent = spec.recurrent
         self.portfolio = spec.portfolio  # None: a single-asset policy
+        self.universe = spec.universe  # the symbols it was trained across; None: one symbol
 
     @classmethod
     def load(cls, directory: str | Path) -> Policy:
@@ -83,14 +84,19 @@ class Policy:
         action = self.act_batch(np.asarray(obs, dtype=np.float32)[None])[0]
         return int(action) if self.discrete else action
 
-    def actor(self):
+    def actor(self, symbol: str | None = None):
         """``observation [D] -> action`` that carries a recurrent policy's state from call to call (one
-        actor per episode: the backtester's rollout)."""
+        actor per episode: the backtester's rollout). A policy trained across a universe acts on
+        ``symbol``'s single-asset observations (its one-hot appended, when it has one)."""
         state: State | None = None
+        code = self.universe.code(symbol) if self.universe is not None else None
 
         def act(obs: np.ndarray) -> int | np.ndarray:
             nonlocal state
-            actions, state = self.step_batch(np.asarray(obs, dtype=np.float32)[None], state)
+            obs = np.asarray(obs, dtype=np.float32)
+            if code is not None and len(code):
+                obs = np.concatenate([obs, code])
+            actions, state = self.step_batch(obs[None], state)
             return int(actions[0]) if self.discrete else actions[0]
 
         return act
@@ -99,9 +105,15 @@ class Policy:
         """The position weight an action asks for (the contract's decoding, as in the env)."""
         return self.spec.action.decode(action)
 
-    def observe_features(self, features: np.ndarray, position: float, unrealised: float = 0.0) -> np.ndarray:
-        """``[W, F]`` raw (unscaled) features, oldest first -> observation."""
-        return self.spec.observation.build(self.spec.scaler.apply(features), position, unrealised)
+    def observe_features(
+        self, features: np.ndarray, position: float, unrealised: float = 0.0, symbol: str | None = None
+    ) -> np.ndarray:
+        """``[W, F]`` raw (unscaled) features, oldest first -> observation (for a policy trained across a
+        universe, of ``symbol``: one it was trained on; named when it tells its symbols apart)."""
+        obs = self.spec.observation.build(self.spec.scaler.apply(features), position, unrealised)
+        if self.universe is None:
+            return obs
+        return np.concatenate([obs, self.universe.code(symbol)]).astype(np.float32)
 
     def features_from_bars(self, bars: Bars) -> np.ndarray:
         """``[T]`` bars -> the last ``window`` rows of raw features ``[W, F]``."""
@@ -126,10 +138,15 @@ class Policy:
         return Decision(self.spec.action.raw(action), self.target_position(action), state)
 
     def decide(
-        self, features: np.ndarray, position: float, unrealised: float = 0.0, state: State | None = None
+        self,
+        features: np.ndarray,
+        position: float,
+        unrealised: float = 0.0,
+        state: State | None = None,
+        symbol: str | None = None,
     ) -> Decision:
         """One decision; ``state`` is a recurrent policy's state of one sample (None = initial)."""
-        obs = self.observe_features(features, position, unrealised)
+        obs = self.observe_features(features, position, unrealised, symbol)
         return self.decide_batch(
             obs[None], None if state is None else {k: v[None] for k, v in state.items()}
         )[0]

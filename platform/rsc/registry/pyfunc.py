@@ -19,16 +19,23 @@ from rsc.registry.policy import Policy
 
 POLICY_ARTIFACT = "policy_dir"
 # Inference parameters of ``predict`` (part of the signature): the current position weight and the
-# open position's unrealised return, as in the observation training saw, and a recurrent policy's state
-# after the previous bar as JSON ("" = the initial state).
-DEFAULT_PARAMS: dict[str, Any] = {"position": 0.0, "unrealised_return": 0.0, "state": ""}
+# open position's unrealised return, as in the observation training saw, a recurrent policy's state
+# after the previous bar as JSON ("" = the initial state), and the symbol the bars are of (a policy
+# trained across a universe that tells its symbols apart needs it; "" = not named).
+DEFAULT_PARAMS: dict[str, Any] = {"position": 0.0, "unrealised_return": 0.0, "state": "", "symbol": ""}
 # A portfolio policy's parameter: the current weights as JSON {symbol: weight} ("" = all in cash).
 PORTFOLIO_PARAMS: dict[str, Any] = {"weights": ""}
 
 
 def params_of(policy: Policy) -> dict[str, Any]:
-    """The inference parameters of ``policy``'s kind (part of its signature)."""
+    """The inference parameters of ``policy``'s kind and their defaults (part of its signature)."""
     return dict(PORTFOLIO_PARAMS if policy.portfolio is not None else DEFAULT_PARAMS)
+
+
+def example_params(policy: Policy) -> dict[str, Any]:
+    """Parameters of the registered input example: the defaults, with a symbol the policy trades."""
+    symbol = {"symbol": policy.universe.symbols[0]} if policy.universe is not None else {}
+    return {**params_of(policy), **symbol}
 
 
 def decide_weights_on_bars(policy: Policy, bars: pd.DataFrame, weights: str = "") -> pd.DataFrame:
@@ -63,7 +70,12 @@ def decide_weights_on_bars(policy: Policy, bars: pd.DataFrame, weights: str = ""
 
 
 def decide_on_bars(
-    policy: Policy, bars: pd.DataFrame, position: float, unrealised_return: float = 0.0, state: str = ""
+    policy: Policy,
+    bars: pd.DataFrame,
+    position: float,
+    unrealised_return: float = 0.0,
+    state: str = "",
+    symbol: str = "",
 ) -> pd.DataFrame:
     """The pyfunc contract: a window of OHLCV rows (oldest first) -> one row: action, target_position
     and, for a recurrent policy, the next state as JSON (``state`` column)."""
@@ -78,7 +90,9 @@ def decide_on_bars(
             raise ValueError("'state' is for recurrent policies; this one has none")
         carried = policy.recurrent.check(json.loads(state))
     arrays = Bars.from_columns({c: bars[c].to_numpy(np.float64) for c in OHLCV_COLUMNS})
-    decision = policy.decide(policy.features_from_bars(arrays), position, unrealised_return, carried)
+    decision = policy.decide(
+        policy.features_from_bars(arrays), position, unrealised_return, carried, symbol or None
+    )
     row = {"action": [decision.action], "target_position": [decision.target_position]}
     if decision.state is not None:
         row["state"] = [json.dumps({k: v.tolist() for k, v in decision.state.items()})]
@@ -103,4 +117,5 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
             float(values["position"]),
             float(values["unrealised_return"]),
             str(values["state"] or ""),
+            str(values.get("symbol") or ""),
         )

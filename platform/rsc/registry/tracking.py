@@ -27,6 +27,7 @@ from rsc.registry.pyfunc import (
     PolicyModel,
     decide_on_bars,
     decide_weights_on_bars,
+    example_params,
     params_of,
 )
 
@@ -232,13 +233,14 @@ def log_policy(
         shutil.copytree(policy_dir, serving_dir, ignore=shutil.ignore_patterns(CHECKPOINT_DIR))
         code = _serving_code(Path(tmp) / "code")
         policy = Policy.load(serving_dir)
+        inference_params = params_of(policy)
+        example_values = example_params(policy)
         if policy.portfolio is not None:
             example = input_example[[SYMBOL, TIMESTAMP, *OHLCV_COLUMNS]].reset_index(drop=True)
             output = decide_weights_on_bars(policy, example)
         else:
             example = input_example[list(OHLCV_COLUMNS)].reset_index(drop=True)
-            output = decide_on_bars(policy, example, 0.0)
-        inference_params = params_of(policy)
+            output = decide_on_bars(policy, example, 0.0, symbol=example_values["symbol"])
         signature = infer_signature(example, output, params=inference_params)
         with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name) as run:
             mlflow.set_tag(KIND_TAG, "train" if run_id else "policy")
@@ -256,7 +258,7 @@ def log_policy(
                 code_paths=[str(code)],
                 pip_requirements=_pinned(SERVING_REQUIREMENTS),
                 signature=signature,
-                input_example=(example, inference_params),
+                input_example=(example, example_values),
             )
             log.info("registry: run %s logged model %s", run.info.run_id, info.model_uri)
             return info.model_uri, run.info.run_id

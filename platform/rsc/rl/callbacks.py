@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from rsc.core import metrics
 from rsc.core.schema import VALIDATION
 from rsc.env import greedy_rollout
+from rsc.env.rollout import Rollout
+from rsc.env.universe import UniverseEnv
 
 EVAL_KEY = "eval"
 RETURNS_KEY = "eval_returns"  # the validation backtest's bar returns (for DSR / PBO across trials)
@@ -21,14 +24,29 @@ FRESH_KEY = "eval_fresh"  # 1 when this iteration ran a validation backtest, 0 w
 
 
 def validation_backtest(algorithm: Any) -> tuple[dict[str, float], list[float]]:
-    """Backtest the algorithm's current module over the validation part: metrics and bar returns."""
+    """Backtest the algorithm's current module over the validation part: metrics and bar returns.
+
+    A policy trained across a universe trades each symbol's validation part: its figures are the
+    median over the symbols (as the evaluation's), its returns every symbol's, one after the other.
+    """
     from rsc.rl.envs import make_env
     from rsc.rl.policy import greedy_actor
 
     env = make_env({**algorithm.config.env_config, "part": VALIDATION, "mode": "eval"})
-    rollout = greedy_rollout(env, greedy_actor(algorithm.get_module()))
-    periods = metrics.infer_periods_per_year(rollout.timestamps).periods_per_year
     risk_free = float(algorithm.config.env_config.get("risk_free_rate", 0.0))
+    module = algorithm.get_module()
+    if not isinstance(env, UniverseEnv):
+        return _measure(greedy_rollout(env, greedy_actor(module)), risk_free)
+    runs = [
+        _measure(greedy_rollout(env.envs[s], env.actor_for(s, greedy_actor(module))), risk_free)
+        for s in env.symbols
+    ]
+    figures = {key: float(np.median([run[0][key] for run in runs])) for key in runs[0][0]}
+    return figures, [r for run in runs for r in run[1]]
+
+
+def _measure(rollout: Rollout, risk_free: float) -> tuple[dict[str, float], list[float]]:
+    periods = metrics.infer_periods_per_year(rollout.timestamps).periods_per_year
     summary = metrics.summary(rollout.equity, periods, risk_free)  # the evaluation's Sharpe, rf included
     return summary, metrics.bar_returns(rollout.equity).tolist()
 

@@ -1,4 +1,5 @@
-"""The env creators RLlib calls in every env runner: ``env_config`` (plain data) -> TradingEnv, or
+"""The env creators RLlib calls in every env runner: ``env_config`` (plain data) -> TradingEnv; a
+UniverseEnv (one TradingEnv per symbol, an episode per symbol) when the dataset holds several symbols;
 PortfolioEnv when ``env.kind`` is ``portfolio``.
 
 ``env_config`` carries URIs and settings, never arrays, so Tune's experiment state stays small; each
@@ -14,7 +15,9 @@ from typing import Any
 from ray.tune.registry import register_env
 
 from rsc.config.settings import EnvSettings, StorageSettings
+from rsc.core.schema import SYMBOL
 from rsc.env import ENV_ID, PORTFOLIO_ENV_ID, MarketArrays, PanelArrays, PortfolioEnv, TradingEnv
+from rsc.env.universe import UniverseEnv
 from rsc.storage import Storage
 from rsc.storage.layout import read_scaler
 
@@ -58,14 +61,22 @@ def _market(
     endpoint: str | None,
     region: str | None,
     kind: str = "single",
-) -> MarketArrays | PanelArrays:
+) -> MarketArrays | PanelArrays | dict[str, MarketArrays]:
+    """The env's arrays: a panel (portfolio), one symbol's arrays, or each symbol's (a universe)."""
     storage = Storage(s3_endpoint_url=endpoint, s3_region=region)
     frame = storage.read_dataset(dataset_uri)
-    arrays = PanelArrays if kind == "portfolio" else MarketArrays
-    return arrays.from_frame(frame, read_scaler(storage, scaler_uri), part, window)
+    scaler = read_scaler(storage, scaler_uri)
+    if kind == "portfolio":
+        return PanelArrays.from_frame(frame, scaler, part, window)
+    if SYMBOL in frame.columns and frame[SYMBOL].nunique() > 1:
+        return {
+            str(symbol): MarketArrays.from_frame(rows, scaler, part, window)
+            for symbol, rows in frame.groupby(SYMBOL, sort=True)
+        }
+    return MarketArrays.from_frame(frame, scaler, part, window)
 
 
-def make_env(config: dict[str, Any]) -> TradingEnv | PortfolioEnv:
+def make_env(config: dict[str, Any]) -> TradingEnv | PortfolioEnv | UniverseEnv:
     """Convert ``env_config`` once into typed settings and preloaded arrays (the env its kind names)."""
     settings = EnvSettings.model_validate(config["env"])
     market = _market(
@@ -77,7 +88,10 @@ def make_env(config: dict[str, Any]) -> TradingEnv | PortfolioEnv:
         config.get("s3_region"),
         settings.kind,
     )
-    env = PortfolioEnv if settings.kind == "portfolio" else TradingEnv
+    if settings.kind == "portfolio":
+        env = PortfolioEnv
+    else:
+        env = UniverseEnv if isinstance(market, dict) else TradingEnv
     return env(
         market, settings, mode=config.get("mode", "train"), risk_free_rate=config.get("risk_free_rate", 0.0)
     )

@@ -55,6 +55,11 @@ class ActRequest(BaseModel):
     weights: dict[str, float] | None = Field(
         None, description="Portfolio policy: the current weight of each symbol (missing ones: 0)."
     )
+    symbol: str | None = Field(
+        None,
+        description="The symbol the bars are of: a policy trained across several symbols acts on any of "
+        "them (/v1/model lists them) and needs it named when it tells them apart.",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> ActRequest:
@@ -119,4 +124,7 @@ class ModelInfo(BaseModel):
     feature_names: list[str]
     positions: list[float]
     kind: str = Field("single", description="single (one asset per request) or portfolio.")
-    symbols: list[str] | None = Field(None, description="Portfolio policy: the symbols it allocates across.")
+    symbols: list[str] | None = Field(
+        None, description="The symbols a portfolio policy allocates across, or a universe policy acts on."
+    )
+    symbol_required: bool = Field(False, description="Requests must name their 'symbol'.")

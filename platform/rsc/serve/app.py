@@ -201,7 +201,8 @@ class PolicyServer:
             feature_names=current.policy.feature_names,
             positions=current.policy.positions,
             kind="portfolio" if current.policy.portfolio else "single",
-            symbols=list(current.policy.portfolio.symbols) if current.policy.portfolio else None,
+            symbols=_symbols(current.policy),
+            symbol_required=bool(current.policy.universe and current.policy.universe.embedding),
         )
 
     def health(self) -> Health:
@@ -213,6 +214,12 @@ class PolicyServer:
             alias_checked_s_ago=round(time.monotonic() - self.checked_at, 3),
             last_error=self.last_error,
         )
+
+
+def _symbols(policy: Policy) -> list[str] | None:
+    """The symbols a portfolio allocates across or a universe policy acts on (None: one symbol)."""
+    named = policy.portfolio or policy.universe
+    return list(named.symbols) if named else None
 
 
 def _json(model: ActResponse | ActBatchResponse) -> Response:

@@ -75,7 +75,10 @@ def observation(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> np
         field = "weights" if not portfolio else ("assets" if request.assets is not None else "asset_features")
         raise InvalidInput((*loc, field), "this policy trades one asset: send 'bars' or 'features'")
     features = request_features(policy, request, loc)
-    return policy.observe_features(features, request.position, request.unrealised_return)
+    try:
+        return policy.observe_features(features, request.position, request.unrealised_return, request.symbol)
+    except ValueError as error:  # a symbol the policy was not trained on, or none where it must be named
+        raise InvalidInput((*loc, "symbol"), str(error)) from error
 
 
 def portfolio_observation(policy: Policy, request: ActRequest, loc: Loc = ("body",)) -> np.ndarray:

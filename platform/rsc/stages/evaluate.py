@@ -16,6 +16,7 @@ import pandas as pd
 
 from rsc.config import Settings
 from rsc.config.settings import EnvSettings
+from rsc.core.artifacts import Scaler
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TEST, TIMESTAMP
 from rsc.env import MarketArrays, PanelArrays, PortfolioEnv, TradingEnv
 from rsc.evaluate import search, suite
@@ -23,6 +24,8 @@ from rsc.evaluate.backtest import backtest_policy
 from rsc.evaluate.portfolio import backtest_portfolio_policy, evaluate_portfolio
 from rsc.evaluate.portfolio_report import render_portfolio_report
 from rsc.evaluate.report import render_report
+from rsc.evaluate.universe import evaluate_universe
+from rsc.evaluate.universe_report import render_universe_report
 from rsc.monitor import Metric, MetricsSink, names, sink_from_settings
 from rsc.registry.policy import Policy
 from rsc.stages.holdout import evaluate_holdout
@@ -206,32 +209,15 @@ def run(
         policy = Policy.load(storage.download_dir(model_uri, tmp))
     if policy.portfolio is not None:
         return _run_portfolio(cfg, storage, split_uri, frame, scaler_uri, policy, folds, sink)
-    symbol = cfg.data.symbols[0]
-    own = frame[frame[SYMBOL] == symbol] if SYMBOL in frame.columns else frame
-    if own.empty:
-        raise ValueError(f"{split_uri}: no rows of symbol {symbol!r} (the first of data.symbols)")
     env = EnvSettings.model_validate(policy.spec.env) if policy.spec.env else cfg.env  # as trained
     scaler = read_scaler(storage, scaler_uri)
-    market = MarketArrays.from_frame(own, scaler, TEST, env.window)
-
-    policy_env = TradingEnv(market, env, mode="eval")
-    policy_run = backtest_policy(policy_env, policy.actor())  # a recurrent policy carries its state
-    last = policy_run.timestamps[-1]
-    evaluation = suite.evaluate(
-        policy_run,
-        _history(own, last),
-        symbol,
-        env.positions,
-        policy_env.costs,
-        env.initial_cash,
-        cfg.evaluate,
-        cfg.run.seed,
-        load_trials(storage, cfg.run_root, cfg.evaluate.trial_correlation),
-        suite.asset_prices(frame, cfg.data.symbols, last) if SYMBOL in frame.columns else None,
-        folds if folds is not None else load_folds(storage, cfg.run_root, cfg.tune.selection.metric),
-        title=f"rsc evaluation: {cfg.run.label}",
-        fill=env.fill,
-    )
+    trials = load_trials(storage, cfg.run_root, cfg.evaluate.trial_correlation)
+    folds = folds if folds is not None else load_folds(storage, cfg.run_root, cfg.tune.selection.metric)
+    if policy.universe is not None:
+        return _run_universe(cfg, storage, split_uri, frame, scaler, env, policy, trials, folds, sink)
+    symbol = cfg.data.symbols[0]
+    own = _rows_of(frame, symbol, split_uri)
+    evaluation = _evaluate_symbol(cfg, own, scaler, env, policy, symbol, trials, frame, folds)
     evaluation = dataclasses.replace(
         evaluation,
         data_quality=_quality_warnings(storage, cfg.run_root),
@@ -246,6 +232,94 @@ def run(
     send_metrics(sink, results, symbol)
     log.info("evaluate: %s", evaluation.verdict)
     return EvaluateResult(metrics_uri, report_uri, evaluation.metrics)
+
+
+def _rows_of(frame: pd.DataFrame, symbol: str, split_uri: str) -> pd.DataFrame:
+    own = frame[frame[SYMBOL] == symbol] if SYMBOL in frame.columns else frame
+    if own.empty:
+        raise ValueError(f"{split_uri}: no rows of symbol {symbol!r}")
+    return own
+
+
+def _evaluate_symbol(
+    cfg: Settings,
+    own: pd.DataFrame,
+    scaler: Scaler,
+    env: EnvSettings,
+    policy: Policy,
+    symbol: str,
+    trials: suite.TrialsEvidence,
+    frame: pd.DataFrame | None,
+    folds: Sequence[Mapping[str, Any]] | None,
+) -> suite.Evaluation:
+    """One symbol's test part traded by the policy, with every single-asset benchmark.
+
+    Args:
+        frame: every symbol's rows, for the equal-weight and minimum-variance benchmarks (None: none).
+    """
+    market = MarketArrays.from_frame(own, scaler, TEST, env.window)
+    policy_env = TradingEnv(market, env, mode="eval")
+    policy_run = backtest_policy(policy_env, policy.actor(symbol if policy.universe else None))
+    last = policy_run.timestamps[-1]
+    return suite.evaluate(
+        policy_run,
+        _history(own, last),
+        symbol,
+        env.positions,
+        policy_env.costs,
+        env.initial_cash,
+        cfg.evaluate,
+        cfg.run.seed,
+        trials,
+        suite.asset_prices(frame, cfg.data.symbols, last)
+        if frame is not None and SYMBOL in frame.columns
+        else None,
+        folds,
+        title=f"rsc evaluation: {cfg.run.label}",
+        fill=env.fill,
+    )
+
+
+def _run_universe(
+    cfg: Settings,
+    storage: Storage,
+    split_uri: str,
+    frame: pd.DataFrame,
+    scaler: Scaler,
+    env: EnvSettings,
+    policy: Policy,
+    trials: suite.TrialsEvidence,
+    folds: Sequence[Mapping[str, Any]] | None,
+    sink: MetricsSink | None,
+) -> EvaluateResult:
+    """A policy trained across a universe: every symbol's own evaluation, then the aggregate."""
+    evaluations = {
+        symbol: _evaluate_symbol(
+            cfg, _rows_of(frame, symbol, split_uri), scaler, env, policy, symbol, trials, None, None
+        )
+        for symbol in policy.universe.symbols
+    }
+    evaluation = evaluate_universe(
+        evaluations, cfg.evaluate, trials, title=f"rsc evaluation: {cfg.run.label}"
+    )
+    notes = dict(evaluation.notes)
+    if cfg.split.holdout_bars:
+        notes["holdout"] = (
+            "the final holdout is evaluated for single-symbol policies only; not for a universe"
+        )
+    evaluation = dataclasses.replace(
+        evaluation,
+        notes=notes,
+        folds=[dict(f) for f in folds] if folds else None,
+        data_quality=_quality_warnings(storage, cfg.run_root),
+    )
+    results = evaluation.to_json()
+    layout = RunLayout(cfg.run_root)
+    storage.write_json(layout.metrics, results)
+    storage.write_bytes(layout.report, render_universe_report(evaluation).encode())
+    send_metrics(sink or sink_from_settings(cfg.monitor, "rsc-evaluate"), results, "universe")
+    log.info("evaluate: %s", evaluation.verdict)
+    return EvaluateResult(layout.metrics, layout.report, evaluation.metrics)
 
 
 def _run_portfolio(

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from rsc.config import Settings
 from rsc.config.settings import EnvSettings
 from rsc.core.policy_spec import PolicySpec
@@ -86,6 +88,23 @@ def _test_window(results: Mapping[str, Any]) -> tuple[str, str] | None:
     return str(period["start"])[:10], str(period["end"])[:10]
 
 
+def _input_example(policy: Policy, test: pd.DataFrame) -> pd.DataFrame:
+    """The bars the registered model's signature is inferred from: one window of one symbol, or of each
+    symbol for a portfolio."""
+    if policy.portfolio is not None:
+        return test.sort_values(TIMESTAMP).groupby(SYMBOL).tail(policy.min_bars)
+    if policy.universe is not None:
+        test = test[test[SYMBOL] == policy.universe.symbols[0]]
+    return test.tail(policy.min_bars)
+
+
+def _not_rescorable(name: str, version: int) -> float:
+    raise NotImplementedError(
+        "re-scoring a champion on another test window is done for single-symbol policies only; this one "
+        "trades a portfolio or a universe: compare them on the same window"
+    )
+
+
 def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_uri: str) -> RegisterResult:
     storage = Storage.from_settings(cfg.storage)
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
@@ -102,11 +121,7 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
         spec = policy.spec
         uri, run_id = log_policy(
             policy_dir,
-            input_example=(
-                test.sort_values(TIMESTAMP).groupby(SYMBOL).tail(policy.min_bars)
-                if policy.portfolio is not None
-                else test.tail(policy.min_bars)
-            ),
+            input_example=_input_example(policy, test),
             params={
                 "algorithm": spec.algorithm,
                 "hyperparameters": spec.hyperparameters,
@@ -144,7 +159,9 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
         },
     )
     rescore = None
-    if window:
+    if window and (policy.portfolio or policy.universe):
+        rescore = _not_rescorable
+    elif window:
         symbol = cfg.data.symbols[0] if SYMBOL in frame.columns else None
         metric = cfg.registry.promotion_metric
         rescore = window_rescorer(frame, symbol, window, env, cfg.evaluate, metric, load_version)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from rsc.config import Settings
 from rsc.core.artifacts import SearchRecord
-from rsc.core.policy_spec import PolicySpec, PortfolioSpec, RecurrentSpec
+from rsc.core.policy_spec import PolicySpec, PortfolioSpec, RecurrentSpec, UniverseSpec
 from rsc.core.schema import TRAIN
 from rsc.data.features import indicator_refs
 from rsc.monitor import sink_from_settings
@@ -101,6 +101,10 @@ def run(
         if env.kind == "portfolio"
         else None
     )
+    symbols = getattr(probe, "symbols", None)  # a universe: one policy across several symbols
+    universe = (
+        UniverseSpec(symbols=symbols, embedding=env.symbol_embedding) if symbols and not portfolio else None
+    )
 
     connect(cfg.ray.address)
     metrics = TrainMetrics(sink_from_settings(cfg.monitor, "rsc-train"), {"algorithm": spec.algorithm})
@@ -129,6 +133,7 @@ def run(
         validation=result.best_metrics,
         recurrent=RecurrentSpec(state=result.recurrent_state) if result.recurrent_state else None,
         portfolio=portfolio,
+        universe=universe,
         inputs={"split": storage.read_manifest(split_uri)["sha256"]},
     )
     storage.write_bytes(layout.policy, contract.to_json().encode())
