@@ -1,15 +1,18 @@
-"""``rsc data ingest | validate | inspect | features | split``: the data steps one at a time.
+"""``rsc data ingest | validate | inspect | features | split | versions | gc``: the data steps one at a
+time, and the stored dataset versions.
 
 ``ingest``, ``features`` and ``split`` run the same stage functions as the pipeline, on the run root of
 the settings (``<storage.root>/<run.name>/``). ``validate`` checks files without writing anything and
 exits non-zero when any check fails; ``inspect`` says what the loader would do with a file (columns,
-timestamp format, zone, bar size, rows) without writing anything.
+timestamp format, zone, bar size, rows) without writing anything. ``versions`` lists a dataset's
+versions with what references them; ``gc`` removes the ones nothing references.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -174,6 +177,51 @@ def cmd_inspect(args: argparse.Namespace, load: SettingsLoader, console: Console
     return 0
 
 
+def cmd_versions(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
+    from rsc.launch.datasets import dataset_names, list_versions, model_referrers
+    from rsc.storage import Storage
+
+    # `rsc data versions NAME [config ...]`: a word that is neither a YAML file nor key=value is a name
+    wanted = [c for c in args.config if "=" not in c and not c.endswith((".yaml", ".yml"))]
+    args.config = [c for c in args.config if c not in wanted]
+    cfg = load(args)
+    storage = Storage.from_settings(cfg.storage)
+    names = wanted or dataset_names(storage, cfg.storage.root)
+    models = model_referrers(cfg.tracking_uri)
+    for name in names:
+        table = Table(title=f"dataset {name} ({cfg.storage.root}/datasets/{name})")
+        for column in ("version", "older hash", "rows", "MiB", "written (UTC)", "referenced by"):
+            table.add_column(column, justify="right" if column in ("rows", "MiB") else "left")
+        infos = list_versions(storage, cfg.storage.root, name, models)
+        for info in infos:
+            table.add_row(
+                info.version[:16],
+                info.listing_sha256[:16],
+                f"{info.rows:,}",
+                f"{info.size_bytes / 2**20:.2f}",
+                time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.written_at)),
+                "; ".join(info.referrers) or "[yellow]nothing[/]",
+            )
+        console.print(table if infos else f"dataset {name}: no versions")
+    if not names:
+        console.print(f"no datasets under {cfg.storage.root}/datasets")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
+    from rsc.launch.datasets import collect_garbage
+    from rsc.storage import Storage
+
+    cfg = load(args)
+    storage = Storage.from_settings(cfg.storage)
+    removed = collect_garbage(storage, cfg.storage.root, cfg.tracking_uri, args.grace_days, args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for info in removed:
+        console.print(f"{verb} {info.dataset} version {info.version[:16]} ({info.rows:,} rows)")
+    console.print(f"{verb} {len(removed)} unreferenced version(s) older than {args.grace_days:g} day(s)")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None:
     """Add ``rsc data ...``; ``load`` turns the parsed config arguments into Settings."""
     from rsc.config.settings import ValidationSettings
@@ -210,6 +258,14 @@ def register(commands: argparse._SubParsersAction, load: SettingsLoader) -> None
     )
     inspect.add_argument("path", help="CSV/Parquet file, folder or {symbol} template (file:// or s3://)")
     inspect.add_argument("--symbols", nargs="+", help="symbols to show (default: all)")
+    step(
+        "versions",
+        "list a stored dataset's versions and what references them: rsc data versions [NAME] [config ...]",
+        cmd_versions,
+    )
+    gc = step("gc", "remove dataset versions no run or registered model references", cmd_gc)
+    gc.add_argument("--grace-days", type=float, default=7.0, help="keep younger versions (default 7)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
     validate.add_argument(
         "--repair",
         nargs="+",

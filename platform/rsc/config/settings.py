@@ -7,6 +7,7 @@ and the file that set it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import date
 from typing import Annotated, Literal
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from rsc.config.lineage import lineage_model_name
+from rsc.config.lineage import lineage_model_name, universe_label
 
 
 class Section(BaseModel):
@@ -184,6 +185,23 @@ class DataSettings(Section):
         pattern=r"^[0-9]+(m|h|d|wk|mo)$",
         description="Bar size (1m, 5m, 1h, 1d, 1wk, 1mo, ...); None: Yahoo's interval, else 1d. Ingest "
         "checks it against the bars; it names the model lineage.",
+    )
+    dataset: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Name of the stored dataset the bars are versions of (<storage.root>/datasets/<name>/); "
+        "None: <source>-<symbols>-<bar size> (a file source adds a hash of data.path).",
+    )
+    version: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{8,64}$",
+        description="Pin a stored version of the dataset (its hash, or a unique prefix of 8+ characters): "
+        "the run uses exactly those bars and reads no source.",
+    )
+    restate: bool = Field(
+        False,
+        description="Let new bars replace stored bars of the same time with different values (a provider "
+        "that restated its history); off: such bars stop the ingest.",
     )
     start: date = Field(date(2010, 1, 1), description="First bar date (inclusive).")
     end: date = Field(date(2018, 12, 31), description="Last bar date (inclusive).")
@@ -739,6 +757,16 @@ class Settings(Section):
         if self.data.frequency:
             return self.data.frequency
         return self.data.yfinance.interval if self.data.source == "yfinance" else "1d"
+
+    @property
+    def dataset_name(self) -> str:
+        """The stored dataset the bars are versions of: ``data.dataset``, else derived from the source."""
+        if self.data.dataset:
+            return self.data.dataset
+        where = self.data.source
+        if self.data.source in ("csv", "parquet"):
+            where += "-" + hashlib.sha256(str(self.data.path).encode()).hexdigest()[:8]
+        return f"{where}-{universe_label(self.data.symbols)}-{self.frequency}"
 
     @property
     def model_name(self) -> str:

@@ -323,6 +323,23 @@ def list_versions(name: str) -> list[ModelVersion]:
     ]
 
 
+def data_hash_references(tracking_uri: str) -> dict[str, list[str]]:
+    """Data hash -> ``model NAME vN`` of every registered version whose training run recorded it (its
+    ``rsc.data.*_sha256`` tags); what ``rsc data gc`` must keep."""
+    use_registry(tracking_uri)
+    client = MlflowClient()
+    found: dict[str, list[str]] = {}
+    for version in client.search_model_versions():
+        try:
+            tags = client.get_run(version.run_id).data.tags
+        except MlflowException:  # a version whose run was deleted records nothing
+            continue
+        for key, value in tags.items():
+            if key.startswith("rsc.data.") and key.endswith("_sha256"):
+                found.setdefault(value, []).append(f"model {version.name} v{version.version}")
+    return found
+
+
 def load_version(name: str, version: int) -> Policy:
     """Version ``version``'s policy, loaded through MLflow's pyfunc flavour (the code it carries)."""
     loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")

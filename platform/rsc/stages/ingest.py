@@ -1,7 +1,10 @@
-"""ingest: raw bars from the configured source -> validated Parquet dataset (one file per symbol).
+"""ingest: raw bars from the configured source -> a validated version of the stored dataset, which the
+run's ``bars/`` points at (:mod:`rsc.data.versions`).
 
 Every symbol is loaded and validated before anything is written, so bad input leaves the previous
-dataset exactly as it was.
+dataset exactly as it was. New bars go on top of the dataset's latest version (:mod:`rsc.data.append`):
+only the symbols that changed get new files, and stored bars are never silently rewritten. With
+``data.version`` the run uses that stored version as it is and reads no source.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import pandas as pd
 from rsc.config import Settings
 from rsc.core.features import INDICATORS
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP
+from rsc.data.append import merge_bars
 from rsc.data.progress import Track, untracked
 from rsc.data.sources import clip_dates, make_source
 from rsc.data.validate import accept, check_bars, check_quality_of
+from rsc.data.versions import DatasetVersions
 from rsc.registry.lineage import bar_frequency
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout
@@ -89,6 +94,9 @@ def close_only_conflicts(cfg: Settings) -> list[str]:
 def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     storage = Storage.from_settings(cfg.storage)
     data = cfg.data
+    versions = DatasetVersions.of(storage, cfg.storage.root, cfg.dataset_name)
+    if data.version:
+        return _pinned(cfg, storage, versions)
     symbols = None if list(data.symbols) == ["*"] else len(data.symbols)
     frames, inputs, warnings, empty = [], {}, [], []
     for raw in track(make_source(data, storage).fetch(data.symbols), "ingest + validate", symbols):
@@ -113,19 +121,55 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
             f"{', '.join(closes_only)}: close-only bars (open = high = low = close) cannot be traded "
             "honestly under these settings: " + "; ".join(conflicts)
         )
+    stored = versions.latest()
+    if stored is not None:  # new bars on top of the stored ones; different values at one time stop here
+        previous = versions.read(stored, sorted(set(stored["partitions"]) & set(frame[SYMBOL])))
+        frame, appended = merge_bars(previous, frame, data.restate)
+        frame = clip_dates(frame, data.start, data.end)
+        inputs["previous_version"] = stored["sha256"]
+        log.info("ingest: %s on top of version %s", appended.summary(), stored["sha256"][:12])
     layout = RunLayout(cfg.run_root)
     bars_uri = layout.bars
-    manifest = storage.write_dataset(bars_uri, frame, inputs=inputs)
+    manifest = versions.write(frame, inputs)
+    storage.write_reference(bars_uri, manifest)
     storage.write_json(
         layout.quality, {"bars_sha256": manifest["sha256"], "warnings": warnings, "close_only": closes_only}
     )
     log.info(
-        "ingest: %d symbols, %d bars -> %s (sha256 %s)",
+        "ingest: %d symbols, %d bars -> %s (dataset %s version %s)",
         len(frames),
         manifest["rows"],
         bars_uri,
+        cfg.dataset_name,
         manifest["sha256"][:12],
     )
     if warnings:
         log.warning("ingest: %d data-quality warning(s), listed in %s", len(warnings), layout.quality)
     return IngestResult(bars_uri, manifest["rows"], manifest["sha256"], len(frames))
+
+
+def _pinned(cfg: Settings, storage: Storage, versions: DatasetVersions) -> IngestResult:
+    """The run's bars are the stored version ``data.version`` names, as they are."""
+    manifest = versions.resolve(cfg.data.version)
+    held = sorted(manifest["partitions"])
+    wanted = held if list(cfg.data.symbols) == ["*"] else sorted(cfg.data.symbols)
+    if missing := sorted(set(wanted) - set(held)):
+        raise ValueError(f"data.version {cfg.data.version} holds {held}, not {missing}")
+    frame = versions.read(manifest, wanted)
+    if wanted != held:  # a subset of the version's symbols: a version of its own
+        manifest = versions.write(frame, {"subset_of": manifest["sha256"]})
+    frames = [rows for _, rows in frame.groupby(SYMBOL, sort=True)]
+    closes_only = sorted(rows[SYMBOL].iloc[0] for rows in frames if close_only(rows))
+    if closes_only and (conflicts := close_only_conflicts(cfg)):
+        raise ValueError(
+            f"{', '.join(closes_only)}: close-only bars (open = high = low = close) cannot be traded "
+            "honestly under these settings: " + "; ".join(conflicts)
+        )
+    layout = RunLayout(cfg.run_root)
+    storage.write_reference(layout.bars, manifest)
+    storage.write_json(
+        layout.quality,
+        {"bars_sha256": manifest["sha256"], "warnings": [], "close_only": closes_only, "pinned": True},
+    )
+    log.info("ingest: pinned %s version %s (%d bars)", cfg.dataset_name, manifest["sha256"][:12], len(frame))
+    return IngestResult(layout.bars, int(manifest["rows"]), manifest["sha256"], len(frames))

@@ -201,6 +201,14 @@ class Storage:
         self._remove_orphans(uri, keep={MANIFEST, *manifest["files"]})
         return manifest
 
+    def write_reference(self, uri: str, manifest: dict[str, Any]) -> None:
+        """Make ``uri`` a dataset whose files live elsewhere: ``manifest`` names them relative to its
+        ``base`` (a stored dataset version); whatever ``uri`` held before is removed."""
+        if "base" not in manifest:
+            raise ValueError("a dataset reference needs the 'base' its files are relative to")
+        self.write_json(join(uri, MANIFEST), manifest)
+        self._remove_orphans(uri, keep={MANIFEST})
+
     def read_manifest(self, uri: str) -> dict[str, Any]:
         manifest_uri = join(uri, MANIFEST)
         if not self.exists(manifest_uri):
@@ -217,7 +225,8 @@ class Storage:
             if missing:
                 raise KeyError(f"{uri}: no symbol(s) {missing} in the dataset; it has {sorted(partitions)}")
             files = [partitions[s]["file"] for s in symbols]
-        tables = [pq.read_table(io.BytesIO(self.read_bytes(join(uri, name)))) for name in files]
+        base = manifest.get("base", uri)  # a reference to a stored version reads the version's files
+        tables = [pq.read_table(io.BytesIO(self.read_bytes(join(base, name)))) for name in files]
         return pa.concat_tables(tables).to_pandas()
 
     def _remove_orphans(self, uri: str, keep: set[str]) -> None:
