@@ -18,9 +18,10 @@ from rsc.config import Settings
 from rsc.core.features import feature_names
 from rsc.core.observation import observation_size
 from rsc.core.policy_spec import PolicySpec, RecurrentSpec
-from rsc.core.schema import NETWORK_FILE, POLICY_FILE
+from rsc.core.schema import DRIFT_REFERENCE_FILE, NETWORK_FILE, POLICY_FILE
 from rsc.data.features import add_features, indicator_refs
 from rsc.data.splits import assign_parts, fit_scaler
+from rsc.monitor.drift import drift_reference
 from rsc.stages import register
 from rsc.storage import Storage, join
 from tests.helpers import synthetic_bars
@@ -119,6 +120,12 @@ def write_policy(
     Storage().write_json(f"file://{directory / POLICY_FILE}", spec)
 
 
+def write_drift_reference(storage: Storage, model_uri: str, frame: pd.DataFrame, scaler: dict) -> None:
+    """As the train stage stores it: the training rows the endpoint's drift watch compares with."""
+    reference = drift_reference(frame, scaler["columns"], scaler["mean"], scaler["std"])
+    storage.write_bytes(join(model_uri, DRIFT_REFERENCE_FILE), reference)
+
+
 def store_run(
     cfg: Settings,
     symbols: tuple[str, ...] = ("SYN",),
@@ -143,6 +150,7 @@ def store_run(
     storage.write_dataset(uris["split"], frame)
     storage.write_json(uris["scaler"], scaler)
     write_policy(storage.local_path(uris["model"]), cfg, scaler, recurrent=recurrent)
+    write_drift_reference(storage, uris["model"], frame, scaler)
     if trial_sharpes is not None:
         buffer = io.BytesIO()
         pd.DataFrame(
@@ -190,6 +198,7 @@ def register_policy_run(
     model_uri = join(cfg.run_root, f"model-{seed}")
     scaler = storage.read_json(uris["scaler"])
     write_policy(storage.local_path(model_uri), cfg, scaler, seed, hidden, recurrent)
+    write_drift_reference(storage, model_uri, storage.read_dataset(uris["split"]), scaler)
     metrics_uri = join(cfg.run_root, f"evaluation-{seed}", "metrics.json")
     report_uri = join(cfg.run_root, f"evaluation-{seed}", "report.html")
     test = storage.read_dataset(uris["split"]).query("part == 'test'")["timestamp"]

@@ -222,3 +222,56 @@ def test_stamps_with_their_own_offsets_ignore_the_timezone_setting(tmp_path):
     frame.to_csv(path, index=False)
     loaded = ingested(tmp_path, path, "data.frequency=1h", "data.timezone=Europe/London", symbols="[EURUSD]")
     assert loaded[TIMESTAMP].iloc[0] == pd.Timestamp("2016-03-12 05:00") and len(loaded) == 48
+
+
+def _run_to_evaluation(cfg) -> dict:
+    """ingest -> features -> split -> train -> evaluate at stage level; the evaluation's metrics.json."""
+    from rsc.stages import features, split, train
+
+    parts = split.run(cfg, features.run(cfg, ingest.run(cfg).bars_uri).features_uri)
+    model = train.run(cfg, parts.split_uri, parts.scaler_uri).model_uri
+    return Storage().read_json(evaluate.run(cfg, parts.split_uri, parts.scaler_uri, model).metrics_uri)
+
+
+@pytest.mark.slow
+def test_a_run_completes_on_naive_hourly_fx_bars_annualised_by_their_own_clock(tmp_path, ray_session):
+    path = tmp_path / "EURUSD.csv"
+    fx = hourly_fx(24 * 5 * 60)  # twelve weeks of every hour: a 24-hour market
+    fx.to_csv(path, index=False)
+    cfg = smoke_settings(
+        tmp_path / "store", "data.source=csv", f"data.path=file://{path}", "data.symbols=[EURUSD]",
+        "data.frequency=1h", "data.timezone=Asia/Tokyo", "data.start=2016-01-01", "data.end=2016-12-31",
+        "split.train_end=2016-02-14", "split.validation_end=2016-03-06", "env.fill=next_close",
+        "tune.enabled=false", f"ray.address={ray_session.address}",
+    )  # fmt: skip
+    results = _run_to_evaluation(cfg)
+    periods = results["conventions"]["periods_per_year"]
+    assert 24 * 300 < periods < 24 * 366, results["conventions"]  # hourly bars around the clock, not 252
+    assert results["policy"]["bars"] > 400
+
+
+@pytest.mark.slow
+def test_monthly_bars_run_with_the_settings_the_short_data_error_names(tmp_path, ray_session):
+    """Ten years of monthly bars are too short for the demo's four folds: the error names the settings
+    to change, and with them the run completes, annualised at 12 bars a year."""
+    bars = synthetic_bars(120, seed=4, symbol="IDX", volatility=0.04)
+    bars[TIMESTAMP] = pd.date_range("2005-01-31", periods=120, freq="ME")
+    path = tmp_path / "IDX.csv"
+    bars.drop(columns=[SYMBOL]).to_csv(path, index=False)
+    base = (
+        "data.source=csv", f"data.path=file://{path}", "data.symbols=[IDX]", "data.frequency=1mo",
+        "data.start=2005-01-01", "data.end=2014-12-31", "split.train_end=2011-12-31",
+        "split.validation_end=2012-12-31", "split.walk_forward.folds=4", "tune.enabled=false",
+        f"ray.address={ray_session.address}",
+    )  # fmt: skip
+    cfg = smoke_settings(tmp_path / "store", *base)
+    from rsc.stages import features, split
+
+    with pytest.raises(
+        ValueError, match=r"lower split\.walk_forward\.folds, set train_bars / validation_bars"
+    ):
+        split.run(cfg, features.run(cfg, ingest.run(cfg).bars_uri).features_uri)
+    named = ("split.walk_forward.folds=1", "env.window=6", "env.episode_length=24", "evaluate.min_periods=12")
+    results = _run_to_evaluation(smoke_settings(tmp_path / "store", *base, *named))
+    assert results["conventions"]["periods_per_year"] == pytest.approx(12, rel=0.05)
+    assert results["policy"]["bars"] >= 20

@@ -33,6 +33,7 @@ from tests.conftest import CONFIGS, smoke_settings
 from tests.stored_run import register_policy_run, store_run
 
 MAX_BATCH_REQUESTS = 8
+DRIFT_WINDOW = 200
 REQUEST_METRICS = {names.SERVE_REQUESTS, names.SERVE_LATENCY, names.SERVE_ERRORS}
 
 
@@ -78,6 +79,8 @@ def served(tmp_path_factory, ray_session):
         "serve.alias_poll_s=0.5",
         "serve.batch_wait_timeout_s=0.02",  # concurrent requests reliably meet in one batch
         f"serve.max_batch_requests={MAX_BATCH_REQUESTS}",
+        "serve.drift_every_s=0.3",
+        f"serve.drift_window={DRIFT_WINDOW}",
         "serve.max_body_bytes=200000",
         "monitor.enabled=true",
         f"monitor.statsd_port={statsd.port}",
@@ -322,6 +325,46 @@ def wait_for(client: Client, version: int, start: int = 0, timeout_s: float = 30
                 return i
         time.sleep(0.05)
     raise AssertionError(f"no response from version {version} within {timeout_s}s")
+
+
+def _latest_psi(statsd: StatsdListener, after: int) -> dict[str, float]:
+    """The PSI gauges of the latest drift measurement among the lines received after ``after``."""
+    found: dict[str, float] = {}
+    for name, value, _, tags in map(parse, statsd.lines[after:]):
+        if name == names.SERVE_DRIFT_PSI:
+            assert tags["model_version"].isdigit()  # bounded tags: the feature and the version
+            found[tags["feature"]] = float(value)
+    return found
+
+
+def test_shifted_request_features_raise_the_endpoint_drift(served):
+    """Requests drawn from the training rows keep every feature's PSI low; the same requests shifted by
+    two standard deviations push it above the alert level (measured off the request path)."""
+    cfg, uris, url, statsd = served
+    policy = local_policy(cfg, 1)
+    frame = Storage().read_dataset(uris["split"])
+    train = frame[frame["part"] == "train"][policy.feature_names].dropna().to_numpy()
+    std = np.asarray(policy.spec.scaler.std)
+    rng = np.random.default_rng(5)
+
+    def send(shift: float) -> dict[str, float]:
+        for _ in range(DRIFT_WINDOW // MAX_BATCH_REQUESTS):
+            starts = rng.integers(0, len(train) - policy.window, MAX_BATCH_REQUESTS)
+            windows = [(train[i : i + policy.window] + shift * std).tolist() for i in starts]
+            body = {"requests": [{"features": w} for w in windows]}
+            assert requests.post(f"{url}/v1/act/batch", json=body, timeout=30).status_code == 200
+        mark = len(statsd.lines)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(_latest_psi(statsd, mark)) < len(policy.feature_names):
+            time.sleep(0.1)
+        return _latest_psi(statsd, mark)
+
+    steady = send(0.0)
+    assert len(steady) == len(policy.feature_names) and max(steady.values()) < cfg.monitor.drift_psi_alert
+    shifted = send(2.0)
+    assert max(shifted.values()) > cfg.monitor.drift_psi_alert, shifted
+    health = requests.get(f"{url}/healthz", timeout=10).json()
+    assert set(health["drift_psi"]) == set(policy.feature_names)
 
 
 def test_moving_the_alias_under_load_fails_no_request(served):

@@ -304,3 +304,19 @@ def test_yahoo_intraday_bars_stay_utc_instants():
     bars = validate_bars(frame, "recorded", "GOOG")
     assert bars["timestamp"].iloc[0] == pd.Timestamp("2012-02-01 14:30")  # 09:30 New York in UTC
     assert bars["timestamp"].iloc[-1].hour == 13  # after the switch to daylight saving time
+
+
+def test_data_price_is_one_setting_for_every_source():
+    """data.price decides Yahoo's adjustment as it does a file's; unset, each source keeps its default."""
+    from rsc.config.settings import DataSettings
+    from rsc.data.sources import file_format, make_source
+
+    def adjusted(**data) -> bool:
+        return make_source(DataSettings(source="yfinance", **data), Storage()).settings.adjusted
+
+    assert adjusted() is True and adjusted(yfinance={"adjusted": False}) is False
+    assert (
+        adjusted(price="close") is False and adjusted(price="adj_close", yfinance={"adjusted": False}) is True
+    )
+    assert file_format(DataSettings(source="csv", path="x.csv")).price == "close"
+    assert file_format(DataSettings(source="csv", path="x.csv", price="adj_close")).price == "adj_close"

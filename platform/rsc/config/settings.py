@@ -131,7 +131,11 @@ class YahooSettings(Section):
     interval: Literal["1d", "1wk", "1mo", "1h", "30m", "15m", "5m", "1m"] = Field(
         "1d", description="Bar interval."
     )
-    adjusted: bool = Field(True, description="Scale OHLC by adjclose/close (splits and dividends).")
+    adjusted: bool = Field(
+        True,
+        description="Scale OHLC by adjclose/close (splits and dividends); data.price, when set, decides "
+        "instead (one setting for every source; this one is kept for existing configs).",
+    )
     retries: int = Field(4, ge=0, description="Retries after a 429, a 5xx or a connection error.")
     backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry.")
     requests_per_second: float = Field(2.0, gt=0, description="Rate limit on requests to the host.")
@@ -159,9 +163,11 @@ class DataSettings(Section):
         description="Bar column -> the file's column (timestamp, open, high, low, close, adj_close, "
         "volume, symbol); wins over the names the loader recognises.",
     )
-    price: Literal["close", "adj_close"] = Field(
-        "close",
-        description="csv/parquet: adj_close scales open, high, low and close by adj_close / close.",
+    price: Literal["close", "adj_close"] | None = Field(
+        None,
+        description="Every source: adj_close scales open, high, low and close by adj_close / close "
+        "(splits and dividends), close keeps the traded prices; None: the source's default (files "
+        "close, Yahoo data.yfinance.adjusted).",
     )
     align: Literal["intersection", "union"] = Field(
         "intersection",
@@ -499,6 +505,15 @@ class ServeSettings(Section):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
     max_batch_requests: int = Field(256, ge=1, description="Items of one /v1/act/batch request, else 413.")
     replica_cpus: float = Field(1.0, ge=0, description="CPUs reserved by each replica.")
+    drift_every_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between drift measurements of the requests' features against the training "
+        "rows (PSI and KS gauges; bins and alert level from monitor.drift_*); 0 = off.",
+    )
+    drift_window: int = Field(
+        500, ge=30, description="Latest requests per replica in each drift measurement."
+    )
     autoscaling: ServeAutoscalingSettings = ServeAutoscalingSettings()
 
 

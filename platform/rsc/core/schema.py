@@ -25,6 +25,7 @@ FLOAT_DTYPE = "float64"
 
 # Layout of an exported policy folder (written by train, read by evaluate, registry and serve).
 NETWORK_FILE = "network.pt"  # TorchScript: observations [B, D] -> greedy actions [B] (or [B, d])
+DRIFT_REFERENCE_FILE = "drift_reference.json"  # a sample of the scaled training rows (endpoint drift)
 POLICY_FILE = "policy.json"  # the policy contract, rsc.core.policy_spec.PolicySpec
 WALK_FORWARD_FILE = "walk_forward.parquet"  # under tune/: per candidate and fold, metrics and choice
 CHECKPOINT_DIR = "checkpoint"  # RLlib checkpoint of the best iteration

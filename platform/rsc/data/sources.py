@@ -149,7 +149,10 @@ def make_source(settings: DataSettings, storage: Storage) -> BarSource:
     if settings.source == "bundled":
         return BundledSource()
     if settings.source == "yfinance":
-        return YahooSource(settings.yfinance, settings.start, settings.end)
+        yahoo = settings.yfinance
+        if settings.price is not None:  # the one setting for every source wins over Yahoo's own
+            yahoo = yahoo.model_copy(update={"adjusted": settings.price == "adj_close"})
+        return YahooSource(yahoo, settings.start, settings.end)
     if not settings.path:
         raise SourceError(f"data.path is required for data.source={settings.source!r}")
     return FileSource(settings.path, storage, settings.source, file_format(settings))
@@ -159,7 +162,7 @@ def file_format(settings: DataSettings) -> FileFormat:
     """The ``data`` settings that say how to read a file's columns."""
     return FileFormat(
         columns=dict(settings.columns),
-        price=settings.price,
+        price=settings.price or "close",
         layout=settings.layout,
         date_format=settings.date_format,
         timezone=settings.timezone,

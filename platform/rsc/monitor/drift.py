@@ -8,11 +8,16 @@ the two empirical CDFs (``scipy.stats.ks_2samp``), with its p-value. Non-finite 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import stats
+
+from rsc.core import observation
+from rsc.core.schema import PART, TRAIN
 
 # Floor on a bin's share, so that an empty bin gives a large but finite PSI term.
 MIN_SHARE = 1e-4
@@ -76,3 +81,19 @@ def feature_drift(
         statistic, pvalue = ks(reference[:, j], live[:, j])
         out.append(Drift(name, psi(reference[:, j], live[:, j], bins), statistic, pvalue))
     return out
+
+
+def drift_reference(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    mean: Sequence[float],
+    std: Sequence[float],
+    max_rows: int = 2_000,
+) -> bytes:
+    """``drift_reference.json``: an evenly spaced sample of the training rows' features, scaled as the
+    policy scales them (what the endpoint's drift watch compares requests with)."""
+    rows = frame.loc[frame[PART] == TRAIN, list(columns)].to_numpy(np.float64)
+    rows = observation.scale(rows[np.isfinite(rows).all(axis=1)], np.asarray(mean), np.asarray(std))
+    if len(rows) > max_rows:
+        rows = rows[np.linspace(0, len(rows) - 1, max_rows).round().astype(int)]
+    return json.dumps({"features": list(columns), "part": TRAIN, "rows": rows.round(6).tolist()}).encode()

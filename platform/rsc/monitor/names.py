@@ -35,4 +35,8 @@ def eval_metric(key: str) -> str:
 SERVE_REQUESTS = "rsc.serve.requests"
 SERVE_LATENCY = "rsc.serve.latency_ms"
 SERVE_ERRORS = "rsc.serve.errors"  # 5xx responses
+# Drift of the features the endpoint is asked about against the training rows, tagged ``feature`` (the
+# model's feature names) and ``model_version``.
+SERVE_DRIFT_PSI = "rsc.serve.drift.psi"
+SERVE_DRIFT_KS = "rsc.serve.drift.ks"
 SERVE_BATCH_SIZE = "rsc.serve.batch_size"  # observations per network call of @serve.batch (no request tags)

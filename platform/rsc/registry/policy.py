@@ -17,7 +17,7 @@ import torch
 
 from rsc.core.features import Bars, compute_features, warmup_bars
 from rsc.core.policy_spec import PolicySpec
-from rsc.core.schema import NETWORK_FILE, POLICY_FILE
+from rsc.core.schema import DRIFT_REFERENCE_FILE, NETWORK_FILE, POLICY_FILE
 
 State = dict[str, np.ndarray]  # a recurrent policy's state: key -> [B, *shape] (one sample: [*shape])
 
@@ -37,8 +37,15 @@ class Policy:
     one back; a caller without a state starts from the initial one.
     """
 
-    def __init__(self, network: torch.jit.ScriptModule, spec: PolicySpec | Mapping[str, Any]):
+    def __init__(
+        self,
+        network: torch.jit.ScriptModule,
+        spec: PolicySpec | Mapping[str, Any],
+        drift_reference: np.ndarray | None = None,
+    ):
+        """``drift_reference``: ``[N, F]`` scaled training rows stored with the model (None: none)."""
         self.network = network.eval()
+        self.drift_reference = drift_reference
         self.spec = spec = (
             spec if isinstance(spec, PolicySpec) else PolicySpec.from_json(json.dumps(dict(spec)))
         )
@@ -55,7 +62,12 @@ class Policy:
     def load(cls, directory: str | Path) -> Policy:
         directory = Path(directory)
         spec = PolicySpec.from_json((directory / POLICY_FILE).read_text(), str(directory / POLICY_FILE))
-        return cls(torch.jit.load(str(directory / NETWORK_FILE), map_location="cpu"), spec)
+        reference = None
+        if (directory / DRIFT_REFERENCE_FILE).is_file():  # models stored before it have none
+            stored = json.loads((directory / DRIFT_REFERENCE_FILE).read_text())
+            if list(stored["features"]) == list(spec.observation.features):
+                reference = np.asarray(stored["rows"], dtype=np.float64).reshape(-1, len(stored["features"]))
+        return cls(torch.jit.load(str(directory / NETWORK_FILE), map_location="cpu"), spec, reference)
 
     @property
     def min_bars(self) -> int:

@@ -113,6 +113,9 @@ class Health(BaseModel):
     alias: str
     alias_checked_s_ago: float = Field(description="Seconds since the alias was last resolved.")
     last_error: str | None = Field(None, description="Why the last alias check failed, if it did.")
+    drift_psi: dict[str, float] | None = Field(
+        None, description="PSI per feature of this replica's latest requests against the training rows."
+    )
 
 
 class ModelInfo(BaseModel):

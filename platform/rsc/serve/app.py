@@ -33,6 +33,7 @@ from rsc.monitor import Metric, MetricsSink, NullSink, names, sink_from_settings
 from rsc.registry.policy import Decision, Policy, State
 from rsc.registry.tracking import NoVersion, load_policy, load_version, resolve_alias
 from rsc.serve.api import ActBatchRequest, ActBatchResponse, ActRequest, ActResponse, Health, ModelInfo
+from rsc.serve.drift import EndpointDrift
 from rsc.serve.http import VERSION_HEADER, BodyLimit, RequestMetrics, invalid_input, invalid_request
 from rsc.serve.inference import InvalidInput, decide_grouped, observation, request_state, stacked
 
@@ -44,11 +45,12 @@ UNAVAILABLE = {503: {"description": "No model version has the alias yet (a fresh
 
 @dataclass(frozen=True)
 class Loaded:
-    """One loaded model version; replaced whole, never mutated."""
+    """One loaded model version; replaced whole (its drift buffer starts afresh with it)."""
 
     version: int
     policy: Policy
     loaded_at: float
+    drift: EndpointDrift | None = None  # None: the model has no reference rows, or drift is off
 
 
 def _sink(monitor: MonitorSettings | None) -> MetricsSink:
@@ -68,12 +70,14 @@ class PolicyServer:
         monitor: MonitorSettings | None = None,
     ):
         self.model_name, self.settings = model_name, settings or ServeSettings()
+        self.monitor = monitor or MonitorSettings(enabled=False)
         self.alias = self.settings.alias
         self.current: Loaded | None = None
         self.checked_at, self.last_error = time.monotonic(), None
+        self.last_drift: dict[str, float] = {}  # feature -> PSI of the latest measurement
         try:
             version, policy = await asyncio.to_thread(load_policy, tracking_uri, model_name, self.alias)
-            self.current = Loaded(version, policy, time.time())
+            self.current = self._loaded(version, policy)
             log.info("serving %s version %d (@%s)", model_name, version, self.alias)
         except NoVersion as missing:
             self.last_error = str(missing)
@@ -82,6 +86,20 @@ class PolicyServer:
         self._decide_batched.set_max_batch_size(self.settings.max_batch_size)
         self._decide_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
         self._follower = asyncio.get_running_loop().create_task(self._follow_alias())
+        self._drift_watch = (
+            asyncio.get_running_loop().create_task(self._watch_drift())
+            if self.settings.drift_every_s
+            else None
+        )
+
+    def _loaded(self, version: int, policy: Policy) -> Loaded:
+        drift = None
+        if self.settings.drift_every_s and policy.drift_reference is not None and policy.portfolio is None:
+            names = list(policy.feature_names)
+            drift = EndpointDrift(
+                names, policy.drift_reference, self.settings.drift_window, self.monitor.drift_bins
+            )
+        return Loaded(version, policy, time.time(), drift)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """The HTTP API of this replica (built after ``__init__``, so it sees the replica's settings)."""
@@ -95,7 +113,7 @@ class PolicyServer:
         if version is None or version == previous:
             return False
         policy = await asyncio.to_thread(load_version, self.model_name, version)
-        self.current = Loaded(version, policy, time.time())
+        self.current = self._loaded(version, policy)
         log.info(
             "%s@%s moved: now serving version %d (was %s)", self.model_name, self.alias, version, previous
         )
@@ -111,6 +129,42 @@ class PolicyServer:
                 self.last_error = f"{type(error).__name__}: {error}"
                 serving = self.current.version if self.current else None
                 log.warning("alias check failed, still serving version %s: %s", serving, error)
+
+    async def _watch_drift(self) -> None:
+        """Every ``serve.drift_every_s``: PSI and KS of the buffered requests' features, as gauges."""
+        while True:
+            await asyncio.sleep(self.settings.drift_every_s)
+            current = self.current
+            if current is None or current.drift is None:
+                continue
+            try:
+                measured = await asyncio.to_thread(current.drift.measure)
+            except Exception as error:  # a measurement that fails never touches serving
+                log.warning("drift measurement failed: %s", error)
+                continue
+            if measured is None:
+                continue
+            tags = {"model_version": str(current.version)}
+            for row in measured:
+                self.sink.send(
+                    Metric(names.SERVE_DRIFT_PSI, row.psi, "gauge", {**tags, "feature": row.feature})
+                )
+                self.sink.send(
+                    Metric(names.SERVE_DRIFT_KS, row.ks, "gauge", {**tags, "feature": row.feature})
+                )
+            self.last_drift = {row.feature: round(row.psi, 4) for row in measured}
+            worst = max(measured, key=lambda row: row.psi)
+            if worst.psi > self.monitor.drift_psi_alert:
+                log.warning(
+                    "requests drift from the training rows: PSI %.3f on %s (alert above %s, KS %.3f)",
+                    worst.psi, worst.feature, self.monitor.drift_psi_alert, worst.ks,
+                )  # fmt: skip
+
+    def _observed(self, current: Loaded, obs: np.ndarray) -> None:
+        """Keep the latest feature row of a single-asset observation for the drift watch."""
+        if current.drift is not None:
+            n_features, window = len(current.policy.feature_names), current.policy.window
+            current.drift.observe(obs[(window - 1) * n_features : window * n_features])
 
     def _missing(self) -> str:
         return f"registered model {self.model_name!r} has no @{self.alias} version yet"
@@ -143,6 +197,7 @@ class PolicyServer:
             obs = observation(current.policy, request)
         else:  # indicators over a few hundred bars take milliseconds: keep the event loop serving
             obs = await asyncio.to_thread(observation, current.policy, request)
+        self._observed(current, obs)
         if self.settings.max_batch_size > 1:
             decision = await self._decide_batched((current.policy, obs, state))
         else:
@@ -171,6 +226,8 @@ class PolicyServer:
             observations = await asyncio.to_thread(observations_of_all)
         else:
             observations = observations_of_all()
+        for obs in observations:
+            self._observed(current, obs)
         shown = [r.include_observation for r in request.requests]
         decisions = current.policy.decide_batch(observations, stacked(current.policy, states))
         results = [
@@ -213,6 +270,7 @@ class PolicyServer:
             alias=self.alias,
             alias_checked_s_ago=round(time.monotonic() - self.checked_at, 3),
             last_error=self.last_error,
+            drift_psi=self.last_drift or None,
         )
 
 

@@ -15,6 +15,7 @@ from rsc.core.policy_spec import PolicySpec, PortfolioSpec, RecurrentSpec, Unive
 from rsc.core.schema import TRAIN
 from rsc.data.features import indicator_refs
 from rsc.monitor import sink_from_settings
+from rsc.monitor.drift import drift_reference
 from rsc.monitor.train import TrainMetrics
 from rsc.registry.provenance import policy_tags
 from rsc.registry.tracking import configure, log_training
@@ -137,6 +138,10 @@ def run(
         inputs={"split": storage.read_manifest(split_uri)["sha256"]},
     )
     storage.write_bytes(layout.policy, contract.to_json().encode())
+    split = storage.read_dataset(split_uri)
+    storage.write_bytes(
+        layout.drift_reference, drift_reference(split, scaler.columns, scaler.mean, scaler.std)
+    )
     _count_final_training(storage, layout, result.validations)
     configure(cfg.tracking_uri, cfg.registry.experiment, join(cfg.storage.root, "mlartifacts"))
     run_id = log_training(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from rsc.core.artifacts import Folds, Scaler, SearchRecord, TuneOutcome
 from rsc.core.policy_spec import PolicySpec, PolicySpecError
-from rsc.core.schema import CHECKPOINT_DIR, NETWORK_FILE, POLICY_FILE, WALK_FORWARD_FILE
+from rsc.core.schema import CHECKPOINT_DIR, DRIFT_REFERENCE_FILE, NETWORK_FILE, POLICY_FILE, WALK_FORWARD_FILE
 from rsc.storage.store import Storage, join
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -139,6 +139,11 @@ class RunLayout:
     @property
     def checkpoint(self) -> str:
         return join(self.model, CHECKPOINT_DIR)
+
+    @property
+    def drift_reference(self) -> str:
+        """A sample of the scaled training rows, which the endpoint's drift watch compares requests with."""
+        return join(self.model, DRIFT_REFERENCE_FILE)
 
     @property
     def metrics(self) -> str:
