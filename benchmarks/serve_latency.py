@@ -149,10 +149,10 @@ def thread_peak(url: str, body: bytes, connections: int, seconds: float) -> floa
     return total / (time.monotonic() - started)
 
 
-def noop_apps():
+def noop_apps(replicas: int = 1):
     """Two deployments that answer ``POST /v1/act`` with a constant: one never reads the request body
     (Serve's floor), one reads and parses it as JSON (the floor of any endpoint that takes input: in Ray
-    Serve the replica fetches the body from the HTTP proxy with one more actor call)."""
+    Serve the replica fetches the body from the HTTP proxy with one more actor call); ``replicas`` each."""
     from ray import serve
 
     answer = {"action": 0, "target_position": 0.0, "model_name": "noop", "model_version": 0}
@@ -172,7 +172,7 @@ def noop_apps():
         async def act(self, body: dict) -> dict:  # read and parsed as JSON, then ignored
             return answer
 
-    return NoOp.bind(), NoOpReadingBody.bind()
+    return NoOp.options(num_replicas=replicas).bind(), NoOpReadingBody.options(num_replicas=replicas).bind()
 
 
 def registered_policy(root: Path, hidden: tuple[int, ...]):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from rsc.config import ConfigError, load_settings
+from rsc.config.loader import override_settings
 from rsc.config.settings import EnvSettings
 from rsc.core import execution
 from rsc.core.policy_spec import PolicySpec, PortfolioSpec
@@ -307,6 +308,12 @@ def test_portfolio_stages_from_bars_to_a_registered_weight_model(tmp_path, ray_s
     assert sum(portfolio["contribution"].values()) - costs == pytest.approx(total, abs=1e-9)
     report = (tmp_path / "alloc" / "evaluation" / "report.html").read_text()
     assert 'data-figure="weights"' in report and "equal weight" in report
+    sac = override_settings(
+        cfg, ["run.name=alloc-sac", "train.algorithm_config=rllib_configs/sac_smoke.yaml"]
+    )
+    sac_model = train.run(sac, split_result.split_uri, split_result.scaler_uri).model_uri
+    sac_results = evaluate.run(sac, split_result.split_uri, split_result.scaler_uri, sac_model).metrics
+    assert np.isfinite(sac_results["policy"]["sharpe"])  # SAC's squashed actions trade through the same env
     registered = register.run(
         cfg, split_result.split_uri, trained.model_uri, evaluated.metrics_uri, evaluated.report_uri
     )
@@ -319,3 +326,15 @@ def test_portfolio_stages_from_bars_to_a_registered_weight_model(tmp_path, ray_s
     answer = model.predict(frame, params={"weights": json.dumps({"SPX": 0.5})})
     assert list(answer[SYMBOL]) == ["GOOG", "SPX"]
     assert (answer["target_weight"] >= 0).all() and answer["target_weight"].sum() <= 1.0 + 1e-9
+
+
+def test_the_drawdown_kill_switch_is_replayed_as_the_env_ran_it():
+    """The env sells everything at the close that breached env.max_drawdown and ends the episode; the
+    backtester's replay does the same, so the two equities agree (checked inside) with costs on."""
+    frame, scaler = panel_frame(200, symbols=("AAA", "BBB", "CCC"), seed=2)
+    settings = EnvSettings(kind="portfolio", window=3, max_drawdown=0.02, commission_bps=5, slippage_bps=2)
+    env = PortfolioEnv(PanelArrays.from_frame(frame, scaler, "test", 3), settings, mode="eval")
+    rng = np.random.default_rng(1)
+    result = backtest_portfolio_policy(env, lambda obs: rng.uniform(size=4))
+    assert len(result.timestamps) < len(env.market.close) - env.market.first  # the switch ended it early
+    assert not result.run.units[-1].any()  # everything sold at that close

@@ -781,7 +781,15 @@ class Settings(Section):
         where = self.data.source
         if self.data.source in ("csv", "parquet"):
             where += "-" + hashlib.sha256(str(self.data.path).encode()).hexdigest()[:8]
-        return f"{where}-{universe_label(self.data.symbols)}-{self.frequency}"
+        basis = "-adj" if self.adjusted_prices else ""  # adjusted and traded prices are two histories
+        return f"{where}-{universe_label(self.data.symbols)}-{self.frequency}{basis}"
+
+    @property
+    def adjusted_prices(self) -> bool:
+        """Whether the bars are adjusted for splits and dividends (a history restated by every one)."""
+        if self.data.price is not None:
+            return self.data.price == "adj_close"
+        return self.data.source == "yfinance" and self.data.yfinance.adjusted
 
     @property
     def model_name(self) -> str:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -48,8 +50,10 @@ def content_hash(frame: pd.DataFrame) -> str:
     for name in sorted(rows.columns):
         column = rows[name]
         if pd.api.types.is_datetime64_any_dtype(column):
-            stamps = column.dt.tz_convert("UTC").dt.tz_localize(None) if column.dt.tz is not None else column
-            kind, data = "time", stamps.to_numpy("datetime64[ns]").view(np.int64).tobytes()
+            zone = column.dt.tz
+            stamps = column.dt.tz_convert("UTC").dt.tz_localize(None) if zone is not None else column
+            kind = f"time[{zone}]"  # naive and zoned stamps of the same instants are different tables
+            data = stamps.to_numpy("datetime64[ns]").view(np.int64).tobytes()
         elif pd.api.types.is_bool_dtype(column):
             kind, data = "bool", column.to_numpy(np.uint8).tobytes()
         elif pd.api.types.is_numeric_dtype(column):
@@ -63,6 +67,32 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 def dataset_home(root: str, name: str) -> str:
     return join(root, DATASETS, name)
+
+
+def dataset_names(storage: Storage, root: str) -> list[str]:
+    """The named datasets under ``<root>/datasets/``."""
+    fs, path = storage.filesystem(join(root, DATASETS))
+    fs.invalidate_cache(path)
+    if not fs.exists(path):
+        return []
+    return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
+
+
+def find_version(storage: Storage, root: str, wanted: str, first: str | None = None) -> DatasetVersions:
+    """The dataset that holds version ``wanted`` (``first`` is looked in first)."""
+    names = dataset_names(storage, root)
+    ordered = ([first] if first in names else []) + [n for n in names if n != first]
+    for name in ordered:
+        versions = DatasetVersions.of(storage, root, name)
+        try:
+            versions.resolve(wanted)
+            return versions
+        except VersionError:
+            continue
+    raise VersionError(
+        f"data.version {wanted!r} is not a version of any dataset under {join(root, DATASETS)} "
+        f"(datasets: {', '.join(names) or 'none'}; `rsc data versions` lists them)"
+    )
 
 
 @dataclass(frozen=True)
@@ -83,13 +113,16 @@ class DatasetVersions:
     def _manifest_uri(self, version: str) -> str:
         return join(self.home, VERSIONS, version, MANIFEST)
 
-    def write(self, frame: pd.DataFrame, inputs: dict[str, str] | None = None) -> dict[str, Any]:
+    def write(
+        self, frame: pd.DataFrame, inputs: dict[str, str] | None = None, make_latest: bool = True
+    ) -> dict[str, Any]:
         """Store ``frame`` as a version (files already stored are not written again) and make it the
         latest; returns its manifest. The version's manifest is written after its files, ``LATEST``
         last; the same bars stored again are the same version, unchanged."""
         version = content_hash(frame)
         if self.storage.exists(self._manifest_uri(version)):  # a version never changes once written
-            self.storage.write_bytes(join(self.home, LATEST), version.encode())
+            if make_latest:
+                self.storage.write_bytes(join(self.home, LATEST), version.encode())
             return self.manifest(version)
         ordered = frame.sort_values([SYMBOL, TIMESTAMP], kind="stable", ignore_index=True)
         table = pa.Table.from_pandas(ordered, preserve_index=False)
@@ -100,7 +133,7 @@ class DatasetVersions:
             pq.write_table(part, buffer, compression="zstd")
             data = buffer.getvalue()
             digest = sha256_bytes(data)
-            name = f"{SYMBOL}={symbol}/part-{digest[:16]}.parquet"
+            name = f"{SYMBOL}={quote(str(symbol), safe='')}/part-{digest[:16]}.parquet"
             if not self.storage.exists(join(self.parts, name)):
                 self.storage.write_bytes(join(self.parts, name), data)
             partitions[str(symbol)] = {"file": name, "sha256": digest, "rows": part.num_rows}
@@ -121,7 +154,8 @@ class DatasetVersions:
             "base": self.parts,
         }
         self.storage.write_json(self._manifest_uri(version), manifest)
-        self.storage.write_bytes(join(self.home, LATEST), version.encode())
+        if make_latest:  # a pinned subset is a version of its own, never the base of the next append
+            self.storage.write_bytes(join(self.home, LATEST), version.encode())
         return manifest
 
     def latest(self) -> dict[str, Any] | None:
@@ -182,16 +216,22 @@ class DatasetVersions:
         fs, path = self.storage.filesystem(join(self.home, VERSIONS, version))
         fs.rm(path, recursive=True)
 
-    def sweep(self) -> int:
-        """Delete part files no remaining version lists; returns how many."""
+    def sweep(self, min_age_s: float = 0.0, now: float | None = None) -> int:
+        """Delete part files no remaining version lists and older than ``min_age_s`` (an ingest writes
+        its files before the manifest that lists them: young files may be on their way); returns how many."""
         kept = {f for name in self.names() for f in self.manifest(name)["files"]}
         fs, root = self.storage.filesystem(self.parts)
         root = root.rstrip("/")
         if not fs.exists(root):
             return 0
-        removed = 0
+        removed, now = 0, time.time() if now is None else now
         for entry in fs.find(root):
-            if entry.removeprefix(root).lstrip("/") not in kept:
+            if entry.removeprefix(root).lstrip("/") in kept:
+                continue
+            info = fs.info(entry)
+            stamp = info.get("mtime") or info.get("LastModified") or info.get("created") or 0.0
+            written = float(stamp.timestamp() if hasattr(stamp, "timestamp") else stamp)
+            if now - written >= min_age_s:
                 fs.rm(entry)
                 removed += 1
         return removed

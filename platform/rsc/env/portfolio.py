@@ -136,10 +136,12 @@ class PortfolioEnv(ObservationBlocks, gym.Env):
         reward = self._reward.step(previous, equity)
         terminated = equity <= settings.ruin_fraction * settings.initial_cash
         if settings.max_drawdown is not None and equity < (1.0 - settings.max_drawdown) * self._peak:
+            # The kill switch sells at the close it saw (an asset that did not trade is held).
             flat = np.zeros(self.n_assets) if self._vector else [0.0] * self.n_assets
-            cash, units, exit_cost = execution.fill_weights(cash, units, flat, closes, rates)
+            cash, units, exit_cost = execution.fill_weights(cash, units, flat, closes, rates, tradable)
             cost += exit_cost
-            equity, terminated = cash, True
+            held = float(np.asarray(units) @ np.asarray(closes)) if tradable is not None else 0.0
+            equity, terminated = cash + held, True
         self._cash, self._units, self._equity = cash, units, equity
         truncated = not terminated and nxt >= self._end
         i = nxt - self._block_start

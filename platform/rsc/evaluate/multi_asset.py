@@ -37,6 +37,7 @@ def simulate_multi_asset(
     low: np.ndarray | None = None,
     tradable: np.ndarray | None = None,
     max_leverage: float = 1.0,
+    max_drawdown: float | None = None,
 ) -> MultiAssetRun:
     """Run target weights ``[T, N]`` decided at each close; a row of NaN means "no order".
 
@@ -50,6 +51,8 @@ def simulate_multi_asset(
         close: ``[T, N]`` mark prices.
         tradable: ``[T, N]`` False where an asset did not trade (it keeps its units there; the other
             targets are scaled within ``max_leverage``, as the env does).
+        max_drawdown: the env's kill switch: below this fraction under the equity peak, sell everything
+            at that close and trade no more.
     """
     weights, open_, close = (np.asarray(a, dtype=np.float64) for a in (weights, open_, close))
     if not weights.shape == open_.shape == close.shape or weights.ndim != 2:
@@ -67,6 +70,7 @@ def simulate_multi_asset(
         rates += 0.5 * costs.spread_factor * (np.asarray(high) - np.asarray(low)) / close
     borrow = costs.borrow_rate_per_bar
     held, balance = [0.0] * n_assets, float(initial_cash)
+    peak, stopped = float(initial_cash), False
     for t in range(1, n_bars):
         target = weights[t - 1]
         if not np.isnan(target).all():
@@ -88,6 +92,21 @@ def simulate_multi_asset(
             paid[t] += fee
         units[t], cash[t] = held, balance
         equity[t] = balance + float(units[t] @ close[t])
+        peak = max(peak, equity[t])
+        if stopped:
+            continue
+        if max_drawdown is not None and equity[t] < (1.0 - max_drawdown) * peak:
+            mask = None if tradable is None or tradable[t].all() else tradable[t]
+            flat = [0.0] * n_assets
+            balance, held, exit_cost = fill_weights(
+                balance, held, flat, close[t].tolist(), rates[t - 1].tolist(), mask
+            )
+            held = list(held)
+            paid[t] += exit_cost
+            units[t], cash[t] = held, balance
+            equity[t] = balance + float(units[t] @ close[t])
+            weights = np.full_like(weights, np.nan)  # stopped: no order after this bar
+            stopped = True
     return MultiAssetRun(equity, units, cash, paid, notional)
 
 

@@ -87,6 +87,7 @@ def _simulate(env: PortfolioEnv, decisions: np.ndarray, window: slice) -> Portfo
         market.low[window],
         None if market.tradable is None else market.tradable[window],
         settings.max_leverage,
+        settings.max_drawdown,
     )
     return PortfolioBacktest(market.timestamps[window], decisions, run, fills, market.close[window])
 

@@ -116,7 +116,7 @@ def evaluate_universe(
         f"one policy on {len(evaluations)} symbols: each strategy's figures are the median over the symbols, "
         "and the gate compares the median policy with the median buy-and-hold"
     )
-    share = {ev.random_distribution["sharpe"]["share_below_policy"] for ev in evaluations.values()}
+    share = [ev.random_distribution["sharpe"]["share_below_policy"] for ev in evaluations.values()]
     text = verdict(
         Evidence(
             sharpe=results[suite.POLICY]["sharpe"],
@@ -127,7 +127,7 @@ def evaluate_universe(
             n_trials=statistics["n_trials"],
             n_tries=trials.raw_count,
             pbo=statistics["pbo"],
-            random_share_below=float(np.median(list(share))),
+            random_share_below=float(np.median(share)),
             random_seeds=settings.random_seeds,
             confidence=settings.confidence,
             notes=notes,

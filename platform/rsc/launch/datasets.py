@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from rsc.data.versions import DATASETS, DatasetVersions
+from rsc.data.versions import DATASETS, DatasetVersions, dataset_names
 from rsc.storage import Storage, join
 from rsc.storage.store import MANIFEST
 
@@ -34,14 +34,6 @@ class VersionInfo:
     size_bytes: int
     written_at: float
     referrers: tuple[str, ...]
-
-
-def dataset_names(storage: Storage, root: str) -> list[str]:
-    fs, path = storage.filesystem(join(root, DATASETS))
-    fs.invalidate_cache(path)
-    if not fs.exists(path):
-        return []
-    return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
 
 
 def run_referrers(storage: Storage, root: str) -> dict[str, list[str]]:
@@ -118,5 +110,5 @@ def collect_garbage(
                 versions.remove(info.version)
                 log.info("data gc: removed %s version %s (%d rows)", name, info.version[:12], info.rows)
         if not dry_run:
-            versions.sweep()
+            versions.sweep(min_age_s=grace_days * DAY_S, now=now)
     return removed

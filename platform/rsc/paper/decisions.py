@@ -79,6 +79,7 @@ class HttpDecisions:
     def __init__(self, endpoint: str, timeout_s: float = 30.0, session: requests.Session | None = None):
         self.endpoint, self.timeout_s = endpoint.rstrip("/"), timeout_s
         self.session = session or requests.Session()
+        self.named_symbols = False  # /v1/model says whether the policy takes the symbol
 
     def _call(self, method: str, path: str, payload: dict | None = None) -> dict:
         url = f"{self.endpoint}{path}"
@@ -95,6 +96,8 @@ class HttpDecisions:
 
     def min_bars(self) -> int:
         info = self._call("GET", "/v1/model")
+        # Only a policy trained across several symbols takes the symbol (older endpoints refuse the field).
+        self.named_symbols = bool(info.get("symbols")) and info.get("kind", "single") == "single"
         try:
             return int(info["min_bars"])
         except (KeyError, TypeError, ValueError) as error:
@@ -112,7 +115,9 @@ class HttpDecisions:
             {TIMESTAMP: stamp, **dict(zip(OHLCV_COLUMNS, row, strict=True))}
             for stamp, row in zip(window.timestamps, window.values.tolist(), strict=True)
         ]
-        payload = {"bars": bars, "position": position, "unrealised_return": unrealised, "symbol": symbol}
+        payload = {"bars": bars, "position": position, "unrealised_return": unrealised}
+        if symbol is not None and self.named_symbols:
+            payload["symbol"] = symbol
         answer = self._call("POST", "/v1/act", {**payload, **({"state": state} if state is not None else {})})
         try:
             return ModelDecision(

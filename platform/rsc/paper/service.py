@@ -246,7 +246,8 @@ class PaperTrader:
         asked: dict[str, _Ask] = {}
         failure: _Ask | None = None
         if self.cfg.env.kind == "portfolio":  # one question for every symbol: weights back
-            asked = self._ask_weights(name, source, book, sorted(step.bars), stale)
+            # every symbol's latest window, also of a symbol with no bar now (another calendar)
+            asked = self._ask_weights(name, source, book, sorted(self.symbols), stale)
             failure = next((a for a in asked.values() if a.error), None)
         else:
             for symbol in sorted(step.bars):
@@ -297,6 +298,8 @@ class PaperTrader:
             status = "critical" if failure is not None else "ok"
             self._guard(work, emit, "model", status, failure.reason if failure is not None else "")
         for symbol, target in targets.items():
+            if symbol not in step.bars:  # no bar of it now: nothing to fill an order against
+                continue
             current = book.weight(symbol)
             if abs(target - current) <= self.paper.rebalance_band:  # band 0: skip only an unchanged weight
                 continue

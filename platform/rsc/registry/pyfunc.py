@@ -39,8 +39,11 @@ def example_params(policy: Policy) -> dict[str, Any]:
 
 
 def decide_weights_on_bars(policy: Policy, bars: pd.DataFrame, weights: str = "") -> pd.DataFrame:
-    """The portfolio pyfunc contract: bars of every symbol (long: ``symbol``, ``timestamp``, OHLCV; the
-    timestamps the symbols share are used, oldest first) -> one row per symbol: its target weight."""
+    """The portfolio pyfunc contract: bars of every symbol (long: ``symbol``, ``timestamp``, OHLCV, each
+    symbol's latest bars up to the same decision time) -> one row per symbol: its target weight.
+
+    Each symbol's indicators are computed on its own bars, as training computed them before aligning
+    and as the endpoint and the paper trader compute them."""
     symbols = policy.portfolio.symbols
     missing = [c for c in (SYMBOL, TIMESTAMP, *OHLCV_COLUMNS) if c not in bars.columns]
     if missing:
@@ -51,17 +54,16 @@ def decide_weights_on_bars(policy: Policy, bars: pd.DataFrame, weights: str = ""
             f"portfolio bars lack symbol(s) {absent}; the policy allocates across {list(symbols)}"
         )
     rows = bars[bars[SYMBOL].isin(symbols)]
-    shared = rows.groupby(TIMESTAMP)[SYMBOL].nunique()
-    stamps = shared.index[shared.to_numpy() == len(symbols)]
-    if len(stamps) < policy.min_bars:
-        raise ValueError(f"need at least {policy.min_bars} timestamps every symbol has, got {len(stamps)}")
+    short = {s: n for s, n in rows.groupby(SYMBOL)[TIMESTAMP].size().items() if n < policy.min_bars}
+    if short:
+        raise ValueError(f"need at least {policy.min_bars} bars of each symbol; short: {short}")
     current = json.loads(weights) if weights else {}
     unknown = sorted(set(current) - set(symbols))
     if unknown:
         raise ValueError(f"weights name symbol(s) {unknown} the policy does not trade ({list(symbols)})")
     features = []
     for symbol in symbols:
-        own = rows[(rows[SYMBOL] == symbol) & rows[TIMESTAMP].isin(stamps)].sort_values(TIMESTAMP)
+        own = rows[rows[SYMBOL] == symbol].sort_values(TIMESTAMP)
         arrays = Bars.from_columns({c: own[c].to_numpy(np.float64) for c in OHLCV_COLUMNS})
         features.append(policy.features_from_bars(arrays))
     held = np.array([float(current.get(s, 0.0)) for s in symbols])

@@ -329,15 +329,20 @@ def data_hash_references(tracking_uri: str) -> dict[str, list[str]]:
     use_registry(tracking_uri)
     client = MlflowClient()
     found: dict[str, list[str]] = {}
-    for version in client.search_model_versions():
-        try:
-            tags = client.get_run(version.run_id).data.tags
-        except MlflowException:  # a version whose run was deleted records nothing
-            continue
-        for key, value in tags.items():
-            if key.startswith("rsc.data.") and key.endswith("_sha256"):
-                found.setdefault(value, []).append(f"model {version.name} v{version.version}")
-    return found
+    token = None
+    while True:  # every page of versions, not only the first
+        page = client.search_model_versions(max_results=1_000, page_token=token)
+        for version in page:
+            try:
+                tags = client.get_run(version.run_id).data.tags
+            except MlflowException:  # a version whose run was deleted records nothing
+                continue
+            for key, value in tags.items():
+                if key.startswith("rsc.data.") and key.endswith("_sha256"):
+                    found.setdefault(value, []).append(f"model {version.name} v{version.version}")
+        token = page.token
+        if not token:
+            return found
 
 
 def load_version(name: str, version: int) -> Policy:

@@ -69,10 +69,13 @@ def _market(
     if kind == "portfolio":
         return PanelArrays.from_frame(frame, scaler, part, window)
     if SYMBOL in frame.columns and frame[SYMBOL].nunique() > 1:
-        return {
-            str(symbol): MarketArrays.from_frame(rows, scaler, part, window)
-            for symbol, rows in frame.groupby(SYMBOL, sort=True)
-        }
+        markets = {}
+        for symbol, rows in frame.groupby(SYMBOL, sort=True):
+            try:
+                markets[str(symbol)] = MarketArrays.from_frame(rows, scaler, part, window)
+            except ValueError as error:  # one symbol of the universe is short of this part
+                raise ValueError(f"symbol {symbol}: {error}") from error
+        return markets
     return MarketArrays.from_frame(frame, scaler, part, window)
 
 

@@ -193,7 +193,7 @@ class PolicyServer:
     async def act(self, request: ActRequest) -> ActResponse:
         current = self._serving()  # read once: the whole request uses this version
         state = request_state(current.policy, request)
-        if request.bars is None:
+        if request.bars is None and request.assets is None:
             obs = observation(current.policy, request)
         else:  # indicators over a few hundred bars take milliseconds: keep the event loop serving
             obs = await asyncio.to_thread(observation, current.policy, request)
@@ -222,7 +222,9 @@ class PolicyServer:
                 ]
             )
 
-        if any(r.bars is not None for r in request.requests):  # indicators: keep the event loop serving
+        if any(
+            r.bars is not None or r.assets is not None for r in request.requests
+        ):  # indicators: off the loop
             observations = await asyncio.to_thread(observations_of_all)
         else:
             observations = observations_of_all()

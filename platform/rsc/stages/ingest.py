@@ -22,7 +22,7 @@ from rsc.data.append import merge_bars
 from rsc.data.progress import Track, untracked
 from rsc.data.sources import clip_dates, make_source
 from rsc.data.validate import accept, check_bars, check_quality_of
-from rsc.data.versions import DatasetVersions
+from rsc.data.versions import DatasetVersions, find_version
 from rsc.registry.lineage import bar_frequency
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout
@@ -124,7 +124,8 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     stored = versions.latest()
     if stored is not None:  # new bars on top of the stored ones; different values at one time stop here
         previous = versions.read(stored, sorted(set(stored["partitions"]) & set(frame[SYMBOL])))
-        frame, appended = merge_bars(previous, frame, data.restate)
+        # Adjusted prices are restated by every split and dividend: the new history replaces the stored.
+        frame, appended = merge_bars(previous, frame, data.restate or cfg.adjusted_prices)
         frame = clip_dates(frame, data.start, data.end)
         inputs["previous_version"] = stored["sha256"]
         log.info("ingest: %s on top of version %s", appended.summary(), stored["sha256"][:12])
@@ -149,7 +150,9 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
 
 
 def _pinned(cfg: Settings, storage: Storage, versions: DatasetVersions) -> IngestResult:
-    """The run's bars are the stored version ``data.version`` names, as they are."""
+    """The run's bars are the stored version ``data.version`` names, as they are (looked for in the
+    run's dataset first, then in every dataset: a pin of fewer symbols names another dataset)."""
+    versions = find_version(storage, cfg.storage.root, cfg.data.version, cfg.dataset_name)
     manifest = versions.resolve(cfg.data.version)
     held = sorted(manifest["partitions"])
     wanted = held if list(cfg.data.symbols) == ["*"] else sorted(cfg.data.symbols)
@@ -157,7 +160,7 @@ def _pinned(cfg: Settings, storage: Storage, versions: DatasetVersions) -> Inges
         raise ValueError(f"data.version {cfg.data.version} holds {held}, not {missing}")
     frame = versions.read(manifest, wanted)
     if wanted != held:  # a subset of the version's symbols: a version of its own
-        manifest = versions.write(frame, {"subset_of": manifest["sha256"]})
+        manifest = versions.write(frame, {"subset_of": manifest["sha256"]}, make_latest=False)
     frames = [rows for _, rows in frame.groupby(SYMBOL, sort=True)]
     closes_only = sorted(rows[SYMBOL].iloc[0] for rows in frames if close_only(rows))
     if closes_only and (conflicts := close_only_conflicts(cfg)):
@@ -171,5 +174,5 @@ def _pinned(cfg: Settings, storage: Storage, versions: DatasetVersions) -> Inges
         layout.quality,
         {"bars_sha256": manifest["sha256"], "warnings": [], "close_only": closes_only, "pinned": True},
     )
-    log.info("ingest: pinned %s version %s (%d bars)", cfg.dataset_name, manifest["sha256"][:12], len(frame))
+    log.info("ingest: pinned %s version %s (%d bars)", versions.home, manifest["sha256"][:12], len(frame))
     return IngestResult(layout.bars, int(manifest["rows"]), manifest["sha256"], len(frames))

@@ -51,11 +51,13 @@ def data_hashes(storage: Storage, run_root: str, split_uri: str) -> dict[str, st
     """Content hashes of the split and of the datasets it came from (tags ``rsc.data.<name>_sha256``)."""
     manifest = storage.read_manifest(split_uri)
     hashes = {"split": manifest["sha256"], **manifest.get("inputs", {})}
-    features_uri = RunLayout(run_root).features
+    features_uri, bars_uri = RunLayout(run_root).features, RunLayout(run_root).bars
     if storage.exists(join(features_uri, "manifest.json")):
         features = storage.read_manifest(features_uri)
         if features["sha256"] == hashes.get("features"):
             hashes.update(features.get("inputs", {}))
+    if "bars" not in hashes and storage.exists(join(bars_uri, "manifest.json")):
+        hashes["bars"] = storage.read_manifest(bars_uri)["sha256"]  # the dataset version it points at
     return {f"rsc.data.{name}_sha256": value for name, value in sorted(hashes.items())}
 
 
