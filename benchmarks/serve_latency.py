@@ -185,6 +185,7 @@ def registered_policy(root: Path, hidden: tuple[int, ...]):
             "split.validation_end=2017-06-30",
             "registry.min_deflated_sharpe=null",
             "registry.require_beat_benchmark=false",
+            f"registry.model_name={NAME}",  # the apps serve models:/<NAME>@champion
             "monitor.enabled=true",
             f"monitor.statsd_port={free_port()}",  # DogStatsD packets sent as in production, to nobody
         ],
