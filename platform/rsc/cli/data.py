@@ -178,7 +178,7 @@ def cmd_inspect(args: argparse.Namespace, load: SettingsLoader, console: Console
 
 
 def cmd_versions(args: argparse.Namespace, load: SettingsLoader, console: Console) -> int:
-    from rsc.launch.datasets import dataset_names, list_versions, model_referrers
+    from rsc.launch.datasets import all_referrers, dataset_names, list_versions
     from rsc.storage import Storage
 
     # `rsc data versions NAME [config ...]`: a word that is neither a YAML file nor key=value is a name
@@ -187,12 +187,12 @@ def cmd_versions(args: argparse.Namespace, load: SettingsLoader, console: Consol
     cfg = load(args)
     storage = Storage.from_settings(cfg.storage)
     names = wanted or dataset_names(storage, cfg.storage.root)
-    models = model_referrers(cfg.tracking_uri)
+    referrers = all_referrers(storage, cfg.storage.root, cfg.tracking_uri)
     for name in names:
         table = Table(title=f"dataset {name} ({cfg.storage.root}/datasets/{name})")
         for column in ("version", "older hash", "rows", "MiB", "written (UTC)", "referenced by"):
             table.add_column(column, justify="right" if column in ("rows", "MiB") else "left")
-        infos = list_versions(storage, cfg.storage.root, name, models)
+        infos = list_versions(storage, cfg.storage.root, name, referrers)
         for info in infos:
             table.add_row(
                 info.version[:16],

@@ -59,18 +59,26 @@ def model_referrers(tracking_uri: str) -> dict[str, list[str]]:
     return data_hash_references(tracking_uri)
 
 
+def all_referrers(storage: Storage, root: str, tracking_uri: str | None) -> dict[str, list[str]]:
+    """Data hash -> every run root and registered model version that references it (read once)."""
+    found = defaultdict(list, run_referrers(storage, root))
+    for digest, models in (model_referrers(tracking_uri) if tracking_uri else {}).items():
+        found[digest] += models
+    return found
+
+
 def list_versions(
-    storage: Storage, root: str, name: str, models: dict[str, list[str]] | None = None
+    storage: Storage, root: str, name: str, referrers: dict[str, list[str]] | None = None
 ) -> list[VersionInfo]:
-    """Every version of dataset ``name``, newest first, with what references it."""
+    """Every version of dataset ``name``, newest first, with what references it (``referrers`` from
+    :func:`all_referrers`; None: the run roots only)."""
     versions = DatasetVersions.of(storage, root, name)
-    runs = run_referrers(storage, root)
-    models = models or {}
+    known = run_referrers(storage, root) if referrers is None else referrers
     out = []
     for version in versions.names():
         manifest = versions.manifest(version)
         legacy = manifest.get("listing_sha256", "")
-        referrers = runs.get(version, []) + models.get(version, []) + models.get(legacy, [])
+        refs = known.get(version, []) + known.get(legacy, [])
         out.append(
             VersionInfo(
                 name,
@@ -79,7 +87,7 @@ def list_versions(
                 int(manifest["rows"]),
                 versions.size_bytes(manifest),
                 versions.written_at(version),
-                tuple(sorted(set(referrers))),
+                tuple(sorted(set(refs))),
             )
         )
     return sorted(out, key=lambda info: info.written_at, reverse=True)
@@ -96,12 +104,12 @@ def collect_garbage(
     """Remove every version no run and no registered model references and older than the grace period,
     then the files no remaining version lists; returns the versions removed (or that would be)."""
     now = time.time() if now is None else now
-    models = model_referrers(tracking_uri) if tracking_uri else {}
+    referrers = all_referrers(storage, root, tracking_uri)
     removed = []
     for name in dataset_names(storage, root):
         versions = DatasetVersions.of(storage, root, name)
         latest = versions.latest()
-        for info in list_versions(storage, root, name, models):
+        for info in list_versions(storage, root, name, referrers):
             young = now - info.written_at < grace_days * DAY_S
             if info.referrers or young or (latest and info.version == latest["sha256"]):
                 continue
