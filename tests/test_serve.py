@@ -1,7 +1,8 @@
 """The policy endpoint over real HTTP: a Ray Serve app on the session's Ray head, MLflow on SQLite.
 
-One app serves the module; the last test moves the ``champion`` alias (a new version through the
-register stage's gate, then a rollback) while clients keep sending requests.
+One app serves the module; the switch test starts a second, two-replica app beside it and moves the
+``champion`` alias (a new version through the register stage's gate, then a rollback) while clients keep
+sending requests.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from rsc.registry.policy import Policy
 from rsc.registry.promotion import rollback
 from rsc.registry.pyfunc import decide_on_bars
 from rsc.registry.tracking import use_registry
-from rsc.serve.deploy import deploy
+from rsc.serve.deploy import deploy, policy_app, serve_logs, wait_until_healthy
 from rsc.storage import Storage, join
 from tests.conftest import CONFIGS, smoke_settings
 from tests.stored_run import register_policy_run, store_run
@@ -38,14 +39,15 @@ REQUEST_METRICS = {names.SERVE_REQUESTS, names.SERVE_LATENCY, names.SERVE_ERRORS
 
 
 class StatsdListener:
-    """A UDP socket standing in for the Datadog agent: collects DogStatsD lines."""
+    """A UDP socket standing in for the Datadog agent: collects DogStatsD metric lines and events."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # metrics
+        self.events: list[str] = []  # `_e{...}` lines
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -53,7 +55,8 @@ class StatsdListener:
     def _read(self) -> None:
         while not self._stop.is_set():
             try:
-                self.lines += self.sock.recv(65535).decode().splitlines()
+                for line in self.sock.recv(65535).decode().splitlines():
+                    (self.events if line.startswith("_e{") else self.lines).append(line)
             except TimeoutError:
                 continue
 
@@ -294,37 +297,35 @@ def test_requests_are_counted_in_datadog_with_bounded_tags(served):
 
 
 class Client(threading.Thread):
-    """Sends /v1/act requests back to back until stopped; records (status, version) of each."""
+    """Sends /v1/act requests back to back until stopped; records (start time, status, version) of each."""
 
     def __init__(self, url: str, payload: dict):
         super().__init__(daemon=True)
         self.url, self.payload = url, payload
-        self.seen: list[tuple[int, int | None]] = []
+        self.seen: list[tuple[float, int, int | None]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         with requests.Session() as session:
             while not self.stop.is_set():
+                started = time.monotonic()
                 try:
                     response = session.post(f"{self.url}/v1/act", json=self.payload, timeout=30)
                     version = response.json().get("model_version") if response.ok else None
-                    self.seen.append((response.status_code, version))
+                    self.seen.append((started, response.status_code, version))
                 except requests.RequestException:
-                    self.seen.append((0, None))
-
-    def versions_after(self, start: int) -> list[int | None]:
-        return [v for _, v in self.seen[start:]]
+                    self.seen.append((started, 0, None))
 
 
-def wait_for(client: Client, version: int, start: int = 0, timeout_s: float = 30.0) -> int:
-    """Index of the first response from ``version`` at or after ``start``."""
+def wait_for_announcement(url: str, version: int, timeout_s: float = 60.0) -> float:
+    """The monotonic time at which ``/v1/model`` first showed ``version`` announced on every replica."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for i, (_, v) in enumerate(client.seen[start:], start):
-            if v == version:
-                return i
+        model = requests.get(f"{url}/v1/model", timeout=10).json()
+        if model.get("announced_version") == version:
+            return time.monotonic()
         time.sleep(0.05)
-    raise AssertionError(f"no response from version {version} within {timeout_s}s")
+    raise AssertionError(f"version {version} was not announced within {timeout_s}s: {model}")
 
 
 def _latest_psi(statsd: StatsdListener, after: int) -> dict[str, float]:
@@ -367,42 +368,65 @@ def test_shifted_request_features_raise_the_endpoint_drift(served):
     assert set(health["drift_psi"]) == set(policy.feature_names)
 
 
-def test_moving_the_alias_under_load_fails_no_request(served):
+def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_version(served):
+    """Two replicas follow one controller: the switch to v2 (and the rollback to v1) is announced once
+    both serve it, no request fails meanwhile, and no request started after an announcement is
+    answered by the older version."""
+    from ray import serve
+
     cfg, uris, url, statsd = served
-    w, f = window(url)
-    clients = [Client(url, {"features": [[0.001] * f] * w, "position": 0.0}) for _ in range(2)]
-    for client in clients:
-        client.start()
-    time.sleep(1.0)
-    _, result = register_policy_run(cfg, uris, 2, sharpe=2.0)  # the gate promotes it: champion -> 2
-    assert result.promoted and result.champion_version == 2
-    switched = [wait_for(c, 2) for c in clients]
-    time.sleep(1.0)
-    use_registry(cfg.tracking_uri)
-    marks = [len(c.seen) for c in clients]
-    assert rollback(cfg.model_name) == (2, 1)
-    back = [wait_for(c, 1, m) for c, m in zip(clients, marks, strict=True)]
-    time.sleep(1.0)
-    for client in clients:
-        client.stop.set()
-        client.join()
-    for client, first_v2, mark, first_back in zip(clients, switched, marks, back, strict=True):
-        statuses = {s for s, _ in client.seen}
-        assert statuses == {200}, f"non-200 responses during the switch: {statuses}"
-        versions = [v for _, v in client.seen]
-        assert set(versions[:first_v2]) == {1}
-        assert set(versions[first_v2:mark]) == {2}  # one replica: once switched, it stays switched
-        assert set(versions[first_back:]) == {1}
-        assert len(versions) - first_back > 5 and mark - first_v2 > 5
-    health = requests.get(f"{url}/healthz", timeout=10).json()
+    settings = cfg.serve.model_copy(update={"num_replicas": 2, "replica_cpus": 0.1})
+    app = policy_app(settings, cfg.tracking_uri, cfg.model_name, cfg.monitor)
+    serve.run(app, name="rsc-switch", route_prefix="/switch", blocking=False)
+    switch_url = f"{url}/switch"
+    try:
+        wait_until_healthy(switch_url, 120)
+        wait_for_announcement(switch_url, 1)
+        w, f = window(switch_url)
+        clients = [Client(switch_url, {"features": [[0.001] * f] * w, "position": 0.0}) for _ in range(4)]
+        for client in clients:
+            client.start()
+        time.sleep(1.0)
+        _, result = register_policy_run(cfg, uris, 2, sharpe=2.0)  # the gate promotes it: champion -> 2
+        assert result.promoted and result.champion_version == 2
+        announced_v2 = wait_for_announcement(switch_url, 2)
+        time.sleep(1.0)
+        use_registry(cfg.tracking_uri)
+        rollback_at = time.monotonic()
+        assert rollback(cfg.model_name) == (2, 1)
+        announced_back = wait_for_announcement(switch_url, 1)
+        time.sleep(1.0)
+        model = requests.get(f"{switch_url}/v1/model", timeout=10).json()
+    finally:
+        for client in clients:
+            client.stop.set()
+            client.join()
+        serve.delete("rsc-switch")
+    seen = sorted(item for client in clients for item in client.seen)
+    assert {status for _, status, _ in seen} == {200}, "a request failed during the switches"
+    assert len(model["replica_versions"]) == 2 and set(model["replica_versions"].values()) == {1}
+    between = [v for started, _, v in seen if announced_v2 < started < rollback_at]
+    after_back = [v for started, _, v in seen if started > announced_back]
+    assert set(between) == {2} and len(between) > 10  # after v2's announcement, before the rollback began
+    assert set(after_back) == {1} and len(after_back) > 10
+    assert {v for started, _, v in seen if started < announced_v2} >= {1}
+    announcements = [line for line in _serve_log_lines() if "switch announced" in line]
+    assert any("is version 2 on all 2 replicas" in line for line in announcements), announcements
+    assert any(f"{cfg.model_name}@champion -> version 2" in event for event in statsd.events), statsd.events
     counted = {
         m[3]["model_version"]
         for m in map(parse, statsd.lines)
         if m[0] == names.SERVE_REQUESTS and m[3]["endpoint"] == "/v1/act" and m[3]["status_class"] == "2xx"
     }
     assert {"1", "2"} <= counted  # requests are counted under the version that answered them
-    # the follower keeps resolving the alias (every 0.5 s here) after the switches
-    assert health["model_version"] == 1 and 0 <= health["alias_checked_s_ago"] < 5
+    health = requests.get(f"{url}/healthz", timeout=10).json()
+    assert health["model_version"] == 1 and 0 <= health["alias_checked_s_ago"] < 5  # the module's app too
+
+
+def _serve_log_lines() -> list[str]:
+    """Every line of this Ray session's Serve logs (the controller announces switches there)."""
+    files = serve_logs().glob("*.log")
+    return [line for path in files for line in path.read_text(errors="replace").splitlines()]
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ anyway and records that it was forced. ``rollback`` moves ``champion`` back to t
 into one model per lineage, each with its champion, and renames an experiment an earlier version
 created with a direct ``s3://`` location, so that the next run's experiment keeps its artifacts behind
 the tracking server's proxy.
-A running endpoint follows the alias within ``serve.alias_poll_s``.
+A running endpoint follows the alias within ``serve.alias_poll_s`` and announces the switch at ``/v1/model``.
 """
 
 from __future__ import annotations

@@ -489,7 +489,10 @@ class ServeSettings(Section):
     num_replicas: int = Field(1, ge=1, description="Replicas of the policy deployment (no autoscaling).")
     alias: str = Field("champion", description="Registered model alias the application serves and follows.")
     alias_poll_s: float = Field(
-        5.0, gt=0, description="How often each replica checks the alias and loads a newly pointed version."
+        5.0,
+        gt=0,
+        description="How often the app's alias controller resolves the alias; its replicas then load the "
+        "version it names and the switch is announced once all of them serve it.",
     )
     max_batch_size: int = Field(
         16, ge=1, description="Observations per network call (@serve.batch); 1 = no batching."

@@ -111,7 +111,9 @@ class Health(BaseModel):
     model_name: str
     model_version: int | None = Field(description="The version served; None before the alias names one.")
     alias: str
-    alias_checked_s_ago: float = Field(description="Seconds since the alias was last resolved.")
+    alias_checked_s_ago: float = Field(
+        description="Seconds since this replica last heard the alias's version from the app's controller."
+    )
     last_error: str | None = Field(None, description="Why the last alias check failed, if it did.")
     drift_psi: dict[str, float] | None = Field(
         None, description="PSI per feature of this replica's latest requests against the training rows."
@@ -131,3 +133,11 @@ class ModelInfo(BaseModel):
         None, description="The symbols a portfolio policy allocates across, or a universe policy acts on."
     )
     symbol_required: bool = Field(False, description="Requests must name their 'symbol'.")
+    announced_version: int | None = Field(
+        None,
+        description="The version every running replica serves, announced by the app's alias controller: a "
+        "request started after it was announced is answered by it. During a switch it is still the old one.",
+    )
+    replica_versions: dict[str, int | None] = Field(
+        default_factory=dict, description="The version each running replica reported serving."
+    )

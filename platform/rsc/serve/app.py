@@ -1,11 +1,12 @@
 """The Ray Serve deployment: a FastAPI ingress over the registered model version behind an alias.
 
-Each replica loads the version the alias (``champion``) points at, then resolves the alias every
-``serve.alias_poll_s`` seconds. When it has moved, the replica loads the new version beside the old
-one and swaps a single reference; a request reads that reference once, when it starts, so requests in
-flight finish on the version they started with and no request fails during a switch. (Redeploying
-through Serve's rolling update also works, but it restarts every replica for what is a change of
-data, and something outside the app has to notice the alias move and trigger it.)
+The replicas never resolve the alias themselves: the app's ``AliasController`` (:mod:`rsc.serve.switch`)
+does, and each replica long-polls it for the version to serve. On a move the replica loads the new
+version beside the old one and swaps a single reference; a request reads that reference once, when it
+starts, so requests in flight finish on the version they started with and no request fails during a
+switch. The controller announces the switch once every running replica serves the new version
+(``announced_version`` at ``/v1/model``): from then on no request gets the older one. (Redeploying
+through Serve's rolling update also works, but it restarts every replica for what is a change of data.)
 
 A replica started before any version has the alias (a fresh install) starts anyway: it is healthy,
 answers the policy routes with 503 and a body that says what is missing, and serves the first version
@@ -27,17 +28,19 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from rsc.config.settings import MonitorSettings, ServeSettings
 from rsc.monitor import Metric, MetricsSink, NullSink, names, sink_from_settings
 from rsc.registry.policy import Decision, Policy, State
-from rsc.registry.tracking import NoVersion, load_policy, load_version, resolve_alias
+from rsc.registry.tracking import load_version, use_registry
 from rsc.serve.api import ActBatchRequest, ActBatchResponse, ActRequest, ActResponse, Health, ModelInfo
 from rsc.serve.drift import EndpointDrift
 from rsc.serve.http import VERSION_HEADER, BodyLimit, RequestMetrics, invalid_input, invalid_request
 from rsc.serve.inference import InvalidInput, decide_grouped, observation, request_state, stacked
+from rsc.serve.switch import HEARTBEAT_S
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ray.serve")  # Serve writes this logger to the replica's log file
 
 ERRORS = {413: {"description": "Request body or batch too large"}, 422: {"description": "Invalid input"}}
 UNAVAILABLE = {503: {"description": "No model version has the alias yet (a fresh install)"}}
@@ -66,26 +69,28 @@ class PolicyServer:
         self,
         tracking_uri: str,
         model_name: str,
+        controller: DeploymentHandle,
         settings: ServeSettings | None = None,
         monitor: MonitorSettings | None = None,
     ):
         self.model_name, self.settings = model_name, settings or ServeSettings()
         self.monitor = monitor or MonitorSettings(enabled=False)
-        self.alias = self.settings.alias
+        self.alias, self.controller = self.settings.alias, controller
+        self.replica = serve.get_replica_context().replica_id.unique_id
         self.current: Loaded | None = None
         self.checked_at, self.last_error = time.monotonic(), None
         self.last_drift: dict[str, float] = {}  # feature -> PSI of the latest measurement
-        try:
-            version, policy = await asyncio.to_thread(load_policy, tracking_uri, model_name, self.alias)
-            self.current = self._loaded(version, policy)
-            log.info("serving %s version %d (@%s)", model_name, version, self.alias)
-        except NoVersion as missing:
-            self.last_error = str(missing)
-            log.warning("%s; answering 503 until the alias is set", missing)
+        await asyncio.to_thread(use_registry, tracking_uri)
+        target = await controller.wait_for_target.remote(None, 0.0)
+        if target is None:
+            self.last_error = self._missing()
+            log.warning("%s; answering 503 until the alias is set", self.last_error)
+        else:
+            await self._switch(target)
         self.sink = _sink(monitor)
         self._decide_batched.set_max_batch_size(self.settings.max_batch_size)
         self._decide_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
-        self._follower = asyncio.get_running_loop().create_task(self._follow_alias())
+        self._follower = asyncio.get_running_loop().create_task(self._follow_controller())
         self._drift_watch = (
             asyncio.get_running_loop().create_task(self._watch_drift())
             if self.settings.drift_every_s
@@ -105,30 +110,30 @@ class PolicyServer:
         """The HTTP API of this replica (built after ``__init__``, so it sees the replica's settings)."""
         return build_api(self)
 
-    async def refresh(self) -> bool:
-        """Resolve the alias; load and switch to the version it names if that is new."""
-        version = await asyncio.to_thread(resolve_alias, self.model_name, self.alias)
-        self.checked_at = time.monotonic()
-        previous = self.current.version if self.current else None
-        if version is None or version == previous:
-            return False
+    async def _switch(self, version: int) -> None:
+        """Load ``version`` beside the one served, then swap the reference requests read."""
         policy = await asyncio.to_thread(load_version, self.model_name, version)
+        previous = self.current.version if self.current else None
         self.current = self._loaded(version, policy)
-        log.info(
-            "%s@%s moved: now serving version %d (was %s)", self.model_name, self.alias, version, previous
-        )
-        return True
+        log.info("%s@%s: now serving version %d (was %s)", self.model_name, self.alias, version, previous)
 
-    async def _follow_alias(self) -> None:
+    async def _follow_controller(self) -> None:
+        """Serve the controller's version; report what is served (a heartbeat when nothing changes)."""
         while True:
-            await asyncio.sleep(self.settings.alias_poll_s)
             try:
-                await self.refresh()
+                known = self.current.version if self.current else None
+                target = await self.controller.wait_for_target.remote(known, HEARTBEAT_S)
+                self.checked_at = time.monotonic()
+                if target is not None and target != known:
+                    await self._switch(target)
+                serving = self.current.version if self.current else None
                 self.last_error = None if self.current else self._missing()
+                await self.controller.report.remote(self.replica, serving)
             except Exception as error:  # keep serving the loaded version; /healthz reports the error
                 self.last_error = f"{type(error).__name__}: {error}"
                 serving = self.current.version if self.current else None
-                log.warning("alias check failed, still serving version %s: %s", serving, error)
+                log.warning("alias follow failed, still serving version %s: %s", serving, error)
+                await asyncio.sleep(HEARTBEAT_S)
 
     async def _watch_drift(self) -> None:
         """Every ``serve.drift_every_s``: PSI and KS of the buffered requests' features, as gauges."""
@@ -249,8 +254,9 @@ class PolicyServer:
             weights=decision.weights,
         )
 
-    def model_info(self) -> ModelInfo:
+    async def model_info(self) -> ModelInfo:
         current = self._serving()
+        switch = await self.controller.status.remote()
         return ModelInfo(
             model_name=self.model_name,
             model_version=current.version,
@@ -262,6 +268,8 @@ class PolicyServer:
             kind="portfolio" if current.policy.portfolio else "single",
             symbols=_symbols(current.policy),
             symbol_required=bool(current.policy.universe and current.policy.universe.embedding),
+            announced_version=switch["announced_version"],
+            replica_versions=switch["replica_versions"],
         )
 
     def health(self) -> Health:
@@ -317,7 +325,7 @@ def build_api(server: PolicyServer) -> FastAPI:
     @api.get("/v1/model", response_model=ModelInfo, responses=UNAVAILABLE)
     async def model() -> ModelInfo:
         """The version being served and what a request must carry."""
-        return server.model_info()
+        return await server.model_info()
 
     @api.get("/healthz", response_model=Health)
     async def healthz() -> Health:

@@ -11,7 +11,7 @@ from ray.serve import Application
 
 from rsc.config.settings import MonitorSettings, ServeSettings
 from rsc.registry.tracking import CHAMPION
-from rsc.serve.app import PolicyServer
+from rsc.serve.deploy import policy_app
 
 
 class PolicyAppArgs(BaseModel):
@@ -31,4 +31,4 @@ class PolicyAppArgs(BaseModel):
 def build(args: PolicyAppArgs) -> Application:
     """The policy server bound to the registered model's alias (loaded when a replica starts)."""
     settings = args.serve.model_copy(update={"alias": args.alias})
-    return PolicyServer.bind(args.tracking_uri, args.model_name, settings, args.monitor)
+    return policy_app(settings, args.tracking_uri, args.model_name, args.monitor, replicas_from_config=True)

@@ -16,6 +16,7 @@ from ray.serve import Application
 
 from rsc.config.settings import MonitorSettings, ServeSettings
 from rsc.serve.app import PolicyServer
+from rsc.serve.switch import AliasController
 from rsc.system.processes import tail
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,25 @@ def deployment_options(settings: ServeSettings) -> dict[str, Any]:
 
 
 def policy_app(
-    settings: ServeSettings, tracking_uri: str, model_name: str, monitor: MonitorSettings | None = None
+    settings: ServeSettings,
+    tracking_uri: str,
+    model_name: str,
+    monitor: MonitorSettings | None = None,
+    replicas_from_config: bool = False,
 ) -> Application:
-    """The application: one PolicyServer deployment serving ``models:/<model_name>@<settings.alias>``."""
-    return PolicyServer.options(**deployment_options(settings)).bind(
-        tracking_uri, model_name, settings, monitor
-    )
+    """The application: the PolicyServer deployment serving ``models:/<model_name>@<settings.alias>``
+    and the AliasController that tells its replicas which version that is.
+
+    ``replicas_from_config``: a Serve config file (a RayService's) sets the replicas and their resources
+    in its ``deployments`` section, so the settings' values are left out.
+    """
+    alias, poll_s = settings.alias, settings.alias_poll_s
+    controller = AliasController.bind(tracking_uri, model_name, alias, poll_s, monitor)
+    server = PolicyServer if replicas_from_config else PolicyServer.options(**deployment_options(settings))
+    return server.bind(tracking_uri, model_name, controller, settings, monitor)
 
 
-def _serve_logs() -> Path:
+def serve_logs() -> Path:
     """Ray's documented Serve log folder of the session on this machine: the local head's own session
     folder (``RSC_RAY_TEMP_DIR``, set by ``rsc.cluster.local``), else Ray's default one."""
     root = Path(os.environ.get("RSC_RAY_TEMP_DIR") or Path(tempfile.gettempdir()) / "ray")
@@ -61,7 +72,7 @@ def _serve_logs() -> Path:
 
 def _replica_log_tail(lines: int = 15) -> str:
     """The newest replica log of this machine's Ray session, with its last lines ("" when none)."""
-    logs = sorted(_serve_logs().glob("replica_*.log"), key=lambda path: path.stat().st_mtime)
+    logs = sorted(serve_logs().glob("replica_*.log"), key=lambda path: path.stat().st_mtime)
     if not logs:
         return ""
     return f"\nreplica log {logs[-1]}:\n{tail(logs[-1], lines)}"
