@@ -35,7 +35,13 @@ class StandinPolicy:
     default_rule = staticmethod(rule)
 
     def __init__(
-        self, model_version: int = 3, rule=rule, fail: int = 0, down: bool = False, positions=tuple(POSITIONS)
+        self,
+        model_version: int = 3,
+        rule=rule,
+        fail: int = 0,
+        down: bool = False,
+        positions=tuple(POSITIONS),
+        model_name: str = "standin",
     ):
         self.calls = 0
         self.fail, self.down = fail, down
@@ -63,7 +69,7 @@ class StandinPolicy:
                 self._send(
                     200,
                     {
-                        "model_name": "standin",
+                        "model_name": model_name,
                         "model_version": model_version,
                         "alias": "champion",
                         "window": 2,
@@ -87,7 +93,7 @@ class StandinPolicy:
                     {
                         "action": action,
                         "target_position": positions[action],
-                        "model_name": "standin",
+                        "model_name": model_name,
                         "model_version": model_version,
                     },
                 )
@@ -110,12 +116,13 @@ class StandinPolicy:
 
 
 def paper_settings(root, *overrides: str) -> Settings:
-    """Smoke settings for a paper run on synthetic bars under ``root`` (no metrics, no drift)."""
+    """Smoke settings for a paper run on synthetic bars under ``root`` (no metrics, drift or decay)."""
     return smoke_settings(
         root,
         "run.name=paper",
         "data.symbols=[SYN]",
         "monitor.drift=false",
+        "monitor.decay=false",
         "paper.risk.model_backoff_s=0.01",
         *overrides,
     )
@@ -126,3 +133,25 @@ def store_bars(cfg: Settings, frame: pd.DataFrame | None = None) -> pd.DataFrame
     frame = synthetic_bars(120, seed=3) if frame is None else frame
     Storage.from_settings(cfg.storage).write_dataset(join(cfg.run_root, "bars"), frame)
     return frame
+
+
+def register_version(cfg: Settings, policy, example: pd.DataFrame, metrics: dict | None = None) -> int:
+    """``policy`` logged and registered under ``cfg.model_name`` in the run's MLflow (SQLite in the
+    storage root), with ``metrics`` on its run (e.g. the test figures); returns the new version, which
+    has the ``challenger`` alias."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from rsc.core.schema import NETWORK_FILE, POLICY_FILE
+    from rsc.registry.tracking import configure, log_policy, register_policy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "policy"
+        folder.mkdir()
+        torch.jit.save(policy.network, str(folder / NETWORK_FILE))
+        (folder / POLICY_FILE).write_text(policy.spec.to_json())
+        configure(cfg.tracking_uri, "paper-test", join(cfg.storage.root, "mlartifacts"))
+        uri, _ = log_policy(folder, example.tail(policy.min_bars), {}, metrics or {}, {}, {}, "paper-test")
+    return register_policy(uri, cfg.model_name)

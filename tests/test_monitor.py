@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,26 +32,43 @@ TAG_KEYS |= {"feature", "metric", "algorithm"}
 
 
 class Listener:
-    """A UDP socket standing in for the Datadog agent; parses what DogStatsD sends."""
+    """A UDP socket standing in for the Datadog agent; a thread reads it as the agent would (a long run
+    sends more than the socket's buffer holds), :meth:`packets` parses what arrived."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.5)
+        self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
+        self._lines: list[str] = []
+        self._last_at = time.monotonic()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data = self.sock.recv(65_535).decode()
+            except (TimeoutError, OSError):
+                continue
+            self._lines += [line for line in data.splitlines() if line]
+            self._last_at = time.monotonic()
 
     def sink(self, **tags: str) -> DogStatsdSink:
         return DogStatsdSink("127.0.0.1", self.port, tags or {"env": "test", "service": "rsc-test"})
 
     def packets(self) -> list[dict]:
-        """Everything received until the socket stays quiet for half a second."""
-        out = []
-        while True:
-            try:
-                data = self.sock.recv(65_535).decode()
-            except TimeoutError:
-                return out
-            out += [parse(line) for line in data.splitlines() if line]
+        """Everything received since the last call, once the socket has been quiet for half a second."""
+        while time.monotonic() - self._last_at < 0.5:
+            time.sleep(0.05)
+        taken, self._lines = self._lines, []
+        return [parse(line) for line in taken]
+
+    def close(self) -> None:
+        self._closed.set()
+        self._reader.join()
+        self.sock.close()
 
 
 def _tags(fields: list[str]) -> dict[str, str]:
@@ -91,7 +110,7 @@ def parse(line: str) -> dict:
 def statsd() -> Iterator[Listener]:
     listener = Listener()
     yield listener
-    listener.sock.close()
+    listener.close()
 
 
 def test_sink_sends_metrics_service_checks_and_events(statsd):

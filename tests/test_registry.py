@@ -18,7 +18,7 @@ from rsc.config.settings import RegistrySettings
 from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TEST
 from rsc.registry.gate import GateEvidence, decide_promotion
 from rsc.registry.policy import Policy
-from rsc.registry.promotion import PREVIOUS_CHAMPION, champion_history, rollback
+from rsc.registry.promotion import PREVIOUS_CHAMPION, champion_history, rollback, shadow_pending
 from rsc.registry.pyfunc import decide_on_bars
 from rsc.registry.tracking import (
     CHALLENGER,
@@ -193,6 +193,24 @@ def another_model(cfg, name: str):
     """The same settings with another registered model name and no DSR threshold."""
     update = {"model_name": name, "min_deflated_sharpe": None}
     return cfg.model_copy(update={"registry": cfg.registry.model_copy(update=update)})
+
+
+def test_with_shadow_bars_a_passing_version_waits_as_challenger_instead_of_promotion(registry):
+    """``registry.shadow_bars``: the first version still becomes champion (there is nothing to shadow);
+    a later one that passes the test window stays challenger, pending its shadow record."""
+    cfg, uris = another_model(registry[0], "shadowed"), registry[1]
+    cfg = cfg.model_copy(update={"registry": cfg.registry.model_copy(update={"shadow_bars": 15})})
+    _, first = register_policy_run(cfg, uris, 41, sharpe=1.0)
+    _, second = register_policy_run(cfg, uris, 42, sharpe=1.5)
+    assert first.promoted and first.champion_version == first.version
+    assert not second.promoted and second.champion_version == first.version
+    assert second.reason.startswith("in shadow for 15 bars before the gate decides; test window: promote:")
+    waiting = model_version(cfg.model_name, second.version)
+    assert waiting.tags["rsc.shadow.status"] == "pending" and waiting.tags["rsc.shadow.bars"] == "15"
+    assert json.loads(waiting.tags["rsc.event.shadow_started"])["bars"] == 15
+    assert shadow_pending(cfg.model_name, second.version) == 15
+    assert shadow_pending(cfg.model_name, first.version) is None
+    assert resolve_alias(cfg.model_name, CHALLENGER) == second.version
 
 
 def test_rollback_walks_the_champion_history(registry):

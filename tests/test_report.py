@@ -293,3 +293,16 @@ def test_report_lists_the_data_quality_warnings(bare):
     page = render_report(warned)
     assert '<section id="data-quality">' in page and "row 1 (1999-01-05): the open &lt;equals&gt;" in page
     assert warned.to_json()["data_quality"] == list(warned.data_quality)
+
+
+def test_the_report_shows_the_champions_paper_record_beside_its_backtest(bare):
+    assert "No champion has a paper-trading record yet" in render_report(bare)
+    live = {
+        "version": 4, "bars": 60, "sharpe": -1.25, "drawdown": 0.125, "psr": 0.0123, "until": "2026-11-30",
+        "backtest_sharpe": 1.5, "backtest_max_drawdown": 0.08, "alert": "PSR 0.012 below 0.05",
+    }  # fmt: skip
+    page = render_report(bare, live)
+    section = page[page.index('<section id="live-record">') :]
+    assert "Champion v4, latest 60 paper bars up to 2026-11-30" in section
+    assert "PSR 0.012 below 0.05" in section and "-1.25" in section and "1.50" in section
+    assert "12.50%" in section and "8.00%" in section

@@ -3,7 +3,8 @@
 ``start`` runs in the foreground (``--detach``: in the background, logging to
 ``<run root>/logs/paper-<session>.log``; one that fails at once is reported with that log's end) and
 writes a pid file beside the ledger (under ``~/.cache/rsc/paper/`` for an ``s3://`` storage root); ``stop``
-sends SIGTERM, on which the trader commits the bar in hand and exits; ``status`` reads the ledger.
+sends SIGTERM, on which the trader commits the bar in hand and exits; ``status`` reads the ledger. A decay
+or drift alert starts a challenger run with ``paper.challenger_runs`` (:mod:`rsc.cli.challenger`).
 """
 
 from __future__ import annotations
@@ -21,24 +22,25 @@ from rich.table import Table
 
 from rsc.cli import SettingsLoader, add_settings_arguments
 from rsc.config import Settings
+from rsc.monitor import names
 from rsc.system.processes import ProcessFailed
 
 HALTED_EXIT = 3  # `rsc paper start` exit status when a kill switch stopped the trader
 
 
-def _local_run_root(cfg: Settings) -> Path:
+def local_run_root(cfg: Settings) -> Path:
     if cfg.storage.root.startswith("file://"):
         return Path(cfg.run_root.removeprefix("file://"))
     return Path("~/.cache/rsc/paper").expanduser() / cfg.run.name
 
 
 def pid_path(cfg: Settings) -> Path:
-    return _local_run_root(cfg) / "paper" / f"{cfg.paper.session}.pid"
+    return local_run_root(cfg) / "paper" / f"{cfg.paper.session}.pid"
 
 
 def log_path(cfg: Settings) -> Path:
     """A detached trader's output: ``<run root>/logs/paper-<session>.log`` (a local run root for s3://)."""
-    return _local_run_root(cfg) / "logs" / f"paper-{cfg.paper.session}.log"
+    return local_run_root(cfg) / "logs" / f"paper-{cfg.paper.session}.log"
 
 
 def _running(path: Path) -> int | None:
@@ -87,9 +89,12 @@ def cmd_start(args: argparse.Namespace, load: SettingsLoader) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     if args.detach:
         return _detach(args, log_path(cfg))
+    from rsc.cli.challenger import ChallengerRuns
+    from rsc.monitor import sink_from_settings
     from rsc.paper.app import build_trader
 
-    trader = build_trader(cfg)
+    sink = sink_from_settings(cfg.monitor, "rsc-paper")
+    trader = build_trader(cfg, sink, on_alert=ChallengerRuns(cfg, args.config, args.env, sink))
     path.write_text(str(os.getpid()))
     previous = {
         sig: signal.signal(sig, lambda *_: trader.request_stop()) for sig in (signal.SIGTERM, signal.SIGINT)
@@ -174,7 +179,7 @@ def cmd_status(args: argparse.Namespace, load: SettingsLoader) -> int:
         else:
             what = f"hold: {decision['reason']}"
         console.print(f"last decision {key} at {decision['timestamp']}: {what}")
-    for check in ("risk", "model", "data", "drift"):
+    for check in names.CHECKS:
         guard = state.guards.get(check, {"status": "ok", "message": ""})
         console.print(f"check {check}: {guard['status']} {guard['message']}".rstrip())
     return 0

@@ -455,6 +455,18 @@ class RegistrySettings(Section):
         "reject",
         description="A run without a DSR (no sweep): reject, or skip the check (the decision says so).",
     )
+    shadow_bars: int = Field(
+        0,
+        ge=0,
+        description="0: the register stage promotes on the test window alone. N: a version that passes it "
+        "stays @challenger and trades N bars in shadow beside the champion (paper.shadow), then the gate "
+        "decides on the test window and the shadow record together.",
+    )
+    shadow_margin: float = Field(
+        0.0,
+        description="The challenger's return over its shadow bars must reach the champion's on the same bars "
+        "plus this (negative: a shortfall it may have).",
+    )
 
 
 class ServeAutoscalingSettings(Section):
@@ -579,6 +591,15 @@ class PaperSettings(Section):
         False,
         description="Also run the registry's @challenger on the same bars without trading; P&L side by side.",
     )
+    challenger_runs: Literal["off", "local", "kfp"] = Field(
+        "off",
+        description="A decay or drift alert starts a challenger run: off; local (`rsc run` in the "
+        "background, same settings); kfp (a run on Kubeflow Pipelines at paper.kfp_host).",
+    )
+    kfp_host: str | None = Field(None, description="Kubeflow Pipelines API URL for challenger_runs: kfp.")
+    challenger_cooldown_s: float = Field(
+        86_400.0, ge=0, description="At most one challenger run per this many seconds of the trader's life."
+    )
     order_type: Literal["market", "limit", "stop", "stop_limit"] = Field(
         "market", description="Order kind placed for each decision (market = the env's own fills)."
     )
@@ -602,6 +623,12 @@ class PaperSettings(Section):
     snapshot_every: int = Field(100, ge=1, description="Write a state snapshot every N ledger segments.")
     risk: RiskSettings = RiskSettings()
 
+    @model_validator(mode="after")
+    def _kfp_host_for_kfp_runs(self) -> PaperSettings:
+        if self.challenger_runs == "kfp" and not self.kfp_host:
+            raise ValueError("challenger_runs: kfp needs kfp_host, the Kubeflow Pipelines API URL")
+        return self
+
 
 class MonitorSettings(Section):
     enabled: bool = Field(True, description="Send DogStatsD metrics.")
@@ -616,6 +643,22 @@ class MonitorSettings(Section):
     drift_every: int = Field(20, ge=1, description="Bars between drift measurements.")
     drift_bins: int = Field(10, ge=2, description="Quantile bins of the reference for the PSI.")
     drift_psi_alert: float = Field(0.25, gt=0, description="PSI above which the drift check warns.")
+    decay: bool = Field(
+        True, description="Paper trading: compare the champion's live returns with its backtest's."
+    )
+    decay_window: int = Field(60, ge=10, description="Latest live bars of returns in each comparison.")
+    decay_min_bars: int = Field(20, ge=5, description="Live bars of a version before it is judged at all.")
+    decay_every: int = Field(5, ge=1, description="Bars between decay measurements.")
+    decay_psr_alert: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Alert when the probability that the live Sharpe reaches the backtest's (PSR) "
+        "is below this.",
+    )
+    decay_drawdown_factor: float = Field(
+        1.5, gt=0, description="Alert when the live drawdown exceeds the backtest's maximum times this."
+    )
 
 
 class RaySettings(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def _alignment(ev: PortfolioEvaluation) -> str:
     )
 
 
-def render_portfolio_report(ev: PortfolioEvaluation) -> str:
+def render_portfolio_report(ev: PortfolioEvaluation, live: Mapping[str, Any] | None = None) -> str:
     """The whole page as one HTML string."""
     first, last = report._stamp(ev.timestamps[0]), report._stamp(ev.timestamps[-1])
     policy = ev.metrics[POLICY]
@@ -125,6 +126,7 @@ def render_portfolio_report(ev: PortfolioEvaluation) -> str:
 <section id="alignment"><h2>Calendar alignment</h2>{_alignment(ev)}</section>
 <section id="folds"><h2>Walk-forward folds</h2>{report._folds_table(ev.folds)}</section>
 <section id="data-quality"><h2>Data quality</h2>{quality}</section>
+{report.live_record_section(live)}
 <script>{report._CHECK_SCRIPT}</script>
 </body></html>
 """

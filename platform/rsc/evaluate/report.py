@@ -455,8 +455,31 @@ def _holdout(ev: Evaluation) -> str:
     return f'<section id="holdout"><h2>Final holdout</h2><p>{text}</p></section>'
 
 
-def render_report(ev: Evaluation) -> str:
-    """The whole page as one HTML string."""
+def live_record_section(live: Mapping[str, Any] | None) -> str:
+    """The current champion's paper record beside the backtest it was promoted on (the decay watch's
+    latest figures, stored with the version); says so when no champion has traded on paper yet."""
+    if not live:
+        body = "<p>No champion has a paper-trading record yet (the decay watch stores one as it trades).</p>"
+    else:
+        psr = live.get("psr")
+        rows = [
+            ["Sharpe (annualised)", _num(live["backtest_sharpe"]), _num(live["sharpe"])],
+            ["maximum drawdown", _pct(live["backtest_max_drawdown"]), _pct(live["drawdown"])],
+            ["bars", "test period", _int(live["bars"])],
+        ]
+        verdict = html.escape(live.get("alert") or "within what the backtest makes probable")
+        body = (
+            f"<p>Champion v{int(live['version'])}, latest {int(live['bars'])} paper bars up to "
+            f"{html.escape(str(live.get('until') or '-'))}. PSR of the live record against the backtest "
+            f"Sharpe: {'-' if psr is None else _num(psr)}: {verdict}.</p>"
+            + _table(["", "backtest", "paper"], rows, "metrics")
+        )
+    return f'<section id="live-record"><h2>The champion on paper</h2>{body}</section>'
+
+
+def render_report(ev: Evaluation, live: Mapping[str, Any] | None = None) -> str:
+    """The whole page as one HTML string; ``live``: the champion's paper record (see
+    :func:`live_record_section`)."""
     first, last = _stamp(ev.timestamps[0]), _stamp(ev.timestamps[-1])
     meta = (
         f"{html.escape(ev.symbol)}, {first} to {last}: {len(ev.timestamps) - 1} decisions. "
@@ -490,6 +513,7 @@ def render_report(ev: Evaluation) -> str:
 <section id="trades"><h2>Trades</h2>{_trades_table(ev)}</section>
 <section id="data-quality"><h2>Data quality</h2>{_data_quality(ev)}</section>
 <section id="conventions"><h2>Conventions</h2>{_conventions(ev)}</section>
+{live_record_section(live)}
 <script>{_CHECK_SCRIPT}</script>
 </body></html>
 """

@@ -4,6 +4,8 @@ aggregate and each symbol's figures, and each symbol's equity against buy-and-ho
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
+from typing import Any
 
 import matplotlib.pyplot as plt
 
@@ -64,7 +66,7 @@ def _per_symbol_table(ev: UniverseEvaluation) -> str:
     return report._table(header, rows, "metrics")
 
 
-def render_universe_report(ev: UniverseEvaluation) -> str:
+def render_universe_report(ev: UniverseEvaluation, live: Mapping[str, Any] | None = None) -> str:
     """The whole page as one HTML string."""
     meta = (
         f"One policy on {len(ev.symbols)} symbols ({html.escape(', '.join(ev.symbols))}), each over its own "
@@ -84,6 +86,7 @@ def render_universe_report(ev: UniverseEvaluation) -> str:
 alt="Equity per symbol" src="data:image/png;base64,{image}"/><figcaption>Equity per symbol: policy against
 buy-and-hold</figcaption></figure></section>
 <section id="folds"><h2>Walk-forward folds</h2>{report._folds_table(ev.folds)}</section>
+{report.live_record_section(live)}
 <script>{report._CHECK_SCRIPT}</script>
 </body></html>
 """

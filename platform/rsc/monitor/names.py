@@ -10,6 +10,11 @@ PAPER_DRAWDOWN = "rsc.paper.drawdown"
 # Feature drift of live bars against the training window, tagged ``feature`` (the configured names).
 PAPER_DRIFT_PSI = "rsc.paper.drift.psi"
 PAPER_DRIFT_KS = "rsc.paper.drift.ks"
+# The champion's live record against its backtest (rsc.paper.decay), tagged ``model_version``.
+PAPER_DECAY_PSR = "rsc.paper.decay.psr"  # P(the live Sharpe's true value reaches the backtest's)
+PAPER_DECAY_SHARPE = "rsc.paper.decay.sharpe"  # live, annualised, over monitor.decay_window bars
+PAPER_DECAY_BACKTEST_SHARPE = "rsc.paper.decay.backtest_sharpe"
+PAPER_DECAY_DRAWDOWN = "rsc.paper.decay.drawdown"
 
 # Training progress, one point per RLlib iteration, tagged ``algorithm``.
 TRAIN_EPISODE_RETURN = "rsc.train.episode_return"
@@ -22,6 +27,7 @@ CHECKS = {
     "model": "rsc.paper.model",  # ok; critical while decisions cannot be had (holding)
     "data": "rsc.paper.data",  # ok; warning while bars are stale (holding)
     "drift": "rsc.paper.drift",  # ok; warning while a feature's PSI is above monitor.drift_psi_alert
+    "decay": "rsc.paper.decay",  # ok; warning while the live record is improbable under the backtest
 }
 
 

@@ -1,8 +1,11 @@
-"""The paper trader put together from settings: feed, decision sources, ledger, sink, drift watch."""
+"""The paper trader put together from settings: feed, decision sources, ledger, sink, drift and decay
+watches, and the registry's side of a challenger's shadow."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,8 +17,12 @@ from rsc.paper.drift import load_drift_watch
 from rsc.paper.feeds import Feed, LiveFeed, ReplayFeed
 from rsc.paper.ledger import Ledger
 from rsc.paper.service import CHALLENGER, CHAMPION, PaperOutcome, PaperTrader
+from rsc.registry.gate import ShadowRecord
 from rsc.storage import Storage, join
 from rsc.storage.layout import RunLayout
+
+if TYPE_CHECKING:
+    from rsc.paper.decay import Backtest, DecayWatch
 
 
 def ledger_uri(cfg: Settings) -> str:
@@ -47,21 +54,68 @@ def champion_source(cfg: Settings, endpoint: str | None = None) -> DecisionSourc
     return PolicyDecisions.from_registry(cfg.tracking_uri, cfg.model_name, CHAMPION)
 
 
+def registry_backtest(model: str, version: int) -> Backtest | None:
+    from rsc.paper.decay import Backtest
+    from rsc.registry.promotion import test_figures
+
+    figures = test_figures(model, version)
+    return None if figures is None else Backtest(version, *figures)
+
+
+def decay_watch(cfg: Settings) -> DecayWatch | None:
+    """The champion's live record against the test figures stored with its version (``monitor.decay``).
+    (Imported here: MLflow and scipy cost seconds of start-up a trader without the watch need not pay.)"""
+    if not cfg.monitor.decay:
+        return None
+    from rsc.paper.decay import DecayWatch
+    from rsc.registry.promotion import publish_live_record
+    from rsc.registry.tracking import use_registry
+
+    use_registry(cfg.tracking_uri)
+    return DecayWatch(cfg.monitor, registry_backtest, publish_live_record)
+
+
+@dataclass(frozen=True)
+class RegistryShadow:
+    """A challenger's shadow as the registry keeps it: the bars it waits for, the gate's last word."""
+
+    model_name: str
+    settings: Settings
+
+    def bars_for(self, version: int) -> int | None:
+        from rsc.registry.promotion import shadow_pending
+        from rsc.registry.tracking import use_registry
+
+        use_registry(self.settings.tracking_uri)
+        return shadow_pending(self.model_name, version)
+
+    def decide(self, record: ShadowRecord) -> tuple[bool, str]:
+        from rsc.registry.promotion import conclude_shadow
+
+        return conclude_shadow(self.model_name, record, self.settings.registry)
+
+
 def build_trader(
     cfg: Settings,
     sink: MetricsSink | None = None,
     endpoint: str | None = None,
     champion: DecisionSource | None = None,
     challenger: DecisionSource | None = None,
+    on_alert: Callable[[str, str], None] | None = None,
 ) -> PaperTrader:
     """Everything from settings; ``champion`` / ``challenger`` replace the configured sources.
 
     In shadow mode (``paper.shadow``) the challenger is the registry's @challenger, in process: the
-    endpoint serves only the champion.
+    endpoint serves only the champion; a challenger that waits for its shadow record
+    (``registry.shadow_bars``) gets the gate's decision here. ``on_alert(check, message)``: what a decay
+    or drift alert does (``rsc paper start`` starts a challenger run with ``paper.challenger_runs``).
     """
     storage = Storage.from_settings(cfg.storage)
-    if challenger is None and cfg.paper.shadow:
-        challenger = PolicyDecisions.from_registry(cfg.tracking_uri, cfg.model_name, CHALLENGER)
+    shadow = None
+    if cfg.paper.shadow:
+        shadow = RegistryShadow(cfg.model_name, cfg)
+        if challenger is None:
+            challenger = PolicyDecisions.from_registry(cfg.tracking_uri, cfg.model_name, CHALLENGER)
     return PaperTrader(
         cfg,
         make_feed(cfg, storage),
@@ -71,6 +125,9 @@ def build_trader(
         sink if sink is not None else sink_from_settings(cfg.monitor, "rsc-paper"),
         load_drift_watch(cfg, storage, symbols_of(cfg)),
         bar_times=_bar_times(cfg, storage),
+        decay=decay_watch(cfg),
+        shadow=shadow,
+        on_alert=on_alert,
     )
 
 

@@ -7,7 +7,13 @@ its pending orders at this bar's prices, the ``mark`` at the close, and, when a 
 the flattening fills at the close and ``halt``; then, for each book still trading, one ``decision``
 per symbol (or a hold, with the reason) and the ``order`` that moves toward the target; changes of
 the service checks as ``guard`` events. The ``challenger`` book, when there is one, runs beside the
-``champion`` on the same bars and the same broker; it never stops the trader.
+``champion`` on the same bars and the same broker; it never stops the trader. A challenger waiting for
+its shadow record (``registry.shadow_bars``) gets the gate's decision once it has traded that many bars
+(a ``shadow`` event; the gate promotes it or not in MLflow).
+
+The decay watch (:mod:`rsc.paper.decay`) holds the champion's live record against its backtest every
+``monitor.decay_every`` bars; a ``decay`` or ``drift`` check that turns to warning calls ``on_alert``
+(which may start a challenger run) once the bar is committed.
 
 Guards: stale data (a live bar that arrives too late) holds decisions but still fills and marks;
 an unavailable model is retried with exponential backoff within the bar, then the book holds and
@@ -23,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -40,10 +46,15 @@ from rsc.paper.feeds import Feed, Step
 from rsc.paper.history import History
 from rsc.paper.ledger import Ledger, LedgerError
 from rsc.paper.state import BookState, LedgerEvent, PaperState, apply, apply_segment, finite
+from rsc.registry.gate import ShadowRecord
+
+if TYPE_CHECKING:  # the decay watch loads scipy: only a trader that watches decay imports it
+    from rsc.paper.decay import Decay, DecayWatch
 
 log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+ALERTING_CHECKS = ("decay", "drift")  # a change to warning calls on_alert
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,14 @@ class _Ask(NamedTuple):
     error: bool = False
 
 
+class ShadowGate(Protocol):
+    """The registry's side of a shadow: how many bars a version waits for, and the final decision."""
+
+    def bars_for(self, version: int) -> int | None: ...
+
+    def decide(self, record: ShadowRecord) -> tuple[bool, str]: ...
+
+
 class PaperTrader:
     def __init__(
         self,
@@ -75,11 +94,18 @@ class PaperTrader:
         drift: DriftWatch | None = None,
         clock: Callable[[], float] = time.monotonic,
         bar_times: np.ndarray | None = None,
+        decay: DecayWatch | None = None,
+        shadow: ShadowGate | None = None,
+        on_alert: Callable[[str, str], None] | None = None,
     ):
         """``bar_times``: the timestamps of the bars the policy trained on (their spacing sets the
-        borrow fee's accrual per bar unless ``env.periods_per_year`` is set)."""
+        borrow fee's accrual per bar unless ``env.periods_per_year`` is set). ``on_alert(check,
+        message)``: called when the decay or drift check turns to warning."""
         self.cfg, self.paper, self.feed, self.ledger = cfg, cfg.paper, feed, ledger
         self.sink, self.drift, self.clock = sink or NullSink(), drift, clock
+        self.decay, self.shadow, self.on_alert = decay, shadow, on_alert
+        self._shadow_bars: dict[int, int | None] = {}  # challenger version -> shadow bars it waits for
+        self._live: tuple[int | None, list[float]] = (None, [])  # the champion version and its marks
         self.symbols = tuple(cfg.paper.symbols or cfg.data.symbols)
         self.costs = env_costs(cfg.env, np.asarray([] if bar_times is None else bar_times))
         self.limits = broker.Limits(cfg.paper.risk.max_position, cfg.paper.risk.max_leverage)
@@ -155,6 +181,15 @@ class PaperTrader:
         log.info(
             "paper: resuming %s after segment %d (bar %s)", self.ledger.uri, state.seq - 1, state.timestamp
         )
+        if self.decay is not None:  # the live record so far, as the loop would have kept it
+            version = None
+            for event in self.ledger.events():
+                if event.get("book") != CHAMPION:
+                    continue
+                if event["type"] == "decision" and event.get("model_version") is not None:
+                    version = event["model_version"]
+                elif event["type"] == "mark":
+                    self._mark_live(version, event["equity"])
         return state
 
     def _commit(
@@ -167,6 +202,13 @@ class PaperTrader:
             self.ledger.write_snapshot(work)
         for item in [*telemetry.segment_items(work, events), *telemetry.service_checks(work), *extra]:
             self.sink.send(item)
+        for event in events:
+            alerted = event["type"] == "guard" and event["check"] in ALERTING_CHECKS
+            if alerted and event["status"] == "warning" and self.on_alert is not None:
+                try:
+                    self.on_alert(event["check"], event["message"])
+                except Exception as error:  # an alert that cannot act never stops the trading
+                    log.error("paper: the %s alert could not start its action: %s", event["check"], error)
         return work
 
     def _idle(self, state: PaperState) -> PaperState:
@@ -217,6 +259,8 @@ class PaperTrader:
             for event in broker.execute(book, name, step.bars, self.limits):
                 emit(event)
             emit(broker.mark(book, name, stamp, day, closes, self.costs.borrow_rate_per_bar))
+            if name == CHAMPION:
+                self._mark_live(book.model_version, book.equity)
             reason = risk_rules.breach(book, self.paper.risk)
             if reason:
                 log.error("paper: kill switch on %s: %s", name, reason)
@@ -228,8 +272,14 @@ class PaperTrader:
         for name, source in self.sources.items():
             if not work.books[name].halted:
                 self._decide(work, emit, name, source, step, rates, stale)
+        self._conclude_shadow(work, emit)
         drift = self._drift(work, emit, state.seq)
-        return self._commit(state, work, events, telemetry.drift_items(work, drift) if drift else [])
+        decay = self._decay(work, emit, state.seq)
+        extra = [
+            *(telemetry.drift_items(work, drift) if drift else []),
+            *(telemetry.decay_items(work, decay) if decay else []),
+        ]
+        return self._commit(state, work, events, extra)
 
     # -- decisions and orders ---------------------------------------------------------------------
     def _decide(
@@ -414,3 +464,75 @@ class PaperTrader:
         else:
             self._guard(work, emit, "drift", "ok", "")
         return measured
+
+    # -- the champion's live record and the challenger's shadow ----------------------------------
+    def _mark_live(self, version: int | None, equity: float) -> None:
+        """Keep the champion's latest marks of its current version (a new version starts afresh)."""
+        if version is None or self.decay is None:
+            return
+        held, marks = self._live
+        if version != held:
+            marks = []
+        marks.append(equity)
+        self._live = (version, marks[-(self.cfg.monitor.decay_window + 1) :])
+
+    def _decay(self, work: PaperState, emit: Callable[[LedgerEvent], None], seq: int) -> Decay | None:
+        version, marks = self._live
+        if self.decay is None or version is None or seq % self.cfg.monitor.decay_every:
+            return None
+        model = next(
+            (
+                d["model_name"]
+                for key, d in work.decisions.items()
+                if key.startswith(f"{CHAMPION}/") and d.get("model_name")
+            ),
+            None,
+        )
+        if model is None:
+            return None
+        decay = self.decay.measure(model, version, marks)
+        if decay is None:
+            return None
+        self._guard(work, emit, "decay", "warning" if decay.alert else "ok", decay.alert)
+        self.decay.publish(model, decay, work.timestamp)
+        return decay
+
+    def _conclude_shadow(self, work: PaperState, emit: Callable[[LedgerEvent], None]) -> None:
+        """The gate's decision on a challenger that has traded its shadow bars (once per version)."""
+        book = work.books.get(CHALLENGER)
+        if self.shadow is None or book is None or book.model_version is None:
+            return
+        version = book.model_version
+        if str(version) in work.shadows:
+            return
+        if version not in self._shadow_bars:
+            try:
+                self._shadow_bars[version] = self.shadow.bars_for(version)
+            except Exception as error:  # the registry is down: ask again next bar
+                log.warning("paper: cannot tell whether challenger v%d is in shadow: %s", version, error)
+                return
+        needed = self._shadow_bars[version]
+        if needed is None or book.version_bars < needed:
+            return
+        champion = work.books[CHAMPION]
+        start = book.version_start
+        record = ShadowRecord(
+            version,
+            book.version_bars,
+            book.equity / start[CHALLENGER] - 1.0,
+            champion.equity / start[CHAMPION] - 1.0,
+            champion.model_version,
+        )
+        promoted, reason = self.shadow.decide(record)
+        log.info("paper: challenger v%d after %d shadow bars: %s", version, record.bars, reason)
+        emit(
+            {
+                "type": "shadow",
+                "version": version,
+                "bars": record.bars,
+                "challenger_return": finite(record.challenger_return),
+                "champion_return": finite(record.champion_return),
+                "promote": promoted,
+                "reason": reason,
+            }
+        )

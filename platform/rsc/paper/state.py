@@ -15,7 +15,9 @@ Events (dicts with a ``type``):
 ``mark``   ``{book, timestamp, day, prices, borrow, cash, equity}``: the book valued at the bar's close.
 ``decision``  ``{book, symbol, status (ok | hold), target, ...}``: what the model asked for, or why not.
 ``halt``   ``{book, reason, equity}``: a kill switch flattened the book; it trades no more.
-``guard``  ``{check, status, message}``: a service check changed state (risk, model, data, drift).
+``guard``  ``{check, status, message}``: a service check changed state (risk, model, data, drift, decay).
+``shadow`` ``{version, bars, challenger_return, champion_return, promote, reason}``: the gate's decision
+           on a challenger back from its shadow bars.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class BookState:
     rejects: int = 0
     costs: float = 0.0
     model_version: int | None = None
+    version_bars: int = 0  # bars marked since model_version began deciding for this book
+    version_start: dict[str, float] = field(default_factory=dict)  # every book's equity at that moment
 
     @classmethod
     def new(cls, cash: float) -> BookState:
@@ -87,6 +91,7 @@ class PaperState:
     books: dict[str, BookState] = field(default_factory=dict)
     decisions: dict[str, LedgerEvent] = field(default_factory=dict)  # "<book>/<symbol>" -> last decision
     guards: dict[str, LedgerEvent] = field(default_factory=dict)  # check -> {status, message}
+    shadows: dict[str, LedgerEvent] = field(default_factory=dict)  # challenger version -> gate decision
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,17 +138,22 @@ def apply(state: PaperState, event: LedgerEvent) -> None:
             book.day, book.day_start = event["day"], book.equity
         book.equity = event["equity"]
         book.peak = max(book.peak, book.equity)
+        book.version_bars += 1
     elif kind == "decision":
         # Latency is a fact of one run's wall clock, not of the trading; the state leaves it out.
         kept = {key: value for key, value in event.items() if key != "latency_ms"}
         state.decisions[f"{event['book']}/{event['symbol']}"] = kept
-        if event.get("model_version") is not None:
-            book.model_version = event["model_version"]
+        version = event.get("model_version")
+        if version is not None and version != book.model_version:
+            book.model_version, book.version_bars = version, 0
+            book.version_start = {name: other.equity for name, other in state.books.items()}
     elif kind == "halt":
         book.halted, book.equity = event["reason"], event["equity"]
         book.pending = []
     elif kind == "guard":
         state.guards[event["check"]] = {"status": event["status"], "message": event["message"]}
+    elif kind == "shadow":
+        state.shadows[str(event["version"])] = {k: v for k, v in event.items() if k != "type"}
     else:
         raise ValueError(f"unknown ledger event type {kind!r}")
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rsc.monitor import Event, Metric, ServiceCheck, names
 from rsc.monitor.drift import Drift
 from rsc.monitor.sink import Item
 from rsc.paper.state import LedgerEvent, PaperState
+
+if TYPE_CHECKING:
+    from rsc.paper.decay import Decay
 
 ALERT_TYPES = {"ok": "success", "warning": "warning", "critical": "error", "unknown": "info"}
 ORDER_STATUS = {"order": "placed", "fill": "filled", "reject": "rejected", "expire": "expired"}
@@ -59,6 +63,17 @@ def segment_items(state: PaperState, events: Sequence[LedgerEvent]) -> list[Item
             items.append(Metric(names.PAPER_ERRORS, 1, "count", tags))
         elif event["type"] == "guard":
             items.append(guard_event(strategy, event))
+        elif event["type"] == "shadow":
+            verdict = "promoted" if event["promote"] else "refused"
+            items.append(
+                Event(
+                    f"rsc paper: challenger v{event['version']} {verdict} after {event['bars']} shadow bars",
+                    event["reason"],
+                    "success" if event["promote"] else "warning",
+                    {"strategy": strategy, "model_version": str(event["version"])},
+                    f"rsc-paper-shadow-{strategy}",
+                )
+            )
         elif event["type"] == "halt":
             items.append(
                 Event(
@@ -103,3 +118,15 @@ def drift_items(state: PaperState, drift: Sequence[Drift]) -> list[Item]:
             Metric(names.PAPER_DRIFT_KS, row.ks, "gauge", tags),
         ]
     return items
+
+
+def decay_items(state: PaperState, decay: Decay) -> list[Item]:
+    tags = {"strategy": str(state.start.get("strategy", "")), "model_version": str(decay.version)}
+    figures = [
+        (names.PAPER_DECAY_SHARPE, decay.sharpe),
+        (names.PAPER_DECAY_BACKTEST_SHARPE, decay.backtest.sharpe),
+        (names.PAPER_DECAY_DRAWDOWN, decay.drawdown),
+    ]
+    if decay.psr == decay.psr:  # NaN: no probability for a degenerate record
+        figures.append((names.PAPER_DECAY_PSR, decay.psr))
+    return [Metric(name, value, "gauge", tags) for name, value in figures]

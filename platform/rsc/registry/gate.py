@@ -11,6 +11,10 @@ The checks, each recorded with its numbers whether it passes or not:
 3. its deflated Sharpe ratio (Bailey & López de Prado, 2014) is above ``min_deflated_sharpe``. A run
    without a hyperparameter search has no DSR: ``missing_deflated_sharpe`` says whether that rejects
    the challenger or skips the check, and the decision says which.
+
+With ``registry.shadow_bars`` a version that passes these waits as ``@challenger`` while the paper trader
+runs it in shadow beside the champion; then :func:`decide_after_shadow` adds one more check, on the
+shadow record, to the test-window decision, and both stand in the final decision's reason.
 """
 
 from __future__ import annotations
@@ -131,6 +135,38 @@ def _deflated_check(evidence: GateEvidence, settings: RegistrySettings) -> Check
         "pass" if passed else "fail",
         f"deflated Sharpe {dsr:.4f} {'is' if passed else 'is not'} above {threshold}",
     )
+
+
+@dataclass(frozen=True)
+class ShadowRecord:
+    """The challenger's paper record beside the champion, over the same bars, fills and costs."""
+
+    version: int
+    bars: int
+    challenger_return: float
+    champion_return: float
+    champion_version: int | None = None
+
+
+def shadow_check(record: ShadowRecord, margin: float) -> Check:
+    passed = record.challenger_return >= record.champion_return + margin
+    verb = "reaches" if passed else "falls short of"
+    champion = f"champion v{record.champion_version}" if record.champion_version else "the champion"
+    return Check(
+        "shadow",
+        "pass" if passed else "fail",
+        f"in shadow over {record.bars} bars its return {record.challenger_return:+.4%} {verb} "
+        f"{champion}'s {record.champion_return:+.4%} on the same bars plus {margin}",
+    )
+
+
+def decide_after_shadow(test_window: str, record: ShadowRecord, margin: float) -> tuple[bool, str]:
+    """The final decision of a version that passed the test window (``test_window``: that decision's
+    reason) on its shadow record; the reason states both."""
+    check = shadow_check(record, margin)
+    promote = check.outcome == "pass"
+    verdict = "promote" if promote else "keep champion"
+    return promote, f"{verdict}: [{check.outcome}] {check.detail}; test window: {test_window}"
 
 
 def decide_promotion(evidence: GateEvidence, settings: RegistrySettings) -> GateDecision:

@@ -4,6 +4,10 @@ Every promotion appends to the registered model's champion history (tag ``rsc.ch
 oldest first) and points the ``previous_champion`` alias at the champion it replaced. A rollback
 moves ``champion`` back to the entry before the current one and drops the current one from the
 history, so repeated rollbacks walk further back.
+
+Each step of a version's life is also a model version tag ``rsc.event.<step>`` (JSON with the time):
+``challenger_run`` (an alert on it started a challenger run), ``shadow_started``, ``shadow_decided``,
+``promoted``, ``rolled_back``.
 """
 
 from __future__ import annotations
@@ -11,16 +15,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
+from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from rsc.config.settings import RegistrySettings
-from rsc.registry.gate import GateDecision, GateEvidence, decide_promotion
+from rsc.registry.gate import GateDecision, GateEvidence, ShadowRecord, decide_after_shadow, decide_promotion
 from rsc.registry.lineage import CONDITIONS_TAG, HISTORY_TAG, SEEN_UNTIL_TAG, TEST_WINDOW_TAG, Lineage
-from rsc.registry.tracking import CHAMPION, ModelVersion, model_version, resolve_alias, set_alias
+from rsc.registry.tracking import CHAMPION, ModelVersion, model_version, resolve_alias, set_alias, tag_version
 
 Rescore = Callable[[str, int], float]  # (model, version) -> its figure on the challenger's test window
 
@@ -32,6 +38,12 @@ TEST_PREFIX = "test"  # evaluation metrics are logged as test/<strategy>/<figure
 NOTE_TAG_PREFIX = "rsc.note."  # why a statistic of metrics.json is null (rsc.note.dsr, ...)
 DSR = "dsr"
 EVALUATION_TAG = "rsc.evaluation_uri"  # the metrics.json a version's test figures come from
+EVENT_TAG_PREFIX = "rsc.event."
+SHADOW_BARS_TAG = "rsc.shadow.bars"
+SHADOW_STATUS_TAG = "rsc.shadow.status"  # pending, then promoted or refused
+SHADOW_TEST_TAG = "rsc.shadow.test_window"  # the test-window decision the shadow record is added to
+LIVE_RECORD_TAG = "rsc.live_record"  # the paper trader's latest decay figures of the version (JSON)
+PERIODS_KEY = "test/conventions/periods_per_year"
 
 
 def metric_key(strategy: str, figure: str) -> str:
@@ -156,6 +168,105 @@ def record_decision(name: str, version: int, decision: GateDecision, forced: boo
     log.info("gate: %s version %d: %s", name, version, decision.reason)
 
 
+def test_figures(name: str, version: int) -> tuple[float, float, float] | None:
+    """The version's test-period (Sharpe, maximum drawdown, bars per year), None when not stored (or
+    there is no such version)."""
+    try:
+        stored = model_version(name, version).metrics
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    keys = (metric_key("policy", "sharpe"), metric_key("policy", "max_drawdown"), PERIODS_KEY)
+    if any(key not in stored for key in keys):
+        return None
+    sharpe, drawdown, periods = (stored[key] for key in keys)
+    return sharpe, drawdown, periods
+
+
+def publish_live_record(name: str, version: int, record: Mapping[str, Any]) -> None:
+    """The paper trader's latest figures of ``version`` where reports and ``rsc registry list`` read them."""
+    tag_version(name, version, {LIVE_RECORD_TAG: json.dumps(dict(record), default=str)})
+
+
+def live_record(name: str, version: int) -> dict[str, Any] | None:
+    text = model_version(name, version).tags.get(LIVE_RECORD_TAG)
+    return json.loads(text) if text else None
+
+
+def champion_live_record(name: str) -> dict[str, Any] | None:
+    """The champion's latest paper record (with its backtest figures), None without either."""
+    version = resolve_alias(name, CHAMPION)
+    record = live_record(name, version) if version is not None else None
+    return None if record is None else {**record, "version": version}
+
+
+def record_event(name: str, version: int, step: str, details: Mapping[str, Any]) -> None:
+    """One step of ``version``'s life as the tag ``rsc.event.<step>``: ``details`` and the time (UTC)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    value = json.dumps({"at": stamp, **details}, default=str)
+    MlflowClient().set_model_version_tag(name, str(version), EVENT_TAG_PREFIX + step, value)
+
+
+def start_shadow(name: str, version: int, bars: int, decision: GateDecision) -> GateDecision:
+    """``version`` passed the test window: it stays ``@challenger`` for ``bars`` bars of shadow trading
+    before the gate decides; returns the decision to record now (no promotion yet)."""
+    tag_version(
+        name,
+        version,
+        {SHADOW_BARS_TAG: str(bars), SHADOW_STATUS_TAG: "pending", SHADOW_TEST_TAG: decision.reason},
+    )
+    record_event(name, version, "shadow_started", {"bars": bars, "test_window": decision.reason})
+    reason = f"in shadow for {bars} bars before the gate decides; test window: {decision.reason}"
+    return replace(decision, promote=False, reason=reason)
+
+
+def shadow_pending(name: str, version: int) -> int | None:
+    """The shadow bars ``version`` waits for, or None when it is not waiting (decided, or never was)."""
+    tags = MlflowClient().get_model_version(name, str(version)).tags
+    if tags.get(SHADOW_STATUS_TAG) != "pending":
+        return None
+    return int(tags[SHADOW_BARS_TAG])
+
+
+def conclude_shadow(name: str, record: ShadowRecord, settings: RegistrySettings) -> tuple[bool, str]:
+    """The gate's final word on a version back from shadow: recorded on its run and version, and the
+    version promoted when the shadow record holds up. Returns (promoted, reason)."""
+    client = MlflowClient()
+    found = client.get_model_version(name, str(record.version))
+    promoted, reason = decide_after_shadow(
+        found.tags.get(SHADOW_TEST_TAG, "passed"), record, settings.shadow_margin
+    )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    with mlflow.start_run(run_id=found.run_id):
+        mlflow.log_metrics(
+            {
+                "gate/shadow_challenger_return": record.challenger_return,
+                "gate/shadow_champion_return": record.champion_return,
+                "gate/shadow_bars": float(record.bars),
+                "gate/promote": float(promoted),
+            }
+        )
+        mlflow.set_tags({"rsc.gate.promote": str(promoted), "rsc.gate.reason": reason})
+        mlflow.log_dict(
+            {"promote": promoted, "reason": reason, "shadow": asdict(record)}, f"gate/{stamp}.json"
+        )
+    tag_version(
+        name,
+        record.version,
+        {
+            "rsc.gate.promote": str(promoted),
+            "rsc.gate.reason": reason,
+            SHADOW_STATUS_TAG: "promoted" if promoted else "refused",
+        },
+    )
+    record_event(name, record.version, "shadow_decided", {"promote": promoted, "shadow": asdict(record)})
+    if promoted:
+        promote(name, record.version)
+    log.info("gate after shadow: %s version %d: %s", name, record.version, reason)
+    return promoted, reason
+
+
 def champion_history(name: str) -> list[int]:
     """Versions that were champion, oldest first (the last one is the champion unless moved by hand)."""
     tags = MlflowClient().get_registered_model(name).tags
@@ -186,6 +297,7 @@ def promote(name: str, version: int) -> int | None:
     if current is not None:
         set_alias(name, PREVIOUS_CHAMPION, current)
     _write_history(name, history)
+    record_event(name, version, "promoted", {"replaced": current})
     log.info("registry: %s champion %s -> %d", name, current, version)
     return current
 
@@ -207,5 +319,6 @@ def rollback(name: str) -> tuple[int, int]:
     client.set_model_version_tag(
         name, str(rolled_back), "rsc.rolled_back", json.dumps({"to": target, "at": time.time()})
     )
+    record_event(name, rolled_back, "rolled_back", {"to": target})
     log.info("registry: %s rolled back champion %d -> %d", name, rolled_back, target)
     return rolled_back, target

@@ -9,6 +9,7 @@ import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ from rsc.evaluate.universe import evaluate_universe
 from rsc.evaluate.universe_report import render_universe_report
 from rsc.monitor import Metric, MetricsSink, names, sink_from_settings
 from rsc.registry.policy import Policy
+from rsc.registry.promotion import champion_live_record
+from rsc.registry.tracking import use_registry
 from rsc.stages.holdout import evaluate_holdout
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout, read_scaler, read_search
@@ -227,11 +230,25 @@ def run(
 
     metrics_uri, report_uri = RunLayout(cfg.run_root).metrics, RunLayout(cfg.run_root).report
     storage.write_json(metrics_uri, results)
-    storage.write_bytes(report_uri, render_report(evaluation).encode())
+    storage.write_bytes(report_uri, render_report(evaluation, champion_live(cfg)).encode())
     sink = sink or sink_from_settings(cfg.monitor, "rsc-evaluate")
     send_metrics(sink, results, symbol)
     log.info("evaluate: %s", evaluation.verdict)
     return EvaluateResult(metrics_uri, report_uri, evaluation.metrics)
+
+
+def champion_live(cfg: Settings) -> dict[str, Any] | None:
+    """The lineage's champion's paper record beside its backtest, for the report (None when there is no
+    registry yet, no champion, no record, or the registry cannot be reached: the report says so)."""
+    uri = cfg.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no registry yet: nothing was ever registered or traded
+    try:
+        use_registry(uri)
+        return champion_live_record(cfg.model_name)
+    except Exception as error:  # the report is written either way
+        log.warning("evaluate: no champion paper record for the report: %s", error)
+        return None
 
 
 def _rows_of(frame: pd.DataFrame, symbol: str, split_uri: str) -> pd.DataFrame:
@@ -316,7 +333,7 @@ def _run_universe(
     results = evaluation.to_json()
     layout = RunLayout(cfg.run_root)
     storage.write_json(layout.metrics, results)
-    storage.write_bytes(layout.report, render_universe_report(evaluation).encode())
+    storage.write_bytes(layout.report, render_universe_report(evaluation, champion_live(cfg)).encode())
     send_metrics(sink or sink_from_settings(cfg.monitor, "rsc-evaluate"), results, "universe")
     log.info("evaluate: %s", evaluation.verdict)
     return EvaluateResult(layout.metrics, layout.report, evaluation.metrics)
@@ -373,7 +390,7 @@ def _run_portfolio(
     results = evaluation.to_json()
     layout = RunLayout(cfg.run_root)
     storage.write_json(layout.metrics, results)
-    storage.write_bytes(layout.report, render_portfolio_report(evaluation).encode())
+    storage.write_bytes(layout.report, render_portfolio_report(evaluation, champion_live(cfg)).encode())
     send_metrics(sink or sink_from_settings(cfg.monitor, "rsc-evaluate"), results, "portfolio")
     log.info("evaluate: %s", evaluation.verdict)
     return EvaluateResult(layout.metrics, layout.report, evaluation.metrics)

@@ -1,5 +1,9 @@
 """register: log the policy and its evidence to MLflow, register a version, run the promotion gate.
 
+With ``registry.shadow_bars`` a version that passes the gate is not promoted yet: it stays
+``@challenger`` and the paper trader (``paper.shadow``) runs it beside the champion for that many bars
+before the gate decides on both records. Either way the decision is a Datadog event too.
+
 The model and the evaluation go into the train run that produced the policy (found by its
 ``rsc.model_uri`` tag), so one run holds the training curve, the test metrics and the model. A policy
 trained elsewhere (no such run) gets a run of its own with the same provenance tags.
@@ -22,6 +26,7 @@ from rsc.config.settings import EnvSettings
 from rsc.core.policy_spec import PolicySpec
 from rsc.core.schema import CHECKPOINT_DIR, SYMBOL, TEST, TIMESTAMP
 from rsc.evaluate.verdict import holdout_line
+from rsc.monitor import Event, sink_from_settings
 from rsc.registry.lineage import CONDITIONS_TAG, SEEN_UNTIL_TAG, TEST_WINDOW_TAG, run_lineage
 from rsc.registry.policy import Policy
 from rsc.registry.promotion import (
@@ -31,6 +36,7 @@ from rsc.registry.promotion import (
     promote,
     record_decision,
     run_gate,
+    start_shadow,
 )
 from rsc.registry.provenance import policy_tags
 from rsc.registry.tracking import (
@@ -167,9 +173,24 @@ def run(cfg: Settings, split_uri: str, model_uri: str, metrics_uri: str, report_
         rescore = window_rescorer(frame, symbol, window, env, cfg.evaluate, metric, load_version)
     holdout = holdout_line(results["holdout"]) if results.get("holdout") else None
     decision = run_gate(name, version, cfg.registry, rescore, holdout)
+    shadow_bars = cfg.registry.shadow_bars
+    if decision.promote and shadow_bars and decision.evidence.champion_version is not None:
+        decision = start_shadow(name, version, shadow_bars, decision)
+        outcome = f"in shadow for {shadow_bars} bars"
+    else:
+        outcome = "promoted" if decision.promote else "refused"
     record_decision(name, version, decision)
     if decision.promote:
         promote(name, version)
+    sink_from_settings(cfg.monitor, "rsc-register").send(
+        Event(
+            f"rsc registry: {name} v{version} {outcome}",
+            decision.reason,
+            "success" if decision.promote else "info",
+            {"model_name": name, "model_version": str(version)},
+            f"rsc-registry-{name}",
+        )
+    )
     log.info("register: %s version %d (run %s); %s", name, version, run_id, decision.reason)
     return RegisterResult(
         name, version, resolve_alias(name, CHAMPION), decision.promote, decision.reason, run_id
