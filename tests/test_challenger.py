@@ -189,31 +189,46 @@ def test_the_decay_watch_alerts_on_a_replay_far_worse_than_the_backtest_and_star
 
 
 def shadow_run(tmp_path, champion_action: int, challenger_action: int) -> tuple:
-    """Champion and challenger (always flat or always long) from the registry; the challenger waits for
-    10 shadow bars, then the gate decides on its record."""
+    """The champion (always flat or always long) trades from the registry; three bars in, a challenger
+    (the other one) is registered and put in shadow for 10 bars while the trader runs: the trader
+    follows ``@challenger``, and the gate decides on the shadow record."""
     from rsc.registry.promotion import start_shadow
     from rsc.registry.tracking import CHAMPION as CHAMPION_ALIAS
     from rsc.registry.tracking import model_version, resolve_alias, set_alias
 
     cfg = paper_settings(
-        tmp_path, "paper.bars=25", "paper.decisions=registry", "paper.shadow=true", "registry.shadow_bars=10"
+        tmp_path,
+        "paper.bars=30",
+        "paper.decisions=registry",
+        "paper.shadow=true",
+        "registry.shadow_bars=10",
+        "serve.alias_poll_s=0.01",  # follow the aliases at once
     )
     frame = store_bars(cfg, synthetic_bars(120, drift=0.003, volatility=0.004, seed=2))  # a rising market
-    champion = register_version(cfg, always_policy(champion_action), frame)
+    champion = register_version(cfg, always_policy(champion_action), frame)  # also @challenger for now
     set_alias(cfg.model_name, CHAMPION_ALIAS, champion)
-    challenger = register_version(cfg, always_policy(challenger_action), frame)
-    test_window = GateDecision(
-        True, "promote: [pass] sharpe 1.2 beats champion 0.9", (), GateEvidence("sharpe", 1.2, 0.5)
-    )
-    start_shadow(cfg.model_name, challenger, 10, test_window)
     sink = MemorySink()
-    outcome = build_trader(cfg, sink).run()
-    events = list(build_trader(cfg, MemorySink()).ledger.events())
+    trader = build_trader(cfg, sink)
+    source, registered = trader.sources[CHAMPION], []
+    original = source.decide
+
+    def decide_and_register(*args):
+        if len(trader.ledger.segments()) == 3 and not registered:  # a register stage, mid-session
+            registered.append(register_version(cfg, always_policy(challenger_action), frame))
+            passed = GateDecision(
+                True, "promote: [pass] sharpe 1.2 beats champion 0.9", (), GateEvidence("sharpe", 1.2, 0.5)
+            )
+            start_shadow(cfg.model_name, registered[0], 10, passed)
+        return original(*args)
+
+    source.decide = decide_and_register
+    outcome = trader.run()
+    events = list(trader.ledger.events())
     return (
         outcome,
         events,
         sink,
-        model_version(cfg.model_name, challenger),
+        model_version(cfg.model_name, registered[0]),
         resolve_alias(cfg.model_name, CHAMPION_ALIAS),
     )
 
@@ -248,3 +263,23 @@ def test_a_challenger_better_in_shadow_is_promoted_and_a_worse_one_refused(tmp_p
     assert any("refused after 10 shadow bars" in e.title for e in sink.events)
     books = outcome.state.books
     assert books[CHALLENGER].version_bars >= 10 and books[CHAMPION].model_version == champion
+
+
+def test_challenger_runs_keep_their_cooldown_their_own_run_name_and_the_lineage(tmp_path):
+    from rsc.cli.challenger import ChallengerRuns
+
+    now = [0.0]
+    with StandInKfp() as kfp:
+        cfg = paper_settings(tmp_path, "paper.challenger_runs=kfp", f"paper.kfp_host={kfp.url}")
+        runs = ChallengerRuns(
+            cfg, [f"storage.root={cfg.storage.root}"], "cluster", MemorySink(), lambda: now[0]
+        )
+        runs("drift", "PSI 0.4 on rsi_14")
+        now[0] = cfg.paper.challenger_cooldown_s - 1
+        runs("decay", "PSR 0.01")  # within the cooldown: none
+        now[0] = cfg.paper.challenger_cooldown_s + 1
+        runs("decay", "PSR 0.01")
+    assert len(kfp.runs) == len(runs.started) == 2
+    settings = json.loads(kfp.runs[0]["runtime_config"]["parameters"]["settings_json"])
+    assert settings["run"]["name"] == "paper-challenger"  # never the trader's own latest execution
+    assert settings["registry"]["strategy"] == "paper"  # the trader's lineage, rsc-paper-syn-1d

@@ -319,7 +319,7 @@ class Client(threading.Thread):
 
 def wait_for_announcement(url: str, version: int, timeout_s: float = 60.0) -> float:
     """The monotonic time at which ``/v1/model`` first showed ``version`` announced on every replica."""
-    deadline = time.monotonic() + timeout_s
+    deadline, model = time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
         model = requests.get(f"{url}/v1/model", timeout=10).json()
         if model.get("announced_version") == version:
@@ -379,11 +379,12 @@ def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_v
     app = policy_app(settings, cfg.tracking_uri, cfg.model_name, cfg.monitor)
     serve.run(app, name="rsc-switch", route_prefix="/switch", blocking=False)
     switch_url = f"{url}/switch"
+    clients: list[Client] = []
     try:
         wait_until_healthy(switch_url, 120)
         wait_for_announcement(switch_url, 1)
         w, f = window(switch_url)
-        clients = [Client(switch_url, {"features": [[0.001] * f] * w, "position": 0.0}) for _ in range(4)]
+        clients += [Client(switch_url, {"features": [[0.001] * f] * w, "position": 0.0}) for _ in range(4)]
         for client in clients:
             client.start()
         time.sleep(1.0)
@@ -412,7 +413,8 @@ def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_v
     assert {v for started, _, v in seen if started < announced_v2} >= {1}
     announcements = [line for line in _serve_log_lines() if "switch announced" in line]
     assert any("is version 2 on all 2 replicas" in line for line in announcements), announcements
-    assert any(f"{cfg.model_name}@champion -> version 2" in event for event in statsd.events), statsd.events
+    announced = [event for event in statsd.events if f"{cfg.model_name}@champion -> version 2" in event]
+    assert any("on all 2 replicas" in event for event in announced), statsd.events  # the switch app's
     counted = {
         m[3]["model_version"]
         for m in map(parse, statsd.lines)

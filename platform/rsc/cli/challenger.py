@@ -2,10 +2,12 @@
 
 ``kfp``: a run of the pipeline on Kubeflow Pipelines at ``paper.kfp_host``, with the trader's own
 settings (files and overrides); ``local``: ``rsc run`` with them, in the background, its output in
-``<run root>/logs/challenger-<time>.log``. The run ingests afresh and registers its policy as
-``@challenger``; with ``registry.shadow_bars`` it then trades in shadow beside the champion before the
-gate decides. At most one run starts per ``paper.challenger_cooldown_s``. Each start is a Datadog event
-and the tag ``rsc.event.challenger_run`` on the champion's version.
+``<run root>/logs/challenger-<time>.log``. The run is named ``<run.name>-challenger`` (the trader's own
+executions stay its ``latest``), ingests afresh and registers its policy into the trader's lineage
+(``registry.strategy`` pinned) as ``@challenger``; with ``registry.shadow_bars`` it then trades in
+shadow beside the champion before the gate decides. At most one run starts per
+``paper.challenger_cooldown_s``. Each start is a Datadog event and the tag ``rsc.event.challenger_run``
+on the champion's version.
 """
 
 from __future__ import annotations
@@ -33,8 +35,13 @@ class ChallengerRuns:
         sink: MetricsSink,
         clock: Callable[[], float] = time.monotonic,
     ):
-        """``items``: the trader's settings files and ``key=value`` overrides, for the run as well."""
-        self.cfg, self.items, self.environment, self.sink, self.clock = cfg, items, environment, sink, clock
+        """``items``: the trader's settings files and ``key=value`` overrides, for the run as well; the
+        run gets a name of its own (so that it never becomes the trader's ``latest`` execution, which
+        ``rsc paper status`` and ``stop`` find) and registers into the same lineage."""
+        strategy = cfg.registry.strategy or cfg.run.name
+        own = [f"run.name={cfg.run.name}-challenger", f"registry.strategy={strategy}"]
+        self.cfg, self.environment, self.sink, self.clock = cfg, environment, sink, clock
+        self.items = [*items, *own]
         self.started: list[str] = []  # where each run can be followed (a KFP URL or a log file)
         self._last: float | None = None
 
@@ -56,7 +63,9 @@ class ChallengerRuns:
     def _submit(self) -> str:
         from rsc.cli.submit import submit
 
-        name = f"{self.cfg.run.name}-challenger-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        name = (
+            f"{self.cfg.run.name}-challenger-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"  # the KFP run
+        )
         host = str(self.cfg.paper.kfp_host)  # the settings require it with challenger_runs: kfp
         return submit(host, self.items, environment=self.environment, run_name=name)
 

@@ -12,7 +12,7 @@ import numpy as np
 from rsc.config import Settings
 from rsc.core.schema import TIMESTAMP
 from rsc.monitor import MetricsSink, sink_from_settings
-from rsc.paper.decisions import DecisionSource, HttpDecisions, PolicyDecisions
+from rsc.paper.decisions import DecisionSource, HttpDecisions, RegistryDecisions
 from rsc.paper.drift import load_drift_watch
 from rsc.paper.feeds import Feed, LiveFeed, ReplayFeed
 from rsc.paper.ledger import Ledger
@@ -48,10 +48,11 @@ def make_feed(cfg: Settings, storage: Storage) -> Feed:
 
 
 def champion_source(cfg: Settings, endpoint: str | None = None) -> DecisionSource:
-    """The Serve endpoint (``paper.decisions: http``) or the registry's @champion in process."""
+    """The Serve endpoint (``paper.decisions: http``) or the registry's @champion in process, followed
+    as the alias moves (every ``serve.alias_poll_s``)."""
     if cfg.paper.decisions == "http":
         return HttpDecisions(endpoint or endpoint_of(cfg))
-    return PolicyDecisions.from_registry(cfg.tracking_uri, cfg.model_name, CHAMPION)
+    return RegistryDecisions(cfg.tracking_uri, cfg.model_name, CHAMPION, cfg.serve.alias_poll_s)
 
 
 def registry_backtest(model: str, version: int) -> Backtest | None:
@@ -105,17 +106,20 @@ def build_trader(
 ) -> PaperTrader:
     """Everything from settings; ``champion`` / ``challenger`` replace the configured sources.
 
-    In shadow mode (``paper.shadow``) the challenger is the registry's @challenger, in process: the
-    endpoint serves only the champion; a challenger that waits for its shadow record
-    (``registry.shadow_bars``) gets the gate's decision here. ``on_alert(check, message)``: what a decay
-    or drift alert does (``rsc paper start`` starts a challenger run with ``paper.challenger_runs``).
+    In shadow mode (``paper.shadow``) the challenger is the registry's @challenger, in process and
+    followed as the alias moves: the endpoint serves only the champion; a challenger that waits for its
+    shadow record (``registry.shadow_bars``) gets the gate's decision here. ``on_alert(check,
+    message)``: what a decay or drift alert does (``rsc paper start`` starts a challenger run with
+    ``paper.challenger_runs``).
     """
     storage = Storage.from_settings(cfg.storage)
     shadow = None
     if cfg.paper.shadow:
         shadow = RegistryShadow(cfg.model_name, cfg)
         if challenger is None:
-            challenger = PolicyDecisions.from_registry(cfg.tracking_uri, cfg.model_name, CHALLENGER)
+            challenger = RegistryDecisions(
+                cfg.tracking_uri, cfg.model_name, CHALLENGER, cfg.serve.alias_poll_s
+            )
     return PaperTrader(
         cfg,
         make_feed(cfg, storage),

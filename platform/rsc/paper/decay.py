@@ -65,8 +65,7 @@ def measure_decay(equity: np.ndarray, backtest: Backtest, psr_alert: float, draw
     """The figures of ``equity`` (one mark per bar, oldest first) against ``backtest``."""
     returns = metrics.bar_returns(np.asarray(equity, dtype=np.float64))
     periods = backtest.periods_per_year
-    spread = returns.std(ddof=1) if len(returns) > 1 else 0.0
-    per_bar = float(returns.mean() / spread) if spread > 0 else 0.0
+    per_bar = metrics.sharpe_of_returns(returns, periods, 0.0, min_periods=2) / np.sqrt(periods)
     try:
         psr = probabilistic_sharpe_ratio(
             per_bar,

@@ -8,6 +8,8 @@ that cannot answer raises :class:`DecisionUnavailable`; the trader then retries 
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 # Bars beyond the model's minimum, so that recursive indicators (Wilder's RSI) converge to the values
 # training saw on the full history.
 INDICATOR_LOOKBACK = 250
+
+
+log = logging.getLogger(__name__)
 
 
 class Window(NamedTuple):
@@ -154,14 +159,6 @@ class PolicyDecisions:
     def __init__(self, policy: Policy, model_name: str, model_version: int):
         self.policy, self.model_name, self.model_version = policy, model_name, model_version
 
-    @classmethod
-    def from_registry(cls, tracking_uri: str, model_name: str, alias: str) -> PolicyDecisions:
-        """The version behind ``models:/<name>@<alias>`` (MLflow's pyfunc flavour)."""
-        from rsc.registry.tracking import load_policy
-
-        version, policy = load_policy(tracking_uri, model_name, alias)
-        return cls(policy, model_name, version)
-
     def min_bars(self) -> int:
         return self.policy.min_bars
 
@@ -201,3 +198,49 @@ class PolicyDecisions:
         except (ValueError, RuntimeError) as error:
             raise DecisionUnavailable(f"{self.model_name} v{self.model_version}: {error}") from error
         return ModelDecision(None, None, self.model_name, self.model_version, weights=targets)
+
+
+class RegistryDecisions:
+    """``models:/<name>@<alias>`` in process, following the alias: it is resolved again at most every
+    ``follow_s`` seconds, and a new version is loaded, then swapped in (a challenger registered while the
+    trader runs starts its shadow without a restart)."""
+
+    def __init__(self, tracking_uri: str, model_name: str, alias: str, follow_s: float, clock=time.monotonic):
+        from rsc.registry.tracking import load_policy
+
+        self.model_name, self.alias, self.follow_s, self.clock = model_name, alias, follow_s, clock
+        version, policy = load_policy(tracking_uri, model_name, alias)
+        self.current = PolicyDecisions(policy, model_name, version)
+        self.checked_at = clock()
+
+    def _follow(self) -> PolicyDecisions:
+        if self.clock() - self.checked_at < self.follow_s:
+            return self.current
+        from rsc.registry.tracking import load_version, resolve_alias
+
+        self.checked_at = self.clock()
+        try:
+            version = resolve_alias(self.model_name, self.alias)
+            if version is not None and version != self.current.model_version:
+                policy = load_version(self.model_name, version)
+                log.info("paper: %s@%s moved to version %d", self.model_name, self.alias, version)
+                self.current = PolicyDecisions(policy, self.model_name, version)
+        except Exception as error:  # keep deciding with the loaded version
+            log.warning("paper: could not follow %s@%s: %s", self.model_name, self.alias, error)
+        return self.current
+
+    def min_bars(self) -> int:
+        return self._follow().min_bars()
+
+    def decide(
+        self,
+        window: Window,
+        position: float,
+        unrealised: float,
+        state: JsonState | None = None,
+        symbol: str | None = None,
+    ) -> ModelDecision:
+        return self._follow().decide(window, position, unrealised, state, symbol)
+
+    def decide_weights(self, windows: dict[str, Window], weights: dict[str, float]) -> ModelDecision:
+        return self._follow().decide_weights(windows, weights)

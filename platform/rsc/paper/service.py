@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 ALERTING_CHECKS = ("decay", "drift")  # a change to warning calls on_alert
+SHADOW_RECHECK = 10  # segments between asking the registry again whether a challenger is in shadow
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,10 @@ class PaperTrader:
         self.cfg, self.paper, self.feed, self.ledger = cfg, cfg.paper, feed, ledger
         self.sink, self.drift, self.clock = sink or NullSink(), drift, clock
         self.decay, self.shadow, self.on_alert = decay, shadow, on_alert
-        self._shadow_bars: dict[int, int | None] = {}  # challenger version -> shadow bars it waits for
+        # challenger version -> (shadow bars it waits for, or None: not in shadow; the segment asked at)
+        self._shadow_bars: dict[int, tuple[int | None, int]] = {}
         self._live: tuple[int | None, list[float]] = (None, [])  # the champion version and its marks
+        self._decay_version: int | None = None  # the champion version the decay check speaks of
         self.symbols = tuple(cfg.paper.symbols or cfg.data.symbols)
         self.costs = env_costs(cfg.env, np.asarray([] if bar_times is None else bar_times))
         self.limits = broker.Limits(cfg.paper.risk.max_position, cfg.paper.risk.max_leverage)
@@ -190,6 +193,7 @@ class PaperTrader:
                     version = event["model_version"]
                 elif event["type"] == "mark":
                     self._mark_live(version, event["equity"])
+            self._decay_version = self._live[0]  # the decay check already speaks of this version
         return state
 
     def _commit(
@@ -272,7 +276,7 @@ class PaperTrader:
         for name, source in self.sources.items():
             if not work.books[name].halted:
                 self._decide(work, emit, name, source, step, rates, stale)
-        self._conclude_shadow(work, emit)
+        self._conclude_shadow(work, emit, state.seq)
         drift = self._drift(work, emit, state.seq)
         decay = self._decay(work, emit, state.seq)
         extra = [
@@ -401,6 +405,7 @@ class PaperTrader:
                 }
             except DecisionUnavailable as failure:
                 error = str(failure)
+                self._min_bars.pop(name, None)  # a new version may need a longer window: ask again
                 log.warning("paper: %s model, try %d: %s", name, attempt + 1, error)
                 if attempt < len(self.delays) and self.stop_requested.wait(self.delays[attempt]):
                     break
@@ -437,6 +442,7 @@ class PaperTrader:
                 return _Ask(decision, latency_ms)
             except DecisionUnavailable as failure:
                 error = str(failure)
+                self._min_bars.pop(name, None)  # a new version may need a longer window: ask again
                 log.warning("paper: %s model, try %d: %s", name, attempt + 1, error)
                 if attempt < len(self.delays) and self.stop_requested.wait(self.delays[attempt]):
                     break
@@ -480,6 +486,9 @@ class PaperTrader:
         version, marks = self._live
         if self.decay is None or version is None or seq % self.cfg.monitor.decay_every:
             return None
+        if work.guard("decay") != "ok" and version != self._decay_version:  # a new champion: a new record
+            self._guard(work, emit, "decay", "ok", f"champion v{version}: a new live record")
+        self._decay_version = version
         model = next(
             (
                 d["model_name"]
@@ -497,33 +506,47 @@ class PaperTrader:
         self.decay.publish(model, decay, work.timestamp)
         return decay
 
-    def _conclude_shadow(self, work: PaperState, emit: Callable[[LedgerEvent], None]) -> None:
-        """The gate's decision on a challenger that has traded its shadow bars (once per version)."""
+    def _shadow_wait(self, version: int, seq: int) -> int | None:
+        """The shadow bars ``version`` waits for: asked of the registry once, or again every
+        ``SHADOW_RECHECK`` segments while it is not (yet) in shadow (its tags may follow its alias)."""
+        known = self._shadow_bars.get(version)
+        if known is not None and (known[0] is not None or seq - known[1] < SHADOW_RECHECK):
+            return known[0]
+        try:
+            self._shadow_bars[version] = (self.shadow.bars_for(version), seq)
+        except Exception as error:  # the registry is down: ask again next bar
+            log.warning("paper: cannot tell whether challenger v%d is in shadow: %s", version, error)
+            return None
+        return self._shadow_bars[version][0]
+
+    def _conclude_shadow(self, work: PaperState, emit: Callable[[LedgerEvent], None], seq: int) -> None:
+        """The gate's decision on a challenger that has traded its shadow bars (or was halted by its kill
+        switch before), once per version; a registry failure leaves it for the next bar."""
         book = work.books.get(CHALLENGER)
         if self.shadow is None or book is None or book.model_version is None:
             return
         version = book.model_version
         if str(version) in work.shadows:
             return
-        if version not in self._shadow_bars:
-            try:
-                self._shadow_bars[version] = self.shadow.bars_for(version)
-            except Exception as error:  # the registry is down: ask again next bar
-                log.warning("paper: cannot tell whether challenger v%d is in shadow: %s", version, error)
-                return
-        needed = self._shadow_bars[version]
-        if needed is None or book.version_bars < needed:
+        needed = self._shadow_wait(version, seq)
+        if needed is None or (book.version_bars < needed and not book.halted):
             return
-        champion = work.books[CHAMPION]
-        start = book.version_start
+        champion, start = work.books[CHAMPION], book.version_start
+        if CHALLENGER not in start or CHAMPION not in start:  # a snapshot from before shadow records
+            return
         record = ShadowRecord(
             version,
             book.version_bars,
             book.equity / start[CHALLENGER] - 1.0,
             champion.equity / start[CHAMPION] - 1.0,
             champion.model_version,
+            book.halted,
         )
-        promoted, reason = self.shadow.decide(record)
+        try:
+            promoted, reason = self.shadow.decide(record)
+        except Exception as error:  # decided again on the next bar, with one more bar of record
+            log.error("paper: the gate could not decide on challenger v%d: %s", version, error)
+            return
         log.info("paper: challenger v%d after %d shadow bars: %s", version, record.bars, reason)
         emit(
             {

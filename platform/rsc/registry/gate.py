@@ -146,9 +146,17 @@ class ShadowRecord:
     challenger_return: float
     champion_return: float
     champion_version: int | None = None
+    halted: str | None = None  # the challenger's kill switch fired: why
 
 
 def shadow_check(record: ShadowRecord, margin: float) -> Check:
+    if record.halted:
+        return Check(
+            "shadow",
+            "fail",
+            f"in shadow its kill switch fired after {record.bars} bars ({record.halted}), return "
+            f"{record.challenger_return:+.4%} against the champion's {record.champion_return:+.4%}",
+        )
     passed = record.challenger_return >= record.champion_return + margin
     verb = "reaches" if passed else "falls short of"
     champion = f"champion v{record.champion_version}" if record.champion_version else "the champion"

@@ -210,7 +210,13 @@ def record_event(name: str, version: int, step: str, details: Mapping[str, Any])
 
 def start_shadow(name: str, version: int, bars: int, decision: GateDecision) -> GateDecision:
     """``version`` passed the test window: it stays ``@challenger`` for ``bars`` bars of shadow trading
-    before the gate decides; returns the decision to record now (no promotion yet)."""
+    before the gate decides; returns the decision to record now (no promotion yet). A version still
+    waiting is superseded: ``@challenger`` no longer names it, so no trader will decide on it."""
+    client = MlflowClient()
+    for waiting in client.search_model_versions(f"name='{name}'"):
+        if waiting.tags.get(SHADOW_STATUS_TAG) == "pending" and int(waiting.version) != version:
+            client.set_model_version_tag(name, waiting.version, SHADOW_STATUS_TAG, "superseded")
+            record_event(name, int(waiting.version), "shadow_superseded", {"by": version})
     tag_version(
         name,
         version,
@@ -251,6 +257,8 @@ def conclude_shadow(name: str, record: ShadowRecord, settings: RegistrySettings)
         mlflow.log_dict(
             {"promote": promoted, "reason": reason, "shadow": asdict(record)}, f"gate/{stamp}.json"
         )
+    if promoted:  # before the status: a failure here leaves the version pending, to be decided again
+        promote(name, record.version)
     tag_version(
         name,
         record.version,
@@ -261,8 +269,6 @@ def conclude_shadow(name: str, record: ShadowRecord, settings: RegistrySettings)
         },
     )
     record_event(name, record.version, "shadow_decided", {"promote": promoted, "shadow": asdict(record)})
-    if promoted:
-        promote(name, record.version)
     log.info("gate after shadow: %s version %d: %s", name, record.version, reason)
     return promoted, reason
 

@@ -256,7 +256,11 @@ class PolicyServer:
 
     async def model_info(self) -> ModelInfo:
         current = self._serving()
-        switch = await self.controller.status.remote()
+        try:
+            switch = await self.controller.status.remote()
+        except Exception as error:  # the controller is restarting: the model is still served
+            log.warning("no switch status from the alias controller: %s", error)
+            switch = {"announced_version": None, "replica_versions": {}}
         return ModelInfo(
             model_name=self.model_name,
             model_version=current.version,

@@ -26,6 +26,7 @@ from rsc.registry.tracking import resolve_alias, use_registry
 log = logging.getLogger("ray.serve")  # Serve writes this logger to the replica's log file
 
 POLICY_DEPLOYMENT = "PolicyServer"
+LIVE_STATES = ("STARTING", "UPDATING", "RECOVERING", "RUNNING")  # replicas that serve, or soon will
 HEARTBEAT_S = 2.0  # a replica reports at least this often
 STALE_AFTER_S = 3 * HEARTBEAT_S  # a replica silent for longer is gone (scaled down or restarted)
 
@@ -44,13 +45,15 @@ class Announcement:
     seconds: float  # from the alias move seen to every replica serving the version
 
 
-def running_replicas(app_name: str) -> int | None:
-    """Serve's count of RUNNING policy replicas in ``app_name`` (None when Serve cannot say)."""
+def live_replicas(app_name: str) -> int | None:
+    """Serve's count of the policy replicas in ``app_name`` that serve or are starting to (None when
+    Serve cannot say). A starting replica counts: it must report the new version before the announcement."""
     try:
         status = serve.status().applications[app_name].deployments[POLICY_DEPLOYMENT]
-    except (KeyError, AttributeError, RuntimeError):
+    except Exception as error:  # no status (yet): announce on the reports alone
+        log.warning("no replica count from Serve: %s", error)
         return None
-    return int(status.replica_states.get("RUNNING", 0))
+    return sum(int(status.replica_states.get(state, 0)) for state in LIVE_STATES)
 
 
 @serve.deployment(
@@ -74,7 +77,8 @@ class AliasController:
         self.moved_at = time.monotonic()
         self.previous: int | None = None
         self.last_error: str | None = None
-        self.changed = asyncio.Condition()
+        self.changed, self.announcing = asyncio.Condition(), asyncio.Lock()
+        self.target: int | None = None
         await asyncio.to_thread(use_registry, tracking_uri)
         self.target = await self._resolve()
         self._poller = asyncio.get_running_loop().create_task(self._poll())
@@ -121,15 +125,19 @@ class AliasController:
         now = time.monotonic()
         self.reports[replica] = Report(version, now)
         self.reports = {r: seen for r, seen in self.reports.items() if now - seen.at <= STALE_AFTER_S}
-        if self.target is None or (self.announced and self.announced.version == self.target):
-            return
-        if any(seen.version != self.target for seen in self.reports.values()):
-            return
-        running = await asyncio.to_thread(running_replicas, serve.get_replica_context().app_name)
-        if running is not None and len(self.reports) < running:
-            return  # a running replica has not reported yet
-        self.announced = Announcement(self.target, self.previous, len(self.reports), now - self.moved_at)
-        self._announce(self.announced)
+        async with self.announcing:  # one announcement per switch, however many reports arrive at once
+            target = self.target
+            if target is None or (self.announced and self.announced.version == target):
+                return
+            if any(seen.version != target for seen in self.reports.values()):
+                return
+            live = await asyncio.to_thread(live_replicas, serve.get_replica_context().app_name)
+            if live is not None and len(self.reports) < live:
+                return  # a replica has not reported yet
+            if self.target != target:
+                return  # the alias moved again meanwhile
+            self.announced = Announcement(target, self.previous, len(self.reports), now - self.moved_at)
+            self._announce(self.announced)
 
     def _announce(self, done: Announcement) -> None:
         text = (
