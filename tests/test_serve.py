@@ -411,7 +411,7 @@ def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_v
     assert set(between) == {2} and len(between) > 10  # after v2's announcement, before the rollback began
     assert set(after_back) == {1} and len(after_back) > 10
     assert {v for started, _, v in seen if started < announced_v2} >= {1}
-    announcements = [line for line in _serve_log_lines() if "switch announced" in line]
+    announcements = _announcements("is version 2 on all 2 replicas")
     assert any("is version 2 on all 2 replicas" in line for line in announcements), announcements
     announced = [event for event in statsd.events if f"{cfg.model_name}@champion -> version 2" in event]
     assert any("on all 2 replicas" in event for event in announced), statsd.events  # the switch app's
@@ -425,10 +425,17 @@ def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_v
     assert health["model_version"] == 1 and 0 <= health["alias_checked_s_ago"] < 5  # the module's app too
 
 
-def _serve_log_lines() -> list[str]:
-    """Every line of this Ray session's Serve logs (the controller announces switches there)."""
-    files = serve_logs().glob("*.log")
-    return [line for path in files for line in path.read_text(errors="replace").splitlines()]
+def _announcements(wanted: str, timeout_s: float = 30.0) -> list[str]:
+    """The controllers' ``switch announced`` lines in this Ray session's Serve logs, read again until
+    one says ``wanted`` (Serve writes replica logs through a buffer)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        files = serve_logs().glob("replica_*AliasController*.log")
+        lines = [line for path in files for line in path.read_text(errors="replace").splitlines()]
+        found = [line for line in lines if "switch announced" in line]
+        if any(wanted in line for line in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 @pytest.mark.slow
