@@ -328,3 +328,39 @@ def test_seed_indicator_overlay_loads_and_computes():
     frame = add_features(synthetic_bars(200), cfg.features)
     assert len(frame) == 200 - warmup_bars(refs) + 1
     assert np.isfinite(frame[feature_names(refs)].to_numpy()).all()
+
+
+def test_symbols_computed_together_get_exactly_their_own_values():
+    refs = [IndicatorRef.of(name, 30 if name.startswith("macd") else 7) for name in INDICATORS]
+    many = [random_bars(300, seed) for seed in range(5)]
+    many[2] = many[2]._replace(volume=np.where(np.arange(300) < 150, 5.0, many[2].volume))  # flat runs
+    together = compute_features(Bars(*(np.stack(arrays) for arrays in zip(*many, strict=True))), refs)
+    assert together.shape == (5, 300, len(refs))
+    for one, values in zip(many, together, strict=True):
+        np.testing.assert_array_equal(values, compute_features(one, refs))
+
+
+def test_rows_whose_warmups_differ_are_computed_row_by_row():
+    bars = random_bars(60)
+    late = Bars(*(np.where(np.arange(60) < 10, np.nan, x) for x in bars))  # a row that starts later
+    refs = [IndicatorRef.of(name, 5) for name in ("sma_ratio", "ema_ratio", "rsi", "volatility", "adx")]
+    together = compute_features(Bars(*(np.stack(pair) for pair in zip(bars, late, strict=True))), refs)
+    np.testing.assert_array_equal(together[0], compute_features(bars, refs))
+    np.testing.assert_array_equal(together[1], compute_features(late, refs))
+
+
+def test_add_features_of_symbols_of_several_lengths_matches_each_symbol_alone(monkeypatch):
+    monkeypatch.setattr("rsc.data.features.BLOCK_BARS", 500)  # several blocks, several threads
+    settings = FeatureSettings(
+        indicators=[IndicatorSpec(name="rsi", window=14), IndicatorSpec(name="atr", window=5)]
+    )
+    frames = [synthetic_bars(n, seed=i, symbol=f"S{i}") for i, n in enumerate((200, 200, 200, 120, 200, 40))]
+    out = add_features(pd.concat(frames[::-1], ignore_index=True), settings)
+    refs = indicator_refs(settings)
+    for frame in frames:
+        symbol = frame["symbol"].iloc[0]
+        alone = compute_features(Bars.from_columns({c: frame[c].to_numpy() for c in Bars._fields}), refs)
+        expected = alone[~np.isnan(alone).any(axis=1)]
+        np.testing.assert_array_equal(
+            out.loc[out["symbol"] == symbol, feature_names(refs)].to_numpy(), expected
+        )

@@ -6,6 +6,7 @@ server on 127.0.0.1 serves them, and can answer 429/503 first to exercise retrie
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pandas as pd
 import pytest
 
 from rsc.config.settings import DataSettings, ValidationSettings, YahooSettings
-from rsc.data.sources import BundledSource, FileSource, SourceError, make_source
+from rsc.data.sources import BundledSource, FileSource, SourceError, make_source, read_csv
 from rsc.data.validate import DataValidationError, validate_bars
 from rsc.data.yahoo import RateLimiter, YahooSource
 from rsc.storage import Storage
@@ -320,3 +321,21 @@ def test_data_price_is_one_setting_for_every_source():
     )
     assert file_format(DataSettings(source="csv", path="x.csv")).price == "close"
     assert file_format(DataSettings(source="csv", path="x.csv", price="adj_close")).price == "adj_close"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "timestamp,open,close,volume\n2010-01-04,1.5,2,100\n2010-01-05,,NA,200\n",
+        "Date,Close\n01/02/2020,3\n13/02/2020,4\n",
+        ",open\n0,1\n1,2\n",
+        "ts,open\n1577836800,1\n1577836900,2\n",
+        "timestamp,open,v\n2010-01-04 10:00:00+05:00,abc,\n2010-01-04T10:00:00Z,2,\n",
+        "a,a\n1,2\n",
+        "x,flag\n1,True\n2,False\n",
+        "timestamp,open\n",
+    ],
+)
+def test_csv_files_read_as_pandas_reads_them(text):
+    expected = pd.read_csv(io.StringIO(text))
+    pd.testing.assert_frame_equal(read_csv(text.encode()), expected)

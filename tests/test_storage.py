@@ -210,3 +210,14 @@ def test_list_files_sees_new_files_links_and_no_folders(store, tmp_path):
         target.write_text("x")
         (tmp_path / "listing" / "d.csv").symlink_to(target)
         assert join(folder, "d.csv") in storage.list_files(folder)
+
+
+def test_a_dataset_written_in_batches_of_symbols_is_the_dataset_of_the_whole_frame(store):
+    storage, root = store
+    frame = many_symbols().sort_values(["symbol", "timestamp"], ignore_index=True)
+    whole = storage.write_dataset(join(root, "whole"), frame, inputs={"raw": "abc"})
+    symbols = sorted(frame["symbol"].unique())
+    batches = (frame[frame["symbol"].isin(part)] for part in (symbols[:1], symbols[1:]))
+    batched = storage.write_dataset_batches(join(root, "batched"), batches, inputs={"raw": "abc"})
+    assert batched == whole
+    pd.testing.assert_frame_equal(storage.read_dataset(join(root, "batched")), frame)

@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from rsc.core.schema import SYMBOL
+from rsc.data import versions as versions_module
 from rsc.data.append import RestateError
-from rsc.data.versions import DatasetVersions, VersionError, content_hash
+from rsc.data.versions import CanonicalHash, DatasetVersions, VersionError, VersionWriter, content_hash
 from rsc.launch.datasets import collect_garbage, list_versions
 from rsc.stages import ingest
 from rsc.storage import Storage, join
@@ -174,3 +175,44 @@ def test_a_fixed_model_on_a_pinned_version_reproduces_its_metrics(tmp_path, ray_
     replayed = Storage().read_json(evaluate.run(pinned, parts.split_uri, parts.scaler_uri, model).metrics_uri)
     assert strategy_metrics(replayed) == strategy_metrics(original)
     assert replayed["statistics"] == original["statistics"] and replayed["period"] == original["period"]
+
+
+def test_a_version_written_symbol_by_symbol_is_the_version_of_the_whole_frame(tmp_path):
+    bars = {
+        s: synthetic_bars(n, seed=i, symbol=s) for i, (s, n) in enumerate((("ZZ", 40), ("AA", 70), ("MM", 5)))
+    }
+    frame = pd.concat(bars.values(), ignore_index=True)
+    whole = DatasetVersions.of(Storage(), f"file://{tmp_path}/a", "d").write(frame)
+    versions = DatasetVersions.of(Storage(), f"file://{tmp_path}/b", "d")
+    writer = VersionWriter(versions)
+    for symbol in ("MM", "ZZ", "AA"):  # any arrival order
+        writer.add(writer.store(symbol, bars[symbol]))
+    streamed = writer.commit()
+    assert streamed["sha256"] == whole["sha256"] == content_hash(frame)
+    assert {k: v for k, v in streamed.items() if k != "base"} == {
+        k: v for k, v in whole.items() if k != "base"
+    }
+
+
+def test_the_canonical_hash_spills_to_disk_and_stays_the_same(monkeypatch):
+    monkeypatch.setattr(versions_module, "SPOOL_BYTES", 64)
+    bars = [synthetic_bars(300, seed=i, symbol=s) for i, s in enumerate(("BB", "AA"))]
+    spooled = CanonicalHash()
+    for rows in bars:
+        spooled.add(rows[SYMBOL].iloc[0], rows)
+    assert spooled.hexdigest() == content_hash(pd.concat(bars, ignore_index=True))
+    spooled.close()
+
+
+def test_a_failed_ingest_removes_the_files_it_wrote(tmp_path):
+    bars = _bars(600)
+    cfg = _settings(tmp_path, _write_csvs(tmp_path / "src", bars))
+    first = ingest.run(cfg)
+    parts = tmp_path / "datasets" / cfg.dataset_name / "parts"
+    before = sorted(parts.rglob("*.parquet"))
+    changed = {"AAA": synthetic_bars(650, seed=7, symbol="AAA"), "BBB": bars["BBB"].assign(close=-1.0)}
+    with pytest.raises(ValueError, match=r"BBB"):  # AAA's new file is written before BBB fails
+        ingest.run(_settings(tmp_path, _write_csvs(tmp_path / "bad", changed), "data.restate=true"))
+    assert sorted(parts.rglob("*.parquet")) == before
+    versions = DatasetVersions.of(Storage(), cfg.storage.root, cfg.dataset_name)
+    assert versions.latest()["sha256"] == first.sha256

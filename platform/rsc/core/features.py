@@ -1,8 +1,12 @@
 """Causal technical indicators over one symbol's bars.
 
 Every kernel uses trailing windows only, so the value at bar ``t`` depends on bars ``<= t``; the
-first values (the warm-up) are NaN. Inputs are ``[T]`` float arrays (time on axis 0). Price-level
-indicators (MACD, ATR) are divided by the close so that one scaler fits symbols of any price.
+first values (the warm-up) are NaN. Inputs are ``[T]`` float arrays, one symbol (what serving passes),
+or ``[N, T]``, N symbols of equal length at once (what the features stage passes, so that each numpy
+call covers many symbols). Time is the last axis here, not axis 0: each symbol's row is then
+contiguous, and every sum over a window adds in the same order as for ``[T]``, so a symbol's values
+are identical either way. Price-level indicators (MACD, ATR) are divided by the close so that one
+scaler fits symbols of any price.
 
 References: Wilder, *New Concepts in Technical Trading Systems* (1978) for RSI, ATR, DMI/ADX;
 Appel (MACD), Bollinger (bands, %b), Chande (Aroon, 1995).
@@ -21,7 +25,7 @@ from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, VOLUME
 
 
 class Bars(NamedTuple):
-    """One symbol's OHLCV arrays, each ``[T]``."""
+    """OHLCV arrays, each ``[T]`` (one symbol) or ``[N, T]`` (N symbols of equal length)."""
 
     open: np.ndarray
     high: np.ndarray
@@ -39,9 +43,17 @@ class Bars(NamedTuple):
 # -- trailing-window building blocks ---------------------------------------------------------------
 
 
-def _first_finite(x: np.ndarray) -> int:
-    finite = np.flatnonzero(np.isfinite(x))
-    return int(finite[0]) if len(finite) else len(x)
+def _first_finite(x: np.ndarray) -> int | None:
+    """Index of the first finite value (``T`` if none), shared by every row; None if rows differ."""
+    finite = np.isfinite(x)
+    starts = np.where(finite.any(axis=-1), finite.argmax(axis=-1), x.shape[-1])
+    first = int(starts.flat[0])
+    return first if (starts == first).all() else None
+
+
+def _by_row(kernel: Callable[..., np.ndarray], x: np.ndarray, *args: float) -> np.ndarray:
+    """``kernel`` applied to each symbol's row alone (rows whose warm-ups differ)."""
+    return np.stack([kernel(row, *args) for row in x])
 
 
 def _rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
@@ -49,12 +61,14 @@ def _rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
 
     Prefix sums keep it causal: the value at ``t`` only ever reads ``x[:t + 1]``.
     """
-    out = np.full(x.shape, np.nan)
     start = _first_finite(x)
-    tail = x[start:]
-    if len(tail) >= window:
-        csum = np.cumsum(np.concatenate([[0.0], tail]))
-        out[start + window - 1 :] = csum[window:] - csum[:-window]
+    if start is None:
+        return _by_row(_rolling_sum, x, window)
+    out = np.full(x.shape, np.nan)
+    tail = x[..., start:]
+    if tail.shape[-1] >= window:
+        csum = np.cumsum(np.concatenate([np.zeros((*x.shape[:-1], 1)), tail], axis=-1), axis=-1)
+        out[..., start + window - 1 :] = csum[..., window:] - csum[..., :-window]
     return out
 
 
@@ -62,13 +76,22 @@ def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
     return _rolling_sum(x, window) / window
 
 
+_STD_BLOCK = 1 << 18  # window values per block of rolling_std's temporaries (2 MiB of float64)
+
+
 def rolling_std(x: np.ndarray, window: int, ddof: int = 1) -> np.ndarray:
     """Standard deviation over a trailing window (exact per window, so no drift on long series)."""
-    out = np.full(x.shape, np.nan)
     start = _first_finite(x)
-    if window <= ddof or len(x) - start < window:
+    if start is None:
+        return _by_row(rolling_std, x, window, ddof)
+    out = np.full(x.shape, np.nan)
+    if window <= ddof or x.shape[-1] - start < window:
         return out
-    out[start + window - 1 :] = sliding_window_view(x[start:], window).std(axis=1, ddof=ddof)
+    windows = sliding_window_view(x[..., start:], window, axis=-1)
+    rows = max(1, _STD_BLOCK // (window * x.shape[-1]))  # symbols per block: temporaries stay in cache
+    for first in range(0, len(x) if x.ndim > 1 else 1, rows):
+        block = (slice(first, first + rows),) if x.ndim > 1 else ()
+        out[(*block, ..., slice(start + window - 1, None))] = windows[block].std(axis=-1, ddof=ddof)
     return out
 
 
@@ -78,16 +101,19 @@ def recursive_mean(x: np.ndarray, window: int, alpha: float) -> np.ndarray:
     ``y[s] = mean(x[s-window+1 .. s])``, then ``y[t] = y[t-1] + alpha * (x[t] - y[t-1])``. With
     ``alpha = 1/window`` this is Wilder's smoothing; with ``2/(window+1)`` the usual EMA.
     """
-    out = np.full(x.shape, np.nan)
     start = _first_finite(x)
+    if start is None:
+        return _by_row(recursive_mean, x, window, alpha)
+    out = np.full(x.shape, np.nan)
     seed_at = start + window - 1
-    if seed_at >= len(x):
+    if seed_at >= x.shape[-1]:
         return out
-    seed = x[start : seed_at + 1].mean()
-    out[seed_at] = seed
-    rest = x[seed_at + 1 :]
-    if len(rest):
-        out[seed_at + 1 :] = lfilter([alpha], [1.0, -(1.0 - alpha)], rest, zi=[(1.0 - alpha) * seed])[0]
+    seed = x[..., start : seed_at + 1].mean(axis=-1)
+    out[..., seed_at] = seed
+    rest = x[..., seed_at + 1 :]
+    if rest.shape[-1]:
+        zi = ((1.0 - alpha) * seed)[..., None]
+        out[..., seed_at + 1 :] = lfilter([alpha], [1.0, -(1.0 - alpha)], rest, axis=-1, zi=zi)[0]
     return out
 
 
@@ -103,7 +129,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray, when_zero: float) -> 
 
 def _lagged(x: np.ndarray) -> np.ndarray:
     """``x[t-1]`` at ``t``; NaN at 0."""
-    return np.concatenate([[np.nan], x[:-1]])
+    return np.concatenate([np.full((*x.shape[:-1], 1), np.nan), x[..., :-1]], axis=-1)
 
 
 def true_range(bars: Bars) -> np.ndarray:
@@ -118,7 +144,7 @@ def true_range(bars: Bars) -> np.ndarray:
 def log_return(bars: Bars, window: int) -> np.ndarray:
     """log(close_t / close_{t-window})."""
     out = np.full(bars.close.shape, np.nan)
-    out[window:] = np.log(bars.close[window:] / bars.close[:-window])
+    out[..., window:] = np.log(bars.close[..., window:] / bars.close[..., :-window])
     return out
 
 
@@ -192,7 +218,7 @@ def _directional(bars: Bars, window: int) -> tuple[np.ndarray, np.ndarray]:
     down = -np.diff(bars.low, prepend=np.nan)
     plus_dm = np.where((up > down) & (up > 0), up, 0.0)
     minus_dm = np.where((down > up) & (down > 0), down, 0.0)
-    plus_dm[0] = minus_dm[0] = np.nan  # no previous bar, like the true range
+    plus_dm[..., 0] = minus_dm[..., 0] = np.nan  # no previous bar, like the true range
     alpha = 1.0 / window
     tr = recursive_mean(true_range(bars), window, alpha)
     plus = _ratio(recursive_mean(plus_dm, window, alpha), tr, 0.0)
@@ -215,26 +241,35 @@ def adx(bars: Bars, window: int) -> np.ndarray:
     return recursive_mean(dx, window, 1.0 / window)
 
 
-def _bars_since_extreme(x: np.ndarray, window: int, pick: Callable[..., np.ndarray]) -> np.ndarray:
-    """Bars since the highest (``np.argmax``) or lowest value of the last ``window + 1`` bars.
+def _bars_since_extreme(x: np.ndarray, window: int, highest: bool) -> np.ndarray:
+    """Bars since the highest (or lowest) value of the last ``window + 1`` bars.
 
-    Ties count the most recent extreme.
+    Ties count the most recent extreme; a NaN counts as the extreme (as ``np.argmax`` has it). One
+    pass per age over whole arrays, newest first, so no ``[T, window]`` view is materialised.
     """
     out = np.full(x.shape, np.nan)
-    if len(x) > window:
-        view = sliding_window_view(x, window + 1)[:, ::-1]  # newest first
-        out[window:] = pick(view, axis=1)
+    size = x.shape[-1]
+    if size > window:
+        best = x[..., window:]
+        ages = np.zeros(best.shape)
+        for age in range(1, window + 1):
+            older = x[..., window - age : size - age]
+            beats = older > best if highest else older < best
+            beats |= np.isnan(older) & ~np.isnan(best)
+            best = np.where(beats, older, best)
+            ages[beats] = age
+        out[..., window:] = ages
     return out
 
 
 def aroon_up(bars: Bars, window: int) -> np.ndarray:
     """Aroon up in [0, 1]: (window - bars since the window's highest high) / window."""
-    return (window - _bars_since_extreme(bars.high, window, np.argmax)) / window
+    return (window - _bars_since_extreme(bars.high, window, highest=True)) / window
 
 
 def aroon_down(bars: Bars, window: int) -> np.ndarray:
     """Aroon down in [0, 1]: (window - bars since the window's lowest low) / window."""
-    return (window - _bars_since_extreme(bars.low, window, np.argmin)) / window
+    return (window - _bars_since_extreme(bars.low, window, highest=False)) / window
 
 
 def aroon_osc(bars: Bars, window: int) -> np.ndarray:
@@ -375,13 +410,14 @@ def feature_names(specs: Sequence[IndicatorRef]) -> list[str]:
 
 
 def compute_features(bars: Bars, specs: Sequence[IndicatorRef]) -> np.ndarray:
-    """All indicators of ``specs`` for one symbol: ``[T, F]``, NaN during warm-up."""
+    """All indicators of ``specs``: ``[T, F]`` for one symbol's ``[T]`` bars, ``[N, T, F]`` for
+    ``[N, T]`` bars; NaN during warm-up."""
     unknown = [s.name for s in specs if s.name not in INDICATORS]
     if unknown:
         raise ValueError(f"unknown indicator(s) {unknown}; known: {sorted(INDICATORS)}")
     refs = [IndicatorRef(*s) for s in specs]
     columns = [INDICATORS[r.name].kernel(bars, r.window, **r.resolved_params()) for r in refs]
-    return np.column_stack(columns) if columns else np.empty((len(bars.close), 0))
+    return np.stack(columns, axis=-1) if columns else np.empty((*bars.close.shape, 0))
 
 
 def warmup_bars(specs: Sequence[IndicatorRef]) -> int:

@@ -98,6 +98,8 @@ def match_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> dict[str
 
 def _slashed_order(text: pd.Series, origin: str) -> str | None:
     """``%d/%m/%Y`` or ``%m/%d/%Y`` for slashed dates, decided by a field above 12; None if not slashed."""
+    if not len(text) or not _SLASHED_DATE.match(str(text.iloc[0])):
+        return None  # the first stamp decides it without a regex over every row
     parts = text.str.extract(_SLASHED_DATE)
     if parts.empty or parts[0].isna().any() or parts[1].nunique() != 1:
         return None

@@ -54,18 +54,22 @@ def check_quality(bars: pd.DataFrame, settings: ValidationSettings, note: Note) 
 def stale_opens(stamps: np.ndarray, open_: np.ndarray, close: np.ndarray, share: float, note: Note) -> None:
     stale = np.zeros(len(open_), dtype=bool)
     stale[1:] = np.isclose(open_[1:], close[:-1], rtol=1e-9, atol=0.0)
-    years = pd.DatetimeIndex(stamps).year.to_numpy()
-    by_year = pd.Series(stale[1:]).groupby(years[1:]).mean()
-    flagged = by_year[by_year > share]
-    if flagged.empty:
+    years = stamps.astype("datetime64[Y]").astype(np.int64) + 1970
+    held, index = np.unique(years[1:], return_inverse=True)  # each bar's year, as in a groupby
+    by_year = np.bincount(index, weights=stale[1:]) / np.bincount(index)
+    flagged = by_year > share
+    if not flagged.any():
         return
-    shares = ", ".join(f"{year} {value:.0%}" for year, value in flagged.items())
+    shares = ", ".join(
+        f"{year} {value:.0%}" for year, value in zip(held[flagged], by_year[flagged], strict=True)
+    )
     note(
         "stale_opens",
-        f"the open equals the previous close on more than {share:.0%} of bars in {len(flagged)} year(s) "
+        f"the open equals the previous close on more than {share:.0%} of bars in "
+        f"{int(flagged.sum())} year(s) "
         f"({shares}): a next-open fill there is a fill at the close the policy saw; "
         "fill at the next close (env.fill=next_close) or charge a spread (env.spread_factor)",
-        stale & np.isin(years, flagged.index.to_numpy()),
+        stale & np.isin(years, held[flagged]),
     )
 
 

@@ -16,6 +16,8 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
 
 from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
@@ -130,7 +132,7 @@ class FileSource:
             raise SourceError(f"{uri}: file not found") from error
         parquet = uri.endswith(".parquet") or (not uri.endswith(".csv") and self.default_format == "parquet")
         try:
-            frame = pd.read_parquet(io.BytesIO(data)) if parquet else pd.read_csv(io.BytesIO(data))
+            frame = pd.read_parquet(io.BytesIO(data)) if parquet else read_csv(data)
         except (
             pd.errors.ParserError,
             pd.errors.EmptyDataError,
@@ -142,6 +144,28 @@ class FileSource:
             raise SourceError(f"{uri}: not a readable {kind} file: {error}") from error
         frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
         return frame, sha256_bytes(data)
+
+
+def read_csv(data: bytes) -> pd.DataFrame:
+    """A CSV file as ``pandas.read_csv`` gives it, read by pyarrow's multi-threaded reader.
+
+    Numbers and booleans are typed as pandas types them; columns pyarrow would turn into dates or
+    times stay text, as pandas leaves them (the loader parses stamps itself: zones, day-first dates).
+    A file pyarrow reads differently (duplicate or empty column names, a column typed by its first
+    block only, a ragged row, no rows) is read by pandas, so its result and its errors are pandas' own.
+    """
+    try:
+        head = pcsv.open_csv(io.BytesIO(data), read_options=pcsv.ReadOptions(block_size=1 << 16)).schema
+        names = head.names
+        if len(set(names)) < len(names) or "" in names:
+            return pd.read_csv(io.BytesIO(data))
+        text = {f.name: pa.string() for f in head if pa.types.is_temporal(f.type)}
+        empty = {f.name: pa.float64() for f in head if pa.types.is_null(f.type)}
+        options = pcsv.ConvertOptions(column_types={**text, **empty}, strings_can_be_null=True)
+        table = pcsv.read_csv(io.BytesIO(data), convert_options=options)
+    except pa.ArrowInvalid:
+        return pd.read_csv(io.BytesIO(data))
+    return table.to_pandas() if table.num_rows else pd.read_csv(io.BytesIO(data))
 
 
 def make_source(settings: DataSettings, storage: Storage) -> BarSource:

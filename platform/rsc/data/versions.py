@@ -13,25 +13,32 @@ A version is named by the hash of its **canonical table** (:func:`content_hash`:
 and time, columns by name, values in fixed binary types), so the same bars get the same name whatever
 the Parquet layout or library version, on ``file://`` and ``s3://``. Its manifest also keeps the hash
 the run manifests used before (over the Parquet files), so a hash recorded then still resolves.
+
+A version is written symbol by symbol (:class:`VersionWriter`): each symbol's file as soon as its bars
+are ready, the hash from each column's bytes spooled per symbol, the manifest once every symbol is in;
+so an ingest holds one symbol's bars at a time, not the dataset.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
+import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rsc.core.schema import SYMBOL, TIMESTAMP
 from rsc.storage import Storage, join
-from rsc.storage.store import MANIFEST, MANIFEST_FORMAT, sha256_bytes
+from rsc.storage.store import MANIFEST, MANIFEST_FORMAT, parquet_bytes, sha256_bytes
 
 DATASETS = "datasets"
 PARTS, VERSIONS, LATEST = "parts", "versions", "LATEST"
@@ -48,21 +55,77 @@ def content_hash(frame: pd.DataFrame) -> str:
     rows = frame.sort_values(keys, kind="stable") if keys else frame
     digest = hashlib.sha256()
     for name in sorted(rows.columns):
-        column = rows[name]
-        if pd.api.types.is_datetime64_any_dtype(column):
-            zone = column.dt.tz
-            stamps = column.dt.tz_convert("UTC").dt.tz_localize(None) if zone is not None else column
-            kind = f"time[{zone}]"  # naive and zoned stamps of the same instants are different tables
-            data = stamps.to_numpy("datetime64[ns]").view(np.int64).tobytes()
-        elif pd.api.types.is_bool_dtype(column):
-            kind, data = "bool", column.to_numpy(np.uint8).tobytes()
-        elif pd.api.types.is_numeric_dtype(column):
-            kind, data = "number", column.to_numpy(np.float64).tobytes()
-        else:
-            kind, data = "text", "\0".join(column.astype(str)).encode()
-        digest.update(f"{name}\0{kind}\0{len(column)}\0".encode())
+        kind, data = _canonical(rows[name])
+        digest.update(f"{name}\0{kind}\0{len(rows)}\0".encode())
         digest.update(data)
     return digest.hexdigest()
+
+
+def _canonical(column: pd.Series) -> tuple[str, bytes]:
+    """A column's kind and bytes in the canonical table (text values joined by NUL)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        zone = column.dt.tz
+        stamps = column.dt.tz_convert("UTC").dt.tz_localize(None) if zone is not None else column
+        kind = f"time[{zone}]"  # naive and zoned stamps of the same instants are different tables
+        return kind, stamps.to_numpy("datetime64[ns]").view(np.int64).tobytes()
+    if pd.api.types.is_bool_dtype(column):
+        return "bool", column.to_numpy(np.uint8).tobytes()
+    if pd.api.types.is_numeric_dtype(column):
+        return "number", column.to_numpy(np.float64).tobytes()
+    return "text", "\0".join(column.astype(str).tolist()).encode()
+
+
+@dataclass
+class _Spool:
+    """One column of the canonical table, spooled per symbol (to disk past ``SPOOL_BYTES``)."""
+
+    kind: str
+    file: IO[bytes] = field(  # closed by CanonicalHash.close
+        default_factory=lambda: tempfile.SpooledTemporaryFile(SPOOL_BYTES)  # noqa: SIM115
+    )
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # symbol -> (offset, length)
+
+
+SPOOL_BYTES = 64 << 20
+
+
+class CanonicalHash:
+    """:func:`content_hash` of a table that arrives one symbol at a time, in any symbol order, each
+    symbol's rows sorted by time: the same digest, without the table in memory."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, _Spool] = {}
+        self.rows = 0
+
+    def add(self, symbol: str, rows: pd.DataFrame) -> None:
+        if not len(rows):
+            return
+        for name in rows.columns:
+            kind, data = _canonical(rows[name])
+            spool = self.columns.setdefault(name, _Spool(kind))
+            if spool.kind != kind:
+                raise ValueError(f"column {name!r} is {kind} for {symbol} but {spool.kind} before")
+            spool.file.seek(0, io.SEEK_END)
+            spool.spans[symbol] = (spool.file.tell(), len(data))
+            spool.file.write(data)
+        self.rows += len(rows)
+
+    def hexdigest(self) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(self.columns):
+            spool = self.columns[name]
+            digest.update(f"{name}\0{spool.kind}\0{self.rows}\0".encode())
+            for i, symbol in enumerate(sorted(spool.spans)):
+                offset, length = spool.spans[symbol]
+                spool.file.seek(offset)
+                if i and spool.kind == "text":
+                    digest.update(b"\0")
+                digest.update(spool.file.read(length))
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        for spool in self.columns.values():
+            spool.file.close()
 
 
 def dataset_home(root: str, name: str) -> str:
@@ -117,38 +180,36 @@ class DatasetVersions:
         self, frame: pd.DataFrame, inputs: dict[str, str] | None = None, make_latest: bool = True
     ) -> dict[str, Any]:
         """Store ``frame`` as a version (files already stored are not written again) and make it the
-        latest; returns its manifest. The version's manifest is written after its files, ``LATEST``
-        last; the same bars stored again are the same version, unchanged."""
-        version = content_hash(frame)
+        latest; returns its manifest (see :class:`VersionWriter`)."""
+        writer = VersionWriter(self)
+        ordered = frame.sort_values([SYMBOL, TIMESTAMP], kind="stable", ignore_index=True)
+        for symbol, rows in ordered.groupby(SYMBOL, sort=True):
+            writer.add(writer.store(str(symbol), rows.reset_index(drop=True)))
+        return writer.commit(inputs, make_latest)
+
+    def commit(
+        self, version: str, partitions: dict[str, Part], inputs: dict[str, str] | None, make_latest: bool
+    ) -> dict[str, Any]:
+        """Write the manifest of ``version`` (its part files are stored), then ``LATEST``; the same
+        bars stored again are the same version, unchanged."""
         if self.storage.exists(self._manifest_uri(version)):  # a version never changes once written
             if make_latest:
                 self.storage.write_bytes(join(self.home, LATEST), version.encode())
             return self.manifest(version)
-        ordered = frame.sort_values([SYMBOL, TIMESTAMP], kind="stable", ignore_index=True)
-        table = pa.Table.from_pandas(ordered, preserve_index=False)
-        partitions: dict[str, dict[str, Any]] = {}
-        for symbol, rows in ordered.groupby(SYMBOL, sort=True):
-            part = table.slice(int(rows.index[0]), len(rows))
-            buffer = io.BytesIO()
-            pq.write_table(part, buffer, compression="zstd")
-            data = buffer.getvalue()
-            digest = sha256_bytes(data)
-            name = f"{SYMBOL}={quote(str(symbol), safe='')}/part-{digest[:16]}.parquet"
-            if not self.storage.exists(join(self.parts, name)):
-                self.storage.write_bytes(join(self.parts, name), data)
-            partitions[str(symbol)] = {"file": name, "sha256": digest, "rows": part.num_rows}
-        listing = "".join(f"{key}\t{p['sha256']}\n" for key, p in partitions.items())
-        stamps = ordered[TIMESTAMP]
+        parts = [partitions[symbol] for symbol in sorted(partitions)]
+        listing = "".join(f"{p.symbol}\t{p.sha256}\n" for p in parts)
+        ranges = [p.time_range for p in parts if p.time_range]
+        span = [str(min(r[0] for r in ranges)), str(max(r[1] for r in ranges))] if ranges else None
         manifest = {
             "format": MANIFEST_FORMAT,
             "sha256": version,
             "listing_sha256": sha256_bytes(listing.encode()),
-            "rows": len(ordered),
-            "schema": {field.name: str(field.type) for field in table.schema},
-            "time_range": [str(stamps.min()), str(stamps.max())] if len(stamps) else None,
+            "rows": sum(p.rows for p in parts),
+            "schema": parts[0].schema if parts else {},
+            "time_range": span,
             "partition_by": SYMBOL,
-            "partitions": partitions,
-            "files": [p["file"] for p in partitions.values()],
+            "partitions": {p.symbol: {"file": p.file, "sha256": p.sha256, "rows": p.rows} for p in parts},
+            "files": [p.file for p in parts],
             "inputs": dict(sorted((inputs or {}).items())),
             "dataset": self.home.rsplit("/", 1)[-1],
             "base": self.parts,
@@ -193,8 +254,7 @@ class DatasetVersions:
 
     def read(self, manifest: dict[str, Any], symbols: list[str] | None = None) -> pd.DataFrame:
         files = manifest["files"] if symbols is None else [manifest["partitions"][s]["file"] for s in symbols]
-        tables = [pq.read_table(io.BytesIO(self.storage.read_bytes(join(self.parts, f)))) for f in files]
-        return pa.concat_tables(tables).to_pandas()
+        return self.storage.read_parquet([join(self.parts, name) for name in files])
 
     def size_bytes(self, manifest: dict[str, Any]) -> int:
         fs, _ = self.storage.filesystem(self.parts)
@@ -235,3 +295,98 @@ class DatasetVersions:
                 fs.rm(entry)
                 removed += 1
         return removed
+
+
+@dataclass(frozen=True)
+class Part:
+    """One symbol's stored file in a version, and what the version's manifest says of it."""
+
+    symbol: str
+    file: str  # relative to the dataset's parts/
+    sha256: str
+    rows: int
+    schema: dict[str, str]
+    time_range: tuple[pd.Timestamp, pd.Timestamp] | None
+    bars: pd.DataFrame  # the rows, until the writer has hashed them
+
+
+class VersionWriter:
+    """A version written symbol by symbol.
+
+    :meth:`store` writes one symbol's file (thread-safe: symbols can be stored in parallel; files
+    are named by the hash of their bytes, so a file an earlier version holds is not written again);
+    :meth:`add` takes it into the version; :meth:`commit` writes the manifest. Until then no version
+    lists the new files, and :meth:`discard` removes them, so a failed ingest leaves the dataset as
+    it was.
+    """
+
+    def __init__(self, versions: DatasetVersions):
+        self.versions = versions
+        self.partitions: dict[str, Part] = {}
+        self.hash = CanonicalHash()
+        self._written: list[str] = []
+        self._folders: list[Path] = []  # local folders made for the files written, to remove with them
+        self._lock = threading.Lock()
+
+    def store(self, symbol: str, bars: pd.DataFrame) -> Part:
+        """Write one symbol's bars (sorted by time, canonical columns) as its part file."""
+        table = pa.Table.from_pandas(bars, preserve_index=False)
+        data = parquet_bytes(table)
+        digest = sha256_bytes(data)
+        name = f"{SYMBOL}={quote(symbol, safe='')}/part-{digest[:16]}.parquet"
+        uri = join(self.versions.parts, name)
+        if not self.versions.storage.exists(uri):
+            folders = self._missing_folders(uri)
+            self.versions.storage.write_bytes(uri, data)
+            with self._lock:
+                self._written.append(uri)
+                self._folders.extend(folders)
+        stamps = bars[TIMESTAMP]
+        span = (stamps.min(), stamps.max()) if len(stamps) else None
+        schema = {field.name: str(field.type) for field in table.schema}
+        return Part(symbol, name, digest, table.num_rows, schema, span, bars)
+
+    def add(self, part: Part) -> None:
+        if part.symbol in self.partitions:
+            raise ValueError(f"symbol {part.symbol!r} is in the version twice")
+        self.hash.add(part.symbol, part.bars)
+        self.partitions[part.symbol] = replace(part, bars=part.bars.iloc[:0])
+
+    def commit(self, inputs: dict[str, str] | None = None, make_latest: bool = True) -> dict[str, Any]:
+        """The version's manifest, written after its files (``LATEST`` last); returns it."""
+        try:
+            manifest = self.versions.commit(self.hash.hexdigest(), self.partitions, inputs, make_latest)
+        finally:
+            self.hash.close()
+        listed = {join(self.versions.parts, name) for name in manifest["files"]}
+        self._remove(lambda uri: uri not in listed)  # the version was stored before, in other files
+        return manifest
+
+    def discard(self) -> None:
+        """Remove the files this writer stored (none of them is listed by any version yet) and the
+        local folders made for them, so a failed first ingest leaves no dataset folder behind."""
+        self.hash.close()
+        self._remove(lambda uri: True)
+        with self._lock:
+            folders, self._folders = self._folders, []
+        for folder in sorted(set(folders), key=lambda f: len(f.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+    def _missing_folders(self, uri: str) -> list[Path]:
+        """The local folders writing ``uri`` will make (none on S3, which has no folders)."""
+        path = self.versions.storage.local_path(uri)
+        missing = []
+        for folder in path.parents if path is not None else ():
+            if folder.exists():
+                break
+            missing.append(folder)
+        return missing
+
+    def _remove(self, which: Callable[[str], bool]) -> None:
+        with self._lock:
+            written, self._written = self._written, []
+        for uri in filter(which, written):
+            fs, path = self.versions.storage.filesystem(uri)
+            if fs.exists(path):
+                fs.rm(path)

@@ -1,16 +1,21 @@
 """ingest: raw bars from the configured source -> a validated version of the stored dataset, which the
 run's ``bars/`` points at (:mod:`rsc.data.versions`).
 
-Every symbol is loaded and validated before anything is written, so bad input leaves the previous
-dataset exactly as it was. New bars go on top of the dataset's latest version (:mod:`rsc.data.append`):
-only the symbols that changed get new files, and stored bars are never silently rewritten. With
-``data.version`` the run uses that stored version as it is and reads no source.
+Symbols stream through one at a time, on every core (:mod:`rsc.data.parallel`): read, validated,
+put on top of the stored bars and written as the symbol's file, so memory holds a few symbols, not the
+dataset. The new version becomes visible only when its manifest is written, after every symbol passed;
+bad input removes the files this ingest wrote, so it leaves the dataset exactly as it was. New bars go
+on top of the dataset's latest version (:mod:`rsc.data.append`): only the symbols that changed get new
+files, and stored bars are never silently rewritten. With ``data.version`` the run uses that stored
+version as it is and reads no source.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +23,13 @@ import pandas as pd
 from rsc.config import Settings
 from rsc.core.features import INDICATORS
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP
-from rsc.data.append import merge_bars
+from rsc.data.append import AppendReport, merge_bars
+from rsc.data.parallel import ordered_map
 from rsc.data.progress import Track, untracked
+from rsc.data.raw import RawBars
 from rsc.data.sources import clip_dates, make_source
 from rsc.data.validate import accept, check_bars, check_quality_of
-from rsc.data.versions import DatasetVersions, find_version
+from rsc.data.versions import DatasetVersions, Part, VersionWriter, find_version
 from rsc.registry.lineage import bar_frequency
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout
@@ -38,15 +45,13 @@ class IngestResult:
     symbols: int
 
 
-def check_frequency(frames: list[pd.DataFrame], declared: str) -> None:
-    """The bars' own size must be the one the settings declare: it names the model lineage.
+def check_frequency(found: dict[str, str], declared: str) -> None:
+    """The bars' own size (``found``: symbol -> :func:`bar_frequency`) must be the one the settings
+    declare: it names the model lineage.
 
     Raises:
         ValueError: naming each symbol's bar size and the setting to change.
     """
-    found = {
-        bars[SYMBOL].iloc[0]: bar_frequency(bars[TIMESTAMP].to_numpy()) for bars in frames if len(bars) > 1
-    }
     sizes = sorted(set(found.values()))
     if len(sizes) > 1:
         listed = ", ".join(f"{symbol} {size}" for symbol, size in sorted(found.items()))
@@ -91,6 +96,54 @@ def close_only_conflicts(cfg: Settings) -> list[str]:
     return conflicts
 
 
+@dataclass(frozen=True)
+class _Ingested:
+    """One symbol after ingest: its stored file (None: no bars in data.start..data.end) and findings."""
+
+    symbol: str
+    sha256: str  # of the raw input
+    part: Part | None = None
+    frequency: str | None = None  # None: fewer than two bars
+    close_only: bool = False
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    appended: AppendReport | None = None  # None: no stored version to go on top of
+
+
+def _ingest_symbol(
+    raw: RawBars, cfg: Settings, writer: VersionWriter, stored: dict[str, Any] | None
+) -> _Ingested:
+    """Validate one symbol's raw bars, put them on top of its stored bars and store its file."""
+    data = cfg.data
+    bars = accept(*check_bars(raw.frame, raw.origin, raw.symbol, data.validation, quality=False))
+    bars[SYMBOL] = raw.symbol
+    bars = clip_dates(bars, data.start, data.end)
+    if bars.empty:
+        return _Ingested(raw.symbol, raw.sha256)
+    # Quality is judged on the bars the run uses, not on years outside data.start..data.end.
+    accept(bars, report := check_quality_of(bars, raw.origin, raw.symbol, data.validation))
+    warnings = [{"symbol": w.symbol, "check": w.check, "finding": str(w)} for w in report.warnings]
+    frequency = bar_frequency(bars[TIMESTAMP].to_numpy()) if len(bars) > 1 else None
+    closes = close_only(bars)
+    appended = None if stored is None else AppendReport(appended={raw.symbol: len(bars)})
+    if stored is not None and raw.symbol in stored["partitions"]:
+        # New bars on top of the stored ones; different values at one time stop here. Adjusted prices
+        # are restated by every split and dividend: the new history replaces the stored.
+        previous = writer.versions.read(stored, [raw.symbol])
+        bars, appended = merge_bars(previous, bars, data.restate or cfg.adjusted_prices)
+        bars = clip_dates(bars, data.start, data.end)
+    part = writer.store(raw.symbol, bars)
+    return _Ingested(raw.symbol, raw.sha256, part, frequency, closes, warnings, appended)
+
+
+def _merged(reports: list[AppendReport]) -> AppendReport:
+    merged = AppendReport()
+    for report in reports:
+        merged.appended.update(report.appended)
+        merged.restated.update(report.restated)
+        merged.kept.update(report.kept)
+    return merged
+
+
 def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     storage = Storage.from_settings(cfg.storage)
     data = cfg.data
@@ -98,47 +151,49 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     if data.version:
         return _pinned(cfg, storage, versions)
     symbols = None if list(data.symbols) == ["*"] else len(data.symbols)
-    frames, inputs, warnings, empty = [], {}, [], []
-    for raw in track(make_source(data, storage).fetch(data.symbols), "ingest + validate", symbols):
-        bars = accept(*check_bars(raw.frame, raw.origin, raw.symbol, data.validation, quality=False))
-        bars[SYMBOL] = raw.symbol
-        bars = clip_dates(bars, data.start, data.end)
-        if bars.empty:
-            empty.append(raw.symbol)
-            continue
-        # Quality is judged on the bars the run uses, not on years outside data.start..data.end.
-        accept(bars, report := check_quality_of(bars, raw.origin, raw.symbol, data.validation))
-        warnings += [{"symbol": w.symbol, "check": w.check, "finding": str(w)} for w in report.warnings]
-        frames.append(bars)
-        inputs[f"raw/{raw.symbol}"] = raw.sha256
-    if empty:
-        raise ValueError(f"no bars between {data.start} and {data.end} for symbol(s) {sorted(empty)}")
-    frame = pd.concat(frames, ignore_index=True)
-    check_frequency(frames, cfg.frequency)
-    closes_only = sorted(bars[SYMBOL].iloc[0] for bars in frames if close_only(bars))
-    if closes_only and (conflicts := close_only_conflicts(cfg)):
-        raise ValueError(
-            f"{', '.join(closes_only)}: close-only bars (open = high = low = close) cannot be traded "
-            "honestly under these settings: " + "; ".join(conflicts)
-        )
     stored = versions.latest()
-    if stored is not None:  # new bars on top of the stored ones; different values at one time stop here
-        previous = versions.read(stored, sorted(set(stored["partitions"]) & set(frame[SYMBOL])))
-        # Adjusted prices are restated by every split and dividend: the new history replaces the stored.
-        frame, appended = merge_bars(previous, frame, data.restate or cfg.adjusted_prices)
-        frame = clip_dates(frame, data.start, data.end)
-        inputs["previous_version"] = stored["sha256"]
-        log.info("ingest: %s on top of version %s", appended.summary(), stored["sha256"][:12])
+    writer = VersionWriter(versions)
+    inputs: dict[str, str] = {}
+    warnings, empty, found, closes_only, reports = [], [], {}, [], []
+    try:
+        raws = make_source(data, storage).fetch(data.symbols)
+        results = ordered_map(lambda raw: _ingest_symbol(raw, cfg, writer, stored), raws)
+        with closing(results):
+            for one in track(results, "ingest + validate", symbols):
+                if one.part is None:
+                    empty.append(one.symbol)
+                    continue
+                writer.add(one.part)
+                inputs[f"raw/{one.symbol}"] = one.sha256
+                warnings += one.warnings
+                found.update({one.symbol: one.frequency} if one.frequency else {})
+                closes_only += [one.symbol] if one.close_only else []
+                reports += [one.appended] if one.appended else []
+        if empty:
+            raise ValueError(f"no bars between {data.start} and {data.end} for symbol(s) {sorted(empty)}")
+        check_frequency(found, cfg.frequency)
+        closes_only.sort()
+        if closes_only and (conflicts := close_only_conflicts(cfg)):
+            raise ValueError(
+                f"{', '.join(closes_only)}: close-only bars (open = high = low = close) cannot be traded "
+                "honestly under these settings: " + "; ".join(conflicts)
+            )
+        if stored is not None:
+            inputs["previous_version"] = stored["sha256"]
+            log.info("ingest: %s on top of version %s", _merged(reports).summary(), stored["sha256"][:12])
+        manifest = writer.commit(inputs)
+    except BaseException:
+        writer.discard()
+        raise
     layout = RunLayout(cfg.run_root)
     bars_uri = layout.bars
-    manifest = versions.write(frame, inputs)
     storage.write_reference(bars_uri, manifest)
     storage.write_json(
         layout.quality, {"bars_sha256": manifest["sha256"], "warnings": warnings, "close_only": closes_only}
     )
     log.info(
         "ingest: %d symbols, %d bars -> %s (dataset %s version %s)",
-        len(frames),
+        len(writer.partitions),
         manifest["rows"],
         bars_uri,
         cfg.dataset_name,
@@ -146,7 +201,7 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     )
     if warnings:
         log.warning("ingest: %d data-quality warning(s), listed in %s", len(warnings), layout.quality)
-    return IngestResult(bars_uri, manifest["rows"], manifest["sha256"], len(frames))
+    return IngestResult(bars_uri, manifest["rows"], manifest["sha256"], len(writer.partitions))
 
 
 def _pinned(cfg: Settings, storage: Storage, versions: DatasetVersions) -> IngestResult:

@@ -8,15 +8,22 @@ previous version intact; files no manifest lists are removed after the next succ
 The manifest records the schema, rows, time range, each file's sha256 and the dataset's sha256 (over
 the per-partition hashes), plus the hashes of the datasets it was derived from. It holds no wall-clock
 time, so the same frame gives a byte-identical manifest on file:// and s3://, run after run.
+
+A dataset partitioned by symbol can be written and read in batches of symbols
+(:meth:`Storage.write_dataset_batches`, :meth:`Storage.read_dataset` with ``symbols``), so a stage
+holds one batch at a time; the files and the manifest are the same as for the whole frame at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ from rsc.core.schema import SYMBOL, TIMESTAMP
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2
+WRITERS = os.cpu_count() or 1  # partition files read or written at once (pyarrow releases the GIL)
 
 
 def join(uri: str, *parts: str) -> str:
@@ -43,6 +51,16 @@ def join(uri: str, *parts: str) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as one zstd-compressed Parquet file. Only text columns (a symbol repeated on every
+    row) are dictionary-encoded: prices and features are nearly all distinct values, for which a
+    dictionary costs time and space."""
+    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd", use_dictionary=text)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -171,27 +189,40 @@ class Storage:
         Returns:
             The manifest, written last: the commit point of the dataset.
         """
+        return self.write_dataset_batches(uri, [frame], inputs, notes)
+
+    def write_dataset_batches(
+        self,
+        uri: str,
+        batches: Iterable[pd.DataFrame],
+        inputs: dict[str, str] | None = None,
+        notes: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`write_dataset` of the frames of ``batches`` taken together, one batch in memory at a
+        time: each symbol's rows in one batch, batches in symbol order (then the files and manifest are
+        those of the whole frame)."""
         partitions: dict[str, dict[str, Any]] = {}
-        table = pa.Table.from_pandas(_by_symbol(frame), preserve_index=False)
-        schema = table.schema
-        for key, part in _partitions(table):
-            buffer = io.BytesIO()
-            pq.write_table(part, buffer, compression="zstd")
-            data = buffer.getvalue()
-            digest = sha256_bytes(data)
-            name = f"part-{digest[:16]}.parquet"
-            if key is not None:
-                name = f"{SYMBOL}={quote(key, safe='')}/{name}"
-            self.write_bytes(join(uri, name), data)
-            partitions[key or ""] = {"file": name, "sha256": digest, "rows": part.num_rows}
+        rows, schema, partition_by, spans = 0, None, None, []
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="rsc-write") as pool:
+            for frame in batches:
+                table = pa.Table.from_pandas(_by_symbol(frame), preserve_index=False)
+                schema = schema or table.schema
+                partition_by = SYMBOL if SYMBOL in frame.columns else None
+                for key, entry in pool.map(lambda item: self._write_part(uri, *item), _partitions(table)):
+                    if key in partitions:
+                        raise ValueError(f"{uri}: partition {key!r} is in two batches")
+                    partitions[key] = entry
+                rows += len(frame)
+                if (span := _time_range(frame)) is not None:
+                    spans.append(span)
         listing = "".join(f"{key}\t{p['sha256']}\n" for key, p in partitions.items())
         manifest = {
             "format": MANIFEST_FORMAT,
             "sha256": sha256_bytes(listing.encode()),
-            "rows": len(frame),
-            "schema": {field.name: str(field.type) for field in schema},
-            "time_range": _time_range(frame),
-            "partition_by": SYMBOL if SYMBOL in frame.columns else None,
+            "rows": rows,
+            "schema": {field.name: str(field.type) for field in schema or []},
+            "time_range": [str(min(s[0] for s in spans)), str(max(s[1] for s in spans))] if spans else None,
+            "partition_by": partition_by,
             "partitions": partitions,
             "files": [p["file"] for p in partitions.values()],
             "inputs": dict(sorted((inputs or {}).items())),
@@ -200,6 +231,16 @@ class Storage:
         self.write_json(join(uri, MANIFEST), manifest)
         self._remove_orphans(uri, keep={MANIFEST, *manifest["files"]})
         return manifest
+
+    def _write_part(self, uri: str, key: str | None, part: pa.Table) -> tuple[str, dict[str, Any]]:
+        """One partition's Parquet file, named by its hash; (partition key, manifest entry)."""
+        data = parquet_bytes(part)
+        digest = sha256_bytes(data)
+        name = f"part-{digest[:16]}.parquet"
+        if key is not None:
+            name = f"{SYMBOL}={quote(key, safe='')}/{name}"
+        self.write_bytes(join(uri, name), data)
+        return key or "", {"file": name, "sha256": digest, "rows": part.num_rows}
 
     def write_reference(self, uri: str, manifest: dict[str, Any]) -> None:
         """Make ``uri`` a dataset whose files live elsewhere: ``manifest`` names them relative to its
@@ -226,7 +267,14 @@ class Storage:
                 raise KeyError(f"{uri}: no symbol(s) {missing} in the dataset; it has {sorted(partitions)}")
             files = [partitions[s]["file"] for s in symbols]
         base = manifest.get("base", uri)  # a reference to a stored version reads the version's files
-        tables = [pq.read_table(io.BytesIO(self.read_bytes(join(base, name)))) for name in files]
+        return self.read_parquet([join(base, name) for name in files])
+
+    def read_parquet(self, uris: list[str]) -> pd.DataFrame:
+        """The Parquet files ``uris`` as one frame, in order (read on every core)."""
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="rsc-read") as pool:
+            tables = list(
+                pool.map(lambda uri: pq.read_table(io.BytesIO(self.read_bytes(uri)), use_threads=False), uris)
+            )
         return pa.concat_tables(tables).to_pandas()
 
     def _remove_orphans(self, uri: str, keep: set[str]) -> None:
@@ -274,14 +322,16 @@ def _partitions(table: pa.Table) -> list[tuple[str | None, pa.Table]]:
     """One zero-copy slice per symbol of a table grouped by symbol (the whole table without one)."""
     if SYMBOL not in table.column_names or table.num_rows == 0:
         return [(None, table)]
-    symbols = table.column(SYMBOL).to_numpy(zero_copy_only=False).astype(str)
-    keys, starts = np.unique(symbols, return_index=True)
-    order = np.argsort(starts)
-    bounds = [*starts[order], len(symbols)]
-    return [(str(keys[i]), table.slice(bounds[j], bounds[j + 1] - bounds[j])) for j, i in enumerate(order)]
+    codes = table.column(SYMBOL).combine_chunks().dictionary_encode()
+    index = codes.indices.to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    keys = codes.dictionary.to_pylist()
+    bounds = [*starts.tolist(), len(index)]
+    return [(str(keys[index[a]]), table.slice(a, b - a)) for a, b in itertools.pairwise(bounds)]
 
 
-def _time_range(frame: pd.DataFrame) -> list[str] | None:
+def _time_range(frame: pd.DataFrame) -> tuple[Any, Any] | None:
+    """The first and last timestamp (None without timestamps)."""
     if TIMESTAMP not in frame.columns or frame.empty:
         return None
-    return [str(frame[TIMESTAMP].min()), str(frame[TIMESTAMP].max())]
+    return frame[TIMESTAMP].min(), frame[TIMESTAMP].max()
