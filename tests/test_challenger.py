@@ -283,3 +283,35 @@ def test_challenger_runs_keep_their_cooldown_their_own_run_name_and_the_lineage(
     settings = json.loads(kfp.runs[0]["runtime_config"]["parameters"]["settings_json"])
     assert settings["run"]["name"] == "paper-challenger"  # never the trader's own latest execution
     assert settings["registry"]["strategy"] == "paper"  # the trader's lineage, rsc-paper-syn-1d
+
+
+def test_a_resumed_trader_measures_the_same_live_record_as_an_uninterrupted_one(tmp_path):
+    from rsc.registry.tracking import CHAMPION as CHAMPION_ALIAS
+    from rsc.registry.tracking import set_alias
+
+    def settings(session: str):
+        return paper_settings(
+            tmp_path,
+            "paper.bars=60",
+            "monitor.decay=true",
+            "monitor.decay_min_bars=20",
+            f"paper.session={session}",
+        )
+
+    cfg = settings("whole")
+    frame = store_bars(cfg, synthetic_bars(120, drift=-0.001, volatility=0.004, seed=11))
+    version = register_version(cfg, always_policy(1), frame, {"test": backtest_of(0.002)})
+    set_alias(cfg.model_name, CHAMPION_ALIAS, version)
+
+    def psr(sink: MemorySink) -> list[float]:
+        return [m.value for m in sink.metrics if m.name == names.PAPER_DECAY_PSR]
+
+    rule = {"rule": lambda bars, position: 1, "model_version": version, "model_name": cfg.model_name}
+    with StandinPolicy(**rule) as policy:
+        whole = MemorySink()
+        build_trader(cfg, whole, endpoint=policy.url).run()
+        first, rest = MemorySink(), MemorySink()
+        assert build_trader(settings("split"), first, endpoint=policy.url).run(max_bars=33).bars == 33
+        resumed = build_trader(settings("split"), rest, endpoint=policy.url).run()
+    assert resumed.bars == 27
+    assert psr(first) + psr(rest) == psr(whole) and len(psr(rest)) >= 3

@@ -184,9 +184,10 @@ class PaperTrader:
         log.info(
             "paper: resuming %s after segment %d (bar %s)", self.ledger.uri, state.seq - 1, state.timestamp
         )
-        if self.decay is not None:  # the live record so far, as the loop would have kept it
+        if self.decay is not None:  # the live record so far, from the latest segments (one bar each)
             version = None
-            for event in self.ledger.events():
+            tail = self.ledger.segments()[-2 * (self.cfg.monitor.decay_window + 1) :]
+            for event in (event for seq in tail for event in self.ledger.read(seq)):
                 if event.get("book") != CHAMPION:
                     continue
                 if event["type"] == "decision" and event.get("model_version") is not None:
