@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from rsc.registry.policy import Policy
 from rsc.registry.promotion import rollback
 from rsc.registry.pyfunc import decide_on_bars
 from rsc.registry.tracking import use_registry
-from rsc.serve.deploy import deploy, policy_app, serve_logs, wait_until_healthy
+from rsc.serve.deploy import deploy, policy_app, wait_until_healthy
 from rsc.storage import Storage, join
 from tests.conftest import CONFIGS, smoke_settings
 from tests.stored_run import register_policy_run, store_run
@@ -368,7 +369,7 @@ def test_shifted_request_features_raise_the_endpoint_drift(served):
     assert set(health["drift_psi"]) == set(policy.feature_names)
 
 
-def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_version(served):
+def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_version(served, ray_session):
     """Two replicas follow one controller: the switch to v2 (and the rollback to v1) is announced once
     both serve it, no request fails meanwhile, and no request started after an announcement is
     answered by the older version."""
@@ -411,7 +412,9 @@ def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_v
     assert set(between) == {2} and len(between) > 10  # after v2's announcement, before the rollback began
     assert set(after_back) == {1} and len(after_back) > 10
     assert {v for started, _, v in seen if started < announced_v2} >= {1}
-    announcements = _announcements("is version 2 on all 2 replicas")
+    # the session head's own Serve logs (another test's head may have moved RSC_RAY_TEMP_DIR meanwhile)
+    serve_folder = ray_session.session_dir / "logs" / "serve"
+    announcements = _announcements(serve_folder, "is version 2 on all 2 replicas")
     assert any("is version 2 on all 2 replicas" in line for line in announcements), announcements
     announced = [event for event in statsd.events if f"{cfg.model_name}@champion -> version 2" in event]
     assert any("on all 2 replicas" in event for event in announced), statsd.events  # the switch app's
@@ -425,12 +428,12 @@ def test_switching_two_replicas_is_announced_and_no_later_request_gets_the_old_v
     assert health["model_version"] == 1 and 0 <= health["alias_checked_s_ago"] < 5  # the module's app too
 
 
-def _announcements(wanted: str, timeout_s: float = 30.0) -> list[str]:
-    """The controllers' ``switch announced`` lines in this Ray session's Serve logs, read again until
-    one says ``wanted`` (Serve writes replica logs through a buffer)."""
+def _announcements(folder: Path, wanted: str, timeout_s: float = 30.0) -> list[str]:
+    """The controllers' ``switch announced`` lines in the Serve logs in ``folder``, read again until
+    one says ``wanted`` (Serve may write replica logs through a buffer)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        files = serve_logs().glob("replica_*AliasController*.log")
+        files = folder.glob("replica_*AliasController*.log")
         lines = [line for path in files for line in path.read_text(errors="replace").splitlines()]
         found = [line for line in lines if "switch announced" in line]
         if any(wanted in line for line in found) or time.monotonic() > deadline:

@@ -40,6 +40,7 @@ class LocalHead:
     address: str  # host:port of the GCS, for ray.init(address=...)
     dashboard_url: str
     log_path: Path  # output of `ray start` (the head's own logs are in Ray's session folder)
+    session_dir: Path  # Ray's session folder of this head (its logs, Serve's among them, under logs/)
 
 
 def free_port() -> int:
@@ -168,7 +169,9 @@ def local_head(
     try:
         _wait_for_port(port, process, log_path, timeout_s)
         _wait_for_port(dashboard_port, process, log_path, timeout_s)  # the Jobs API lives on the dashboard
-        yield LocalHead(f"{HOST}:{port}", f"http://{HOST}:{dashboard_port}", log_path)
+        yield LocalHead(
+            f"{HOST}:{port}", f"http://{HOST}:{dashboard_port}", log_path, temp_dir / "session_latest"
+        )
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
