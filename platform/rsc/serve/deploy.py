@@ -63,7 +63,7 @@ def policy_app(
     return server.bind(tracking_uri, model_name, controller, settings, monitor)
 
 
-def serve_logs() -> Path:
+def _serve_logs() -> Path:
     """Ray's documented Serve log folder of the session on this machine: the local head's own session
     folder (``RSC_RAY_TEMP_DIR``, set by ``rsc.cluster.local``), else Ray's default one."""
     root = Path(os.environ.get("RSC_RAY_TEMP_DIR") or Path(tempfile.gettempdir()) / "ray")
@@ -72,7 +72,7 @@ def serve_logs() -> Path:
 
 def _replica_log_tail(lines: int = 15) -> str:
     """The newest replica log of this machine's Ray session, with its last lines ("" when none)."""
-    logs = sorted(serve_logs().glob("replica_*.log"), key=lambda path: path.stat().st_mtime)
+    logs = sorted(_serve_logs().glob("replica_*.log"), key=lambda path: path.stat().st_mtime)
     if not logs:
         return ""
     return f"\nreplica log {logs[-1]}:\n{tail(logs[-1], lines)}"
