@@ -144,8 +144,7 @@ def run_gate(
 def record_decision(name: str, version: int, decision: GateDecision, forced: bool = False) -> None:
     """The decision and its numbers on the version's run (tags, ``gate/*`` metrics, a JSON artifact)
     and on the model version (tags), where ``rsc registry list`` shows it."""
-    client = MlflowClient()
-    run_id = client.get_model_version(name, str(version)).run_id
+    run_id = MlflowClient().get_model_version(name, str(version)).run_id
     evidence = decision.evidence
     numbers = {
         "gate/challenger": evidence.challenger,
@@ -155,17 +154,25 @@ def record_decision(name: str, version: int, decision: GateDecision, forced: boo
         "gate/deflated_sharpe": evidence.deflated_sharpe,
         "gate/promote": float(decision.promote),
     }
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({k: float(v) for k, v in numbers.items() if v is not None and v == v})
-        mlflow.set_tags({"rsc.gate.promote": str(decision.promote), "rsc.gate.reason": decision.reason})
-        mlflow.log_dict({**decision.to_json(), "version": version, "forced": forced}, f"gate/{stamp}.json")
+    document = {**decision.to_json(), "version": version, "forced": forced}
+    _log_to_run(run_id, numbers, decision.promote, decision.reason, document)
     tags = {"rsc.gate.promote": str(decision.promote), "rsc.gate.reason": decision.reason}
     if forced:
         tags["rsc.gate.forced"] = "true"
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, value)
+    tag_version(name, version, tags)
     log.info("gate: %s version %d: %s", name, version, decision.reason)
+
+
+def _log_to_run(
+    run_id: str, numbers: Mapping[str, float | None], promote: bool, reason: str, document: dict
+) -> None:
+    """A gate decision on the version's run: ``gate/*`` metrics (missing ones left out), the verdict
+    as tags, ``document`` as ``gate/<time>.json``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({k: float(v) for k, v in numbers.items() if v is not None and v == v})
+        mlflow.set_tags({"rsc.gate.promote": str(promote), "rsc.gate.reason": reason})
+        mlflow.log_dict(document, f"gate/{stamp}.json")
 
 
 def test_figures(name: str, version: int) -> tuple[float, float, float] | None:
@@ -243,20 +250,14 @@ def conclude_shadow(name: str, record: ShadowRecord, settings: RegistrySettings)
     promoted, reason = decide_after_shadow(
         found.tags.get(SHADOW_TEST_TAG, "passed"), record, settings.shadow_margin
     )
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    with mlflow.start_run(run_id=found.run_id):
-        mlflow.log_metrics(
-            {
-                "gate/shadow_challenger_return": record.challenger_return,
-                "gate/shadow_champion_return": record.champion_return,
-                "gate/shadow_bars": float(record.bars),
-                "gate/promote": float(promoted),
-            }
-        )
-        mlflow.set_tags({"rsc.gate.promote": str(promoted), "rsc.gate.reason": reason})
-        mlflow.log_dict(
-            {"promote": promoted, "reason": reason, "shadow": asdict(record)}, f"gate/{stamp}.json"
-        )
+    numbers = {
+        "gate/shadow_challenger_return": record.challenger_return,
+        "gate/shadow_champion_return": record.champion_return,
+        "gate/shadow_bars": float(record.bars),
+        "gate/promote": float(promoted),
+    }
+    document = {"promote": promoted, "reason": reason, "shadow": asdict(record)}
+    _log_to_run(found.run_id, numbers, promoted, reason, document)
     if promoted:  # before the status: a failure here leaves the version pending, to be decided again
         promote(name, record.version)
     tag_version(
