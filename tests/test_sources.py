@@ -338,4 +338,24 @@ def test_data_price_is_one_setting_for_every_source():
 )
 def test_csv_files_read_as_pandas_reads_them(text):
     expected = pd.read_csv(io.StringIO(text))
-    pd.testing.assert_frame_equal(read_csv(text.encode()), expected)
+    pd.testing.assert_frame_equal(read_csv(text.encode(), parse_times=False), expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("timestamp,open\n2010-01-04,1\n2010-01-05,2\n", "datetime64[ns]"),
+        ("timestamp,open\n2016-01-01T00:00:00Z,1\n2016-01-01 00:01:00+00:00,2\n", "datetime64[ns, UTC]"),
+        ("timestamp,open\n2016-01-01T00:00:00Z,1\n2016-01-01T00:01:00+05:00,2\n", "str"),  # local zones
+        ("timestamp,open\n2016-01-01 10:00:00,1\n2016-01-01 11:00:00,2\n", "str"),  # naive intraday
+        ("timestamp,open\n01/02/2020,1\n13/02/2020,2\n", "str"),  # slashed: the settings decide
+    ],
+)
+def test_the_reader_parses_iso_dates_and_utc_stamps_and_leaves_the_rest_to_the_loader(text, kind):
+    """Dates and UTC stamps are parsed as the file is read (the same instants pandas gives); stamps
+    whose reading depends on the settings or keeps a local date stay text."""
+    frame = read_csv(text.encode())
+    assert str(frame["timestamp"].dtype) == kind
+    if kind != "str":
+        as_pandas = pd.to_datetime(pd.read_csv(io.StringIO(text))["timestamp"], format="ISO8601")
+        assert (frame["timestamp"].to_numpy() == as_pandas.to_numpy()).all()

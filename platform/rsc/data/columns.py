@@ -70,18 +70,20 @@ def match_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> dict[str
     unknown = sorted(set(fmt.columns) - known)
     if unknown:
         raise SourceError(f"data.columns names unknown bar column(s) {unknown}; known: {sorted(known)}")
-    missing = {canon: col for canon, col in fmt.columns.items() if col not in frame.columns}
+    given = list(frame.columns)
+    missing = {canon: col for canon, col in fmt.columns.items() if col not in given}
     if missing:
         raise SourceError(
             f"{origin}: data.columns maps {missing}, but the file has no such column(s); "
-            f"its columns: {list(map(str, frame.columns))}"
+            f"its columns: {list(map(str, given))}"
         )
     found = dict(fmt.columns)
     taken = set(found.values())
+    keys = {col: _key(col) for col in given}
     for canon, names in SYNONYMS.items():
         if canon in found:
             continue
-        hits = [col for col in frame.columns if col not in taken and _key(col) in names]
+        hits = [col for col in given if col not in taken and keys[col] in names]
         if len(hits) > 1:
             raise SourceError(
                 f"{origin}: columns {list(map(str, hits))} could each be the {canon!r}: set "
@@ -90,7 +92,7 @@ def match_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> dict[str
         if hits:
             found[canon] = hits[0]
             taken.add(hits[0])
-    first = frame.columns[0] if len(frame.columns) else None
+    first = given[0] if given else None
     if TIMESTAMP not in found and first is not None and _UNNAMED_INDEX.match(str(first)):
         found[TIMESTAMP] = first  # a pandas export: the timestamp was the unnamed index
     return found
@@ -143,6 +145,9 @@ def _timestamps(raw: pd.Series, origin: str, fmt: FileFormat, reading: Reading) 
     if numeric and not fmt.date_format:
         stamps, reading.timestamps = _epoch(raw, origin)
         return stamps
+    if _is_datetime(raw):  # ISO 8601 stamps the reader parsed already
+        reading.timestamps = "ISO 8601 text"
+        return _in_zone(raw, origin, fmt, reading)
     text = raw.astype("string").str.strip()
     if numeric:  # 20200102 read as a number: the given format reads its digits
         text = text.str.removesuffix(".0")
@@ -165,21 +170,27 @@ def _timestamps(raw: pd.Series, origin: str, fmt: FileFormat, reading: Reading) 
     if fmt.timezone and not _is_datetime(stamps) and text.str.contains(_ZONE_SUFFIX, regex=True).any():
         reading.notes.append(f"data.timezone={fmt.timezone} ignored: the stamps carry their own zone")
         return stamps
-    if fmt.timezone:
-        parsed = pd.to_datetime(stamps, errors="coerce") if not _is_datetime(stamps) else stamps
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            reading.notes.append(f"data.timezone={fmt.timezone} ignored: the stamps carry their own zone")
-            return parsed
-        midnight = (parsed.dropna().dt.normalize() == parsed.dropna()).all()
-        if midnight:  # daily bars are calendar dates: a zone would shift nothing
-            return parsed
-        try:
-            stamps = parsed.dt.tz_localize(fmt.timezone, ambiguous="raise", nonexistent="raise")
-        except Exception as error:  # pytz/zoneinfo errors name the instant
-            raise SourceError(
-                f"{origin}: naive stamps cannot be placed in data.timezone={fmt.timezone}: {error}"
-            ) from error
-        reading.timestamps += f", naive stamps in {fmt.timezone} (data.timezone)"
+    if fmt.timezone and not _is_datetime(stamps):
+        stamps = pd.to_datetime(stamps, errors="coerce")
+    return _in_zone(stamps, origin, fmt, reading)
+
+
+def _in_zone(stamps: pd.Series, origin: str, fmt: FileFormat, reading: Reading) -> pd.Series:
+    """Naive intraday stamps placed in ``data.timezone`` (stamps with a zone and dates are kept)."""
+    if not fmt.timezone or not _is_datetime(stamps):
+        return stamps
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        reading.notes.append(f"data.timezone={fmt.timezone} ignored: the stamps carry their own zone")
+        return stamps
+    if (stamps.dropna().dt.normalize() == stamps.dropna()).all():
+        return stamps  # daily bars are calendar dates: a zone would shift nothing
+    try:
+        stamps = stamps.dt.tz_localize(fmt.timezone, ambiguous="raise", nonexistent="raise")
+    except Exception as error:  # pytz/zoneinfo errors name the instant
+        raise SourceError(
+            f"{origin}: naive stamps cannot be placed in data.timezone={fmt.timezone}: {error}"
+        ) from error
+    reading.timestamps += f", naive stamps in {fmt.timezone} (data.timezone)"
     return stamps
 
 
@@ -206,17 +217,22 @@ def to_bar_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> tuple[p
         return _from_wide(frame, origin, fmt, reading), reading
     found = match_columns(frame, origin, fmt)
     reading.columns = {canon: str(col) for canon, col in found.items()}
-    out = frame.rename(columns={col: canon for canon, col in found.items()})
-    out = out[[c for c in (*SYNONYMS,) if c in out.columns]]
+    wanted = [c for c in SYNONYMS if c in found]
+    out = frame if list(frame.columns) == wanted else frame[[found[c] for c in wanted]]
+    if list(out.columns) != wanted:
+        out = out.set_axis(wanted, axis=1)
     if fmt.price == "adj_close":
         out = _adjust(out, origin, reading)
     if VOLUME not in out.columns and {OPEN, HIGH, LOW, CLOSE} <= set(out.columns):
-        out[VOLUME] = 0.0
+        out = out.assign(**{VOLUME: 0.0})
         reading.notes.append("no volume column: volume set to 0")
         log.warning("%s: no volume column: volume set to 0 (volume indicators see none)", origin)
     if TIMESTAMP in out.columns:
-        out[TIMESTAMP] = _timestamps(out[TIMESTAMP], origin, fmt, reading)
-    return out.drop(columns=[ADJ_CLOSE], errors="ignore"), reading
+        raw = out[TIMESTAMP]
+        stamps = _timestamps(raw, origin, fmt, reading)
+        if stamps is not raw:
+            out = out.assign(**{TIMESTAMP: stamps})
+    return out.drop(columns=[ADJ_CLOSE]) if ADJ_CLOSE in out.columns else out, reading
 
 
 def _from_wide(frame: pd.DataFrame, origin: str, fmt: FileFormat, reading: Reading) -> pd.DataFrame:

@@ -55,7 +55,9 @@ def stale_opens(stamps: np.ndarray, open_: np.ndarray, close: np.ndarray, share:
     stale = np.zeros(len(open_), dtype=bool)
     stale[1:] = np.isclose(open_[1:], close[:-1], rtol=1e-9, atol=0.0)
     years = stamps.astype("datetime64[Y]").astype(np.int64) + 1970
-    held, index = np.unique(years[1:], return_inverse=True)  # each bar's year, as in a groupby
+    bar_years = years[1:]
+    held, _ = _sorted_unique(bar_years)
+    index = np.cumsum(np.r_[0, bar_years[1:] != bar_years[:-1]])  # each bar's year, as in a groupby
     by_year = np.bincount(index, weights=stale[1:]) / np.bincount(index)
     flagged = by_year > share
     if not flagged.any():
@@ -123,8 +125,9 @@ def missing_sessions(stamps: np.ndarray, most: int, note: Note) -> None:
     if not len(deltas) or (deltas <= 0).any():
         return
     if np.median(deltas) <= _DAY_NS:  # daily or intraday: count whole sessions (days with bars)
-        days, first_bar = np.unique(stamps.astype("datetime64[D]"), return_index=True)
-        weekends = np.isin(pd.DatetimeIndex(days).dayofweek, (5, 6)).mean()
+        days, first_bar = _sorted_unique(stamps.astype("datetime64[D]"))
+        weekday = (days.astype(np.int64) + 3) % 7  # Monday 0: 1970-01-01 was a Thursday
+        weekends = (weekday >= 5).mean()
         if weekends < 0.01:  # a weekday calendar: a holiday is one missing weekday
             missing = np.busday_count(days[:-1], days[1:]) - 1
             unit = "weekday sessions"
@@ -146,6 +149,12 @@ def missing_sessions(stamps: np.ndarray, most: int, note: Note) -> None:
         "missing, up to this bar)",
         bad,
     )
+
+
+def _sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_index=True)`` of values already sorted, without sorting them again."""
+    first = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    return values[first], first
 
 
 def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,14 +9,17 @@ and Parquet files (local or s3://) and Yahoo Finance (:mod:`rsc.data.yahoo`).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Sequence
 from datetime import date
 from importlib import resources
 from pathlib import PurePosixPath
 from urllib.parse import unquote
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from rsc.config.settings import DataSettings
@@ -37,6 +40,7 @@ BUNDLED_CLOSE_SYMBOLS: tuple[str, ...] = (
     "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM",
 )  # fmt: skip
 FILE_FORMATS = (".csv", ".parquet")
+_UTC_SUFFIX = r"(?:Z|[+-]00:?00)$"  # a stamp written in UTC
 
 
 class BundledSource:
@@ -132,7 +136,11 @@ class FileSource:
             raise SourceError(f"{uri}: file not found") from error
         parquet = uri.endswith(".parquet") or (not uri.endswith(".csv") and self.default_format == "parquet")
         try:
-            frame = pd.read_parquet(io.BytesIO(data)) if parquet else read_csv(data)
+            frame = (
+                pd.read_parquet(io.BytesIO(data))
+                if parquet
+                else read_csv(data, parse_times=self.fmt.date_format is None)
+            )
         except (
             pd.errors.ParserError,
             pd.errors.EmptyDataError,
@@ -146,26 +154,54 @@ class FileSource:
         return frame, sha256_bytes(data)
 
 
-def read_csv(data: bytes) -> pd.DataFrame:
+def read_csv(data: bytes, parse_times: bool = True) -> pd.DataFrame:
     """A CSV file as ``pandas.read_csv`` gives it, read by pyarrow's multi-threaded reader.
 
-    Numbers and booleans are typed as pandas types them; columns pyarrow would turn into dates or
-    times stay text, as pandas leaves them (the loader parses stamps itself: zones, day-first dates).
-    A file pyarrow reads differently (duplicate or empty column names, a column typed by its first
-    block only, a ragged row, no rows) is read by pandas, so its result and its errors are pandas' own.
+    Numbers and booleans are typed as pandas types them. With ``parse_times``, ISO 8601 dates and
+    stamps written in UTC (``Z``, ``+00:00``) are parsed by pyarrow as the file is read (in C++, the
+    instants the loader's own parse gives). Any other date or time column stays text, as pandas leaves
+    it, for the loader (local zones keep their calendar date, naive intraday stamps need
+    ``data.timezone``, day-first dates the settings). A file pyarrow reads differently (duplicate or
+    empty column names, a column typed by its first block only, a ragged row, no rows) is read by
+    pandas, so its result and its errors are pandas' own.
     """
     try:
-        head = pcsv.open_csv(io.BytesIO(data), read_options=pcsv.ReadOptions(block_size=1 << 16)).schema
-        names = head.names
-        if len(set(names)) < len(names) or "" in names:
-            return pd.read_csv(io.BytesIO(data))
-        text = {f.name: pa.string() for f in head if pa.types.is_temporal(f.type)}
-        empty = {f.name: pa.float64() for f in head if pa.types.is_null(f.type)}
-        options = pcsv.ConvertOptions(column_types={**text, **empty}, strings_can_be_null=True)
-        table = pcsv.read_csv(io.BytesIO(data), convert_options=options)
+        table = pcsv.read_csv(io.BytesIO(data), convert_options=_KEEP_STAMPS_TEXT)
     except pa.ArrowInvalid:
         return pd.read_csv(io.BytesIO(data))
-    return table.to_pandas() if table.num_rows else pd.read_csv(io.BytesIO(data))
+    names = table.column_names
+    if not table.num_rows or len(set(names)) < len(names) or "" in names:
+        return pd.read_csv(io.BytesIO(data))
+    for i, kind in enumerate(table.schema.types):
+        given = column = table.column(i)
+        if pa.types.is_null(kind):  # an empty column: pandas reads NaN
+            column = column.cast(pa.float64())
+        elif parse_times and pa.types.is_date(kind):
+            column = column.cast(pa.timestamp("ns"))
+        elif pa.types.is_date(kind) or pa.types.is_time(kind):
+            column = column.cast(pa.string())
+        elif parse_times and pa.types.is_string(kind):
+            column = _utc_stamps(column)
+        if column is not given:
+            table = table.set_column(i, names[i], column)
+    return table.to_pandas()
+
+
+# Stamps with a time of day are not typed by the reader (a strptime format nothing matches); dates are.
+_KEEP_STAMPS_TEXT = pcsv.ConvertOptions(timestamp_parsers=["\x00"], strings_can_be_null=True)
+
+
+def _utc_stamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Text stamps parsed as UTC when every one is written in UTC; any other text as it is."""
+    first = column[0].as_py()
+    if column.null_count or not isinstance(first, str) or not re.search(_UTC_SUFFIX, first):
+        return column
+    if not pc.all(pc.match_substring_regex(column, _UTC_SUFFIX)).as_py():
+        return column
+    try:
+        return pc.cast(column, pa.timestamp("ns", "UTC"))
+    except pa.ArrowInvalid:  # not ISO 8601 after all: the loader parses it
+        return column
 
 
 def make_source(settings: DataSettings, storage: Storage) -> BarSource:
@@ -194,7 +230,12 @@ def file_format(settings: DataSettings) -> FileFormat:
 
 
 def clip_dates(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
-    """Rows with ``start <= timestamp <= end`` (dates inclusive), in the canonical column order."""
-    stamps = frame[TIMESTAMP]
-    keep = (stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end) + pd.Timedelta(days=1))
-    return frame.loc[keep, [TIMESTAMP, SYMBOL, *BAR_COLUMNS[1:]]].reset_index(drop=True)
+    """Rows with ``start <= timestamp <= end`` (dates inclusive), in the canonical column order
+    (``symbol`` only where the frame has one)."""
+    stamps = frame[TIMESTAMP].to_numpy("datetime64[ns]")
+    after = np.datetime64(end, "ns") + np.timedelta64(1, "D")
+    keep = (stamps >= np.datetime64(start, "ns")) & (stamps < after)
+    columns = [TIMESTAMP, *([SYMBOL] if SYMBOL in frame.columns else []), *BAR_COLUMNS[1:]]
+    if keep.all():
+        return frame[columns] if list(frame.columns) != columns else frame
+    return frame.loc[keep, columns].reset_index(drop=True)

@@ -123,7 +123,7 @@ class _Checker:
             return
         first = int(np.flatnonzero(bad)[0])
         source_pos = self.pos[first]
-        stamp = "?" if self.source_stamps is None else str(self.source_stamps.iloc[source_pos])
+        stamp = "?" if self.source_stamps is None else _as_written(self.source_stamps.iloc[source_pos])
         self.report.findings.append(
             Finding(
                 check,
@@ -305,6 +305,13 @@ class _Checker:
         self.rows_check("volume", arrays()[VOLUME] < 0, "negative volume")
 
 
+def _as_written(stamp: object) -> str:
+    """A stamp as a file writes it: a date alone for a naive midnight (the reader may have parsed it)."""
+    if isinstance(stamp, pd.Timestamp) and stamp.tz is None and stamp == stamp.normalize():
+        return stamp.strftime("%Y-%m-%d")
+    return str(stamp)
+
+
 def _zone_flags(text: pd.Series) -> tuple[np.ndarray, pd.Series | None]:
     """Which stamps carry a zone, and the parsed stamps when that one parse settles it.
 
@@ -351,18 +358,84 @@ def check_bars(
         source: the file or URL named in findings.
         quality: also run the data-quality checks (``rsc.data.quality``) on the bars that pass.
     """
-    checker = _Checker(frame, source, symbol, policy or ValidationSettings(), quality)
-    bars = checker.run()
-    return bars, checker.report
+    policy = policy or ValidationSettings()
+    bars = _clean(frame)
+    if bars is None:  # something to report or repair: the checks one by one, with the rows named
+        checker = _Checker(frame, source, symbol, policy, quality)
+        return checker.run(), checker.report
+    report = ValidationReport(source, symbol, rows_in=len(frame), rows_out=len(bars))
+    if quality:  # findings name the source's rows
+        report.findings += check_quality_of(bars.set_axis(frame.index), source, symbol, policy).findings
+    return bars, report
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+def _clean(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The typed bars when every check would pass with nothing to report, else None.
+
+    The common case, decided with a few vectorised passes over whole columns: typed stamps (dates,
+    or UTC instants) strictly ascending, numeric OHLCV, finite positive prices that form a bar, volume
+    >= 0. Anything else goes through :class:`_Checker`, which finds and words each problem.
+    """
+    if frame.empty or any(c not in frame.columns for c in BAR_COLUMNS):
+        return None
+    given = {name: frame[name] for name in BAR_COLUMNS}
+    raw = given[TIMESTAMP]
+    aware = isinstance(raw.dtype, pd.DatetimeTZDtype)
+    if aware:
+        if str(raw.dtype.tz) != "UTC":  # a local zone: daily bars keep their local date
+            return None
+        raw = raw.dt.tz_localize(None)
+    elif raw.dtype.kind != "M":
+        return None
+    stamps = raw.to_numpy("datetime64[ns]")
+    ns = stamps.view(np.int64)
+    if np.isnat(stamps).any() or not (ns[1:] > ns[:-1]).all():
+        return None
+    if not aware and not (ns % _DAY_NS == 0).all():
+        return None  # naive intraday stamps: an instant only a zone can place
+    columns: dict[str, np.ndarray] = {TIMESTAMP: stamps}
+    for name in OHLCV_COLUMNS:
+        kind = given[name].dtype
+        if not isinstance(kind, np.dtype) or kind.kind not in "fiu":  # text, bool or nullable: checked
+            return None
+        columns[name] = given[name].to_numpy(np.float64)
+    o, h, low, c, v = (columns[name] for name in (OPEN, HIGH, LOW, CLOSE, VOLUME))
+    with np.errstate(invalid="ignore"):
+        fine = (
+            np.isfinite(v).all()
+            and (v >= 0).all()
+            and (np.minimum(np.minimum(o, c), low) > 0).all()  # False for a NaN or inf price too
+            and (h >= np.maximum(o, c)).all()
+            and (low <= np.minimum(o, c)).all()
+            and np.isfinite(h).all()
+        )
+    if not fine:
+        return None
+    return pd.DataFrame({n: columns[n] if n in columns else frame[n].to_numpy() for n in frame.columns})
 
 
 def check_quality_of(
     bars: pd.DataFrame, source: str, symbol: str, policy: ValidationSettings
 ) -> ValidationReport:
-    """Only the data-quality checks, over bars :func:`check_bars` already accepted (e.g. clipped to dates)."""
-    checker = _Checker(bars, source, symbol, policy)
-    checker.check_quality()
-    return checker.report
+    """Only the data-quality checks, over bars :func:`check_bars` accepted (e.g. clipped to dates); an
+    integer index is taken as the source's row numbers."""
+    report = ValidationReport(source, symbol, rows_in=len(bars), rows_out=len(bars))
+    index = bars.index
+    rows = index.to_numpy() if pd.api.types.is_integer_dtype(index) else np.arange(len(bars))
+    warning = policy.quality == "warn"
+
+    def note(check: str, message: str, bad: np.ndarray) -> None:
+        first = int(np.flatnonzero(bad)[0])
+        stamp = _as_written(bars[TIMESTAMP].iloc[first])
+        report.findings.append(
+            Finding(check, source, symbol, message, int(bad.sum()), int(rows[first]), stamp, warning=warning)
+        )
+
+    check_quality(bars, policy, note)
+    return report
 
 
 def validate_bars(

@@ -63,6 +63,11 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 def _canonical(column: pd.Series) -> tuple[str, bytes]:
     """A column's kind and bytes in the canonical table (text values joined by NUL)."""
+    kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else None
+    if kind in ("f", "i", "u"):  # numpy's own numbers, the usual case, without the checks below
+        return "number", column.to_numpy(np.float64).tobytes()
+    if kind == "M":
+        return "time[None]", column.to_numpy("datetime64[ns]").view(np.int64).tobytes()
     if pd.api.types.is_datetime64_any_dtype(column):
         zone = column.dt.tz
         stamps = column.dt.tz_convert("UTC").dt.tz_localize(None) if zone is not None else column
@@ -73,6 +78,15 @@ def _canonical(column: pd.Series) -> tuple[str, bytes]:
     if pd.api.types.is_numeric_dtype(column):
         return "number", column.to_numpy(np.float64).tobytes()
     return "text", "\0".join(column.astype(str).tolist()).encode()
+
+
+def canonical_columns(symbol: str, rows: pd.DataFrame) -> dict[str, tuple[str, bytes]]:
+    """One symbol's rows as columns of the canonical table (:func:`_canonical`); rows without a
+    ``symbol`` column get one holding ``symbol``."""
+    columns = {name: _canonical(rows[name]) for name in rows.columns}
+    if SYMBOL not in columns:
+        columns[SYMBOL] = ("text", "\0".join([symbol] * len(rows)).encode())
+    return columns
 
 
 @dataclass
@@ -98,17 +112,20 @@ class CanonicalHash:
         self.rows = 0
 
     def add(self, symbol: str, rows: pd.DataFrame) -> None:
-        if not len(rows):
+        self.add_columns(symbol, canonical_columns(symbol, rows), len(rows))
+
+    def add_columns(self, symbol: str, columns: dict[str, tuple[str, bytes]], rows: int) -> None:
+        """One symbol's columns, as :func:`canonical_columns` gives them."""
+        if not rows:
             return
-        for name in rows.columns:
-            kind, data = _canonical(rows[name])
+        for name, (kind, data) in columns.items():
             spool = self.columns.setdefault(name, _Spool(kind))
             if spool.kind != kind:
                 raise ValueError(f"column {name!r} is {kind} for {symbol} but {spool.kind} before")
             spool.file.seek(0, io.SEEK_END)
             spool.spans[symbol] = (spool.file.tell(), len(data))
             spool.file.write(data)
-        self.rows += len(rows)
+        self.rows += rows
 
     def hexdigest(self) -> str:
         digest = hashlib.sha256()
@@ -307,7 +324,31 @@ class Part:
     rows: int
     schema: dict[str, str]
     time_range: tuple[pd.Timestamp, pd.Timestamp] | None
-    bars: pd.DataFrame  # the rows, until the writer has hashed them
+    canonical: dict[str, tuple[str, bytes]]  # the rows in the canonical table, until the writer hashed them
+
+
+def bars_table(symbol: str, bars: pd.DataFrame) -> pa.Table:
+    """One symbol's bars as stored: ``timestamp`` (ns), ``symbol``, then the other columns as they are.
+
+    Built column by column from the arrays (no pandas metadata: the columns' own types say it all).
+    """
+    names = list(bars.columns)
+    if SYMBOL in names:
+        if not (bars[SYMBOL] == symbol).all():
+            raise ValueError(f"rows of other symbols among the bars of {symbol!r}")
+        names.remove(SYMBOL)
+    names.insert(1 if names and names[0] == TIMESTAMP else 0, SYMBOL)
+    arrays = []
+    for name in names:
+        if name == SYMBOL:
+            arrays.append(pa.repeat(pa.scalar(symbol, pa.large_string()), len(bars)))
+        elif name == TIMESTAMP:
+            arrays.append(pa.array(bars[TIMESTAMP].to_numpy("datetime64[ns]")))
+        else:
+            column = bars[name]
+            numbers = isinstance(column.dtype, np.dtype) and column.dtype.kind in "fiub"
+            arrays.append(pa.array(column.to_numpy() if numbers else column))
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 class VersionWriter:
@@ -329,8 +370,8 @@ class VersionWriter:
         self._lock = threading.Lock()
 
     def store(self, symbol: str, bars: pd.DataFrame) -> Part:
-        """Write one symbol's bars (sorted by time, canonical columns) as its part file."""
-        table = pa.Table.from_pandas(bars, preserve_index=False)
+        """Write one symbol's bars (sorted by time; a ``symbol`` column is optional) as its part file."""
+        table = bars_table(symbol, bars)
         data = parquet_bytes(table)
         digest = sha256_bytes(data)
         name = f"{SYMBOL}={quote(symbol, safe='')}/part-{digest[:16]}.parquet"
@@ -341,16 +382,17 @@ class VersionWriter:
             with self._lock:
                 self._written.append(uri)
                 self._folders.extend(folders)
-        stamps = bars[TIMESTAMP]
-        span = (stamps.min(), stamps.max()) if len(stamps) else None
+        stamps = bars[TIMESTAMP].to_numpy("datetime64[ns]")
+        span = (pd.Timestamp(stamps.min()), pd.Timestamp(stamps.max())) if len(stamps) else None
         schema = {field.name: str(field.type) for field in table.schema}
-        return Part(symbol, name, digest, table.num_rows, schema, span, bars)
+        canonical = canonical_columns(symbol, bars)
+        return Part(symbol, name, digest, table.num_rows, schema, span, canonical)
 
     def add(self, part: Part) -> None:
         if part.symbol in self.partitions:
             raise ValueError(f"symbol {part.symbol!r} is in the version twice")
-        self.hash.add(part.symbol, part.bars)
-        self.partitions[part.symbol] = replace(part, bars=part.bars.iloc[:0])
+        self.hash.add_columns(part.symbol, part.canonical, part.rows)
+        self.partitions[part.symbol] = replace(part, canonical={})
 
     def commit(self, inputs: dict[str, str] | None = None, make_latest: bool = True) -> dict[str, Any]:
         """The version's manifest, written after its files (``LATEST`` last); returns it."""

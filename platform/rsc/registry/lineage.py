@@ -46,7 +46,9 @@ def bar_frequency(timestamps: np.ndarray) -> str:
     Raises:
         ValueError: fewer than two distinct timestamps.
     """
-    stamps = np.unique(np.asarray(timestamps, dtype="datetime64[s]"))
+    stamps = np.asarray(timestamps, dtype="datetime64[s]")
+    if not (stamps[1:] > stamps[:-1]).all():  # validated bars are sorted and unique already
+        stamps = np.unique(stamps)
     if len(stamps) < 2:
         raise ValueError("the bar frequency needs at least two distinct timestamps")
     spacing = np.median(np.diff(stamps)).astype("timedelta64[s]")

@@ -115,7 +115,6 @@ def _ingest_symbol(
     """Validate one symbol's raw bars, put them on top of its stored bars and store its file."""
     data = cfg.data
     bars = accept(*check_bars(raw.frame, raw.origin, raw.symbol, data.validation, quality=False))
-    bars[SYMBOL] = raw.symbol
     bars = clip_dates(bars, data.start, data.end)
     if bars.empty:
         return _Ingested(raw.symbol, raw.sha256)
@@ -129,7 +128,8 @@ def _ingest_symbol(
         # New bars on top of the stored ones; different values at one time stop here. Adjusted prices
         # are restated by every split and dividend: the new history replaces the stored.
         previous = writer.versions.read(stored, [raw.symbol])
-        bars, appended = merge_bars(previous, bars, data.restate or cfg.adjusted_prices)
+        fetched = bars.assign(**{SYMBOL: raw.symbol})
+        bars, appended = merge_bars(previous, fetched, data.restate or cfg.adjusted_prices)
         bars = clip_dates(bars, data.start, data.end)
     part = writer.store(raw.symbol, bars)
     return _Ingested(raw.symbol, raw.sha256, part, frequency, closes, warnings, appended)
