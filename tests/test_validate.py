@@ -203,3 +203,60 @@ def test_good_bars_pass_typed():
     frame = validate_bars(synthetic_bars(10), "ok.csv", "SYN")
     assert str(frame["timestamp"].dtype) == "datetime64[ns]"
     assert frame["close"].dtype == np.float64
+
+
+TYPED_STAMPS = {
+    "dates": pd.bdate_range("2015-01-01", periods=20),
+    "utc_minutes": pd.date_range("2015-01-02 14:30", periods=20, freq="min", tz="UTC"),
+    "utc_midnights": pd.date_range("2015-01-02", periods=20, freq="D", tz="UTC"),
+}
+
+
+@pytest.mark.parametrize("stamps", TYPED_STAMPS)
+def test_clean_bars_come_out_of_the_vectorised_lane_as_the_full_checker_gives_them(stamps):
+    """Stamps the reader typed and bars with nothing to report skip the check-by-check pass; what comes
+    out is exactly what the full checker makes of the same frame (types, values, order, row count)."""
+    from rsc.data.validate import _Checker, _clean
+
+    frame = bad(lambda f: None)
+    frame["timestamp"] = TYPED_STAMPS[stamps]
+    frame["volume"] = frame["volume"].round().astype(np.int64)  # as a CSV's integer volumes read
+    frame.index = frame.index + 7  # the source's row numbers
+    fast = _clean(frame)
+    assert fast is not None
+    full = _Checker(frame, "bars.csv", "SYN", ValidationSettings(), quality=False).run()
+    pd.testing.assert_frame_equal(fast, full)
+    bars, report = check_bars(frame, "bars.csv", "SYN", quality=False)
+    assert report.ok and report.rows_out == 20
+    pd.testing.assert_frame_equal(bars, full)
+
+
+ROW_CASES = [
+    "nan",
+    "inf",
+    "duplicate",
+    "unsorted",
+    "non_positive",
+    "high_below",
+    "low_above",
+    "negative_volume",
+]
+
+
+@pytest.mark.parametrize("case", ROW_CASES)
+def test_each_problem_is_named_when_the_reader_typed_the_dates(case):
+    """Dates parsed by the CSV reader reach the same checks and the same words as text dates."""
+    mutate, message = CASES[case]
+    frame = bad(mutate)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[ns]")
+    with pytest.raises(DataValidationError, match=rf"^bars\.csv \[SYN\]:? {message}"):
+        validate_bars(frame, "bars.csv", "SYN")
+
+
+def test_a_quality_finding_names_the_source_row_in_the_vectorised_lane():
+    frame = synthetic_bars(300).drop(columns="symbol")
+    frame.loc[200:, ["open", "high", "low", "close"]] *= 3.0  # an unadjusted 1:3 reverse split
+    frame.index = frame.index + 10
+    _, report = check_bars(frame, "bars.csv", "SYN")
+    jump = next(f for f in report.warnings if f.check == "jumps")
+    assert jump.row == 210 and jump.timestamp == str(frame.loc[210, "timestamp"].date())
