@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
+from functools import partial
 from importlib import resources
 from pathlib import PurePosixPath
 from urllib.parse import unquote
@@ -88,6 +89,11 @@ class FileSource:
         self.readings: dict[str, Reading] = {}  # origin -> what the loader did (rsc data inspect)
 
     def fetch(self, symbols: Sequence[str]) -> Iterator[RawBars]:
+        return (read() for read in self.readers(symbols))
+
+    def readers(self, symbols: Sequence[str]) -> Iterator[Callable[[], RawBars]]:
+        """One call per symbol that delivers its bars: a file per symbol is read by the call itself, so
+        that a pool of workers reads files in parallel (see :func:`fetch_calls`)."""
         everything = list(symbols) == [ALL]
         if "{symbol}" in self.path:
             if everything:
@@ -95,8 +101,7 @@ class FileSource:
                     f"{self.path}: data.symbols=['*'] needs a folder or one file, not a template"
                 )
             for symbol in symbols:
-                uri = self.path.replace("{symbol}", symbol)
-                yield RawBars(symbol, uri, *self._read(uri))
+                yield partial(self._raw, symbol, self.path.replace("{symbol}", symbol))
         elif self.storage.isdir(self.path):
             files = {
                 unquote(PurePosixPath(uri).stem): uri
@@ -108,9 +113,13 @@ class FileSource:
                     raise SourceError(
                         f"{self.path}: no file for symbol {symbol!r} (have {sorted(files)[:10]})"
                     )
-                yield RawBars(symbol, files[symbol], *self._read(files[symbol]))
+                yield partial(self._raw, symbol, files[symbol])
         else:
-            yield from self._one_file(symbols, everything)
+            for raw in self._one_file(symbols, everything):
+                yield partial(_delivered, raw)
+
+    def _raw(self, symbol: str, uri: str) -> RawBars:
+        return RawBars(symbol, uri, *self._read(uri))
 
     def _one_file(self, symbols: Sequence[str], everything: bool) -> Iterator[RawBars]:
         frame, digest = self._read(self.path)
@@ -202,6 +211,18 @@ def _utc_stamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
         return pc.cast(column, pa.timestamp("ns", "UTC"))
     except pa.ArrowInvalid:  # not ISO 8601 after all: the loader parses it
         return column
+
+
+def _delivered(raw: RawBars) -> RawBars:
+    return raw
+
+
+def fetch_calls(source: BarSource, symbols: Sequence[str]) -> Iterator[Callable[[], RawBars]]:
+    """``source.fetch(symbols)`` as one call per symbol, for a pool of workers to run: the calls of
+    files read one symbol's file each; other sources deliver in order, as they fetch."""
+    if isinstance(source, FileSource):
+        return source.readers(symbols)
+    return (partial(_delivered, raw) for raw in source.fetch(symbols))
 
 
 def make_source(settings: DataSettings, storage: Storage) -> BarSource:

@@ -1,12 +1,13 @@
 """ingest: raw bars from the configured source -> a validated version of the stored dataset, which the
 run's ``bars/`` points at (:mod:`rsc.data.versions`).
 
-Symbols stream through one at a time, on every core (:mod:`rsc.data.parallel`): read, validated,
-put on top of the stored bars and written as the symbol's file, so memory holds a few symbols, not the
-dataset. The new version becomes visible only when its manifest is written, after every symbol passed;
-bad input removes the files this ingest wrote, so it leaves the dataset exactly as it was. New bars go
-on top of the dataset's latest version (:mod:`rsc.data.append`): only the symbols that changed get new
-files, and stored bars are never silently rewritten. With ``data.version`` the run uses that stored
+Symbols stream through one at a time, on every core (:mod:`rsc.data.parallel`): read (a file per
+symbol on the worker that handles it), validated, put on top of the stored bars and written as the
+symbol's file, so memory holds a few symbols, not the dataset. The new version becomes visible only
+when its manifest is written, after every symbol passed; bad input removes the files this ingest
+wrote, so it leaves the dataset exactly as it was. New bars go on top of the dataset's latest version
+(:mod:`rsc.data.append`): only the symbols that changed get new files, and stored bars are never
+silently rewritten. With ``data.version`` the run uses that stored
 version as it is and reads no source.
 """
 
@@ -27,7 +28,7 @@ from rsc.data.append import AppendReport, merge_bars
 from rsc.data.parallel import ordered_map
 from rsc.data.progress import Track, untracked
 from rsc.data.raw import RawBars
-from rsc.data.sources import clip_dates, make_source
+from rsc.data.sources import clip_dates, fetch_calls, make_source
 from rsc.data.validate import accept, check_bars, check_quality_of
 from rsc.data.versions import DatasetVersions, Part, VersionWriter, find_version
 from rsc.registry.lineage import bar_frequency
@@ -156,8 +157,8 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     inputs: dict[str, str] = {}
     warnings, empty, found, closes_only, reports = [], [], {}, [], []
     try:
-        raws = make_source(data, storage).fetch(data.symbols)
-        results = ordered_map(lambda raw: _ingest_symbol(raw, cfg, writer, stored), raws)
+        calls = fetch_calls(make_source(data, storage), data.symbols)
+        results = ordered_map(lambda fetch: _ingest_symbol(fetch(), cfg, writer, stored), calls)
         with closing(results):
             for one in track(results, "ingest + validate", symbols):
                 if one.part is None:
