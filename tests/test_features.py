@@ -13,8 +13,10 @@ from rsc.core.features import (
     INDICATORS,
     Bars,
     IndicatorRef,
+    compute_feature_columns,
     compute_features,
     feature_names,
+    rolling_moments,
     warmup_bars,
 )
 from rsc.data.features import add_features, indicator_refs
@@ -185,6 +187,51 @@ def test_aroon_matches_loop():
     np.testing.assert_allclose(indicator("aroon_osc", bars, n), up - down, equal_nan=True)
 
 
+def test_aroon_takes_a_nan_as_the_extreme():
+    """A NaN in the window counts as its extreme (the latest NaN if several), as np.argmax has it."""
+    bars = random_bars(80, seed=10)
+    holes = np.zeros(80, bool)
+    holes[[20, 30, 31, 60]] = True
+    bars = bars._replace(high=np.where(holes, np.nan, bars.high), low=np.where(holes, np.nan, bars.low))
+    n = 6
+    up, down = np.full(80, np.nan), np.full(80, np.nan)
+    for t in range(n, 80):
+        for values, out, pick in ((bars.high, up, np.argmax), (bars.low, down, np.argmin)):
+            newest_first = values[t - n : t + 1][::-1]
+            since = (
+                np.flatnonzero(np.isnan(newest_first))[0]
+                if np.isnan(newest_first).any()
+                else pick(newest_first)
+            )
+            out[t] = (n - since) / n
+    np.testing.assert_array_equal(indicator("aroon_up", bars, n), up)
+    np.testing.assert_array_equal(indicator("aroon_down", bars, n), down)
+
+
+def test_rolling_moments_are_exact_per_window_on_a_long_series():
+    """Each window is summed on its own: no running-sum drift at the end of a long, high series."""
+    rng = np.random.default_rng(12)
+    x = 1e6 + np.cumsum(rng.normal(0, 1, 200_000))
+    mean, std = rolling_moments(x, 20)
+    for t in (19, 1_000, 199_999):
+        window = x[t - 19 : t + 1]
+        assert mean[t] == pytest.approx(window.mean(), rel=1e-15)
+        assert std[t] == pytest.approx(window.std(ddof=1), rel=1e-12)
+    assert np.isnan(mean[:19]).all() and np.isnan(std[:19]).all()
+
+
+def test_rolling_moments_of_a_block_are_each_rows_own():
+    rng = np.random.default_rng(13)
+    block = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (4, 500)), axis=1))
+    late = np.where(np.arange(500) < 30, np.nan, block[1])  # a row whose warm-up differs
+    for x in (block, np.stack([block[0], late])):
+        together = rolling_moments(x, 20, ddof=0)
+        for row, mean, std in zip(x, *together, strict=True):
+            alone = rolling_moments(row, 20, ddof=0)
+            np.testing.assert_array_equal(mean, alone[0])
+            np.testing.assert_array_equal(std, alone[1])
+
+
 def test_volume_z_matches_pandas_and_is_zero_when_flat():
     bars = random_bars(100, seed=9)
     volume = pd.Series(bars.volume)
@@ -219,6 +266,23 @@ def test_warmup_is_exactly_the_leading_nans(ref):
     values = compute_features(random_bars(120, seed=2), [ref])[:, 0]
     assert np.isnan(values[: ref.first_valid]).all()
     assert np.isfinite(values[ref.first_valid :]).all()
+
+
+def test_indicators_sharing_intermediates_get_what_they_get_alone():
+    """One call computes the MACD lines, DMI, ATR and the Bollinger moments once for all the
+    indicators that use them; each still gets exactly its own values, as from its kernel alone."""
+    refs = [*ALL_REFS, IndicatorRef.of("bollinger_b", 10, {"k": 1}), IndicatorRef.of("atr", 14)]
+    bars = random_bars(200, seed=11)
+    together = compute_feature_columns(bars, refs)
+    for ref, values in zip(refs, together, strict=True):
+        np.testing.assert_array_equal(values, compute_features(bars, [ref])[:, 0])
+        np.testing.assert_array_equal(
+            values, INDICATORS[ref.name].kernel(bars, ref.window, **ref.resolved_params())
+        )
+    other = random_bars(200, seed=12)  # a later call on other bars reuses nothing
+    np.testing.assert_array_equal(
+        compute_features(other, refs), np.stack([compute_features(other, [r])[:, 0] for r in refs], axis=-1)
+    )
 
 
 def test_warmup_bars_is_the_longest_warmup():
@@ -347,6 +411,26 @@ def test_rows_whose_warmups_differ_are_computed_row_by_row():
     together = compute_features(Bars(*(np.stack(pair) for pair in zip(bars, late, strict=True))), refs)
     np.testing.assert_array_equal(together[0], compute_features(bars, refs))
     np.testing.assert_array_equal(together[1], compute_features(late, refs))
+
+
+def test_add_features_sorts_only_bars_out_of_order():
+    """Bars in symbol and time order (as read from the dataset) give the same frame as shuffled ones."""
+    settings = FeatureSettings(
+        indicators=[IndicatorSpec(name="rsi", window=5), IndicatorSpec(name="adx", window=3)]
+    )
+    ordered = pd.concat(
+        [synthetic_bars(60, seed=i, symbol=s) for i, s in enumerate("ABC")], ignore_index=True
+    )
+    expected = add_features(ordered, settings)
+    assert expected["symbol"].is_monotonic_increasing and len(expected) == 3 * (60 - 5)
+    shuffled = ordered.sample(frac=1, random_state=0)
+    pd.testing.assert_frame_equal(add_features(shuffled, settings), expected)
+    late = ordered.copy()
+    late.loc[[70, 71], "timestamp"] = late.loc[[71, 70], "timestamp"].to_numpy()  # two of B's bars swapped
+    swapped = add_features(late, settings)
+    np.testing.assert_array_equal(swapped["timestamp"], expected["timestamp"])
+    assert not swapped.equals(expected)  # B's bars were taken in time order, so its values changed
+    pd.testing.assert_frame_equal(add_features(ordered.iloc[:0], settings), expected.iloc[:0])
 
 
 def test_add_features_of_symbols_of_several_lengths_matches_each_symbol_alone(monkeypatch):

@@ -6,7 +6,8 @@ or ``[N, T]``, N symbols of equal length at once (what the features stage passes
 call covers many symbols). Time is the last axis here, not axis 0: each symbol's row is then
 contiguous, and every sum over a window adds in the same order as for ``[T]``, so a symbol's values
 are identical either way. Price-level indicators (MACD, ATR) are divided by the close so that one
-scaler fits symbols of any price.
+scaler fits symbols of any price. Within one :func:`compute_features` call, indicators that share an
+intermediate (the MACD lines, Wilder's DMI, the Bollinger bands) compute it once.
 
 References: Wilder, *New Concepts in Technical Trading Systems* (1978) for RSI, ATR, DMI/ADX;
 Appel (MACD), Bollinger (bands, %b), Chande (Aroon, 1995).
@@ -14,11 +15,12 @@ Appel (MACD), Bollinger (bands, %b), Chande (Aroon, 1995).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from contextvars import ContextVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, VOLUME
@@ -38,6 +40,34 @@ class Bars(NamedTuple):
         return cls(
             *(np.asarray(columns[name], dtype=np.float64) for name in (OPEN, HIGH, LOW, CLOSE, VOLUME))
         )
+
+
+# -- intermediates shared within one compute_features call -----------------------------------------
+
+_Result = TypeVar("_Result")
+# The bars of the compute_features call under way in this thread, and the intermediates it computed.
+_CALL: ContextVar[tuple[Bars, dict[tuple[Any, ...], Any]] | None] = ContextVar(
+    "compute_features_call", default=None
+)
+
+
+def _shared(helper: Callable[..., _Result]) -> Callable[..., _Result]:
+    """``helper(bars, *args)`` computed once per :func:`compute_features` call and handed to every
+    kernel that asks for it (callers must not write into the result); kernels called on their own,
+    as serving does, just compute it."""
+
+    @functools.wraps(helper)
+    def shared(bars: Bars, *args: Any) -> _Result:
+        call = _CALL.get()
+        if call is None or call[0] is not bars:
+            return helper(bars, *args)
+        memo = call[1]
+        key = (helper, *args)
+        if key not in memo:
+            memo[key] = helper(bars, *args)
+        return memo[key]
+
+    return shared
 
 
 # -- trailing-window building blocks ---------------------------------------------------------------
@@ -76,23 +106,42 @@ def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
     return _rolling_sum(x, window) / window
 
 
-_STD_BLOCK = 1 << 18  # window values per block of rolling_std's temporaries (2 MiB of float64)
+def rolling_moments(x: np.ndarray, window: int, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over a trailing window; NaN until the window is full.
+
+    Each window is summed on its own (no running sums, so no drift on long series): its values, then
+    their squared deviations from its mean, as ``window`` passes over whole arrays, which add every
+    window in the same order whatever the number of symbols.
+    """
+    start = _first_finite(x)
+    if start is None:
+        means, stds = zip(*(rolling_moments(row, window, ddof) for row in x), strict=True)
+        return np.stack(means), np.stack(stds)
+    mean, std = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+    count = x.shape[-1] - start - window + 1  # full windows
+    if count <= 0:
+        return mean, std
+    lags = [x[..., start + k : start + k + count] for k in range(window)]  # k-th value of each window
+    total = lags[0].copy()
+    for lag in lags[1:]:
+        total += lag
+    total /= window
+    mean[..., -count:] = total
+    if window > ddof:
+        squares = np.zeros(total.shape)
+        deviation = np.empty(total.shape)
+        for lag in lags:
+            np.subtract(lag, total, out=deviation)
+            np.square(deviation, out=deviation)
+            squares += deviation
+        squares /= window - ddof
+        np.sqrt(squares, out=std[..., -count:])
+    return mean, std
 
 
 def rolling_std(x: np.ndarray, window: int, ddof: int = 1) -> np.ndarray:
-    """Standard deviation over a trailing window (exact per window, so no drift on long series)."""
-    start = _first_finite(x)
-    if start is None:
-        return _by_row(rolling_std, x, window, ddof)
-    out = np.full(x.shape, np.nan)
-    if window <= ddof or x.shape[-1] - start < window:
-        return out
-    windows = sliding_window_view(x[..., start:], window, axis=-1)
-    rows = max(1, _STD_BLOCK // (window * x.shape[-1]))  # symbols per block: temporaries stay in cache
-    for first in range(0, len(x) if x.ndim > 1 else 1, rows):
-        block = (slice(first, first + rows),) if x.ndim > 1 else ()
-        out[(*block, ..., slice(start + window - 1, None))] = windows[block].std(axis=-1, ddof=ddof)
-    return out
+    """Standard deviation over a trailing window (see :func:`rolling_moments`)."""
+    return rolling_moments(x, window, ddof)[1]
 
 
 def recursive_mean(x: np.ndarray, window: int, alpha: float) -> np.ndarray:
@@ -170,6 +219,7 @@ def rsi(bars: Bars, window: int) -> np.ndarray:
     return _ratio(avg_gain, avg_gain + avg_loss, 0.5)
 
 
+@_shared
 def _macd_lines(bars: Bars, window: int, fast: int, signal: int) -> tuple[np.ndarray, np.ndarray]:
     if fast >= window:
         raise ValueError(f"macd: fast ({fast}) must be shorter than the slow window ({window})")
@@ -195,23 +245,37 @@ def macd_hist(bars: Bars, window: int, fast: int, signal: int) -> np.ndarray:
     return (line - sig) / bars.close
 
 
+@_shared
+def _bollinger_moments(bars: Bars, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The middle band (SMA of the close) and the close's population std."""
+    return rolling_moments(bars.close, window, ddof=0)
+
+
 def bollinger_b(bars: Bars, window: int, k: float) -> np.ndarray:
     """Bollinger %b: (close - lower) / (upper - lower), bands SMA +- k population std; 0.5 if flat."""
-    middle = rolling_mean(bars.close, window)
-    width = 2.0 * k * rolling_std(bars.close, window, ddof=0)
+    middle, std = _bollinger_moments(bars, window)
+    width = 2.0 * k * std
     return _ratio(bars.close - (middle - width / 2.0), width, 0.5)
 
 
 def bollinger_width(bars: Bars, window: int, k: float) -> np.ndarray:
     """Bollinger bandwidth: (upper - lower) / middle."""
-    return 2.0 * k * rolling_std(bars.close, window, ddof=0) / rolling_mean(bars.close, window)
+    middle, std = _bollinger_moments(bars, window)
+    return 2.0 * k * std / middle
+
+
+@_shared
+def _average_true_range(bars: Bars, window: int) -> np.ndarray:
+    """Wilder smoothing of the true range (ATR and DMI both use it)."""
+    return recursive_mean(true_range(bars), window, 1.0 / window)
 
 
 def atr(bars: Bars, window: int) -> np.ndarray:
     """Wilder's average true range, divided by the close."""
-    return recursive_mean(true_range(bars), window, 1.0 / window) / bars.close
+    return _average_true_range(bars, window) / bars.close
 
 
+@_shared
 def _directional(bars: Bars, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Wilder's +DI and -DI as fractions in [0, 1]."""
     up = np.diff(bars.high, prepend=np.nan)
@@ -220,7 +284,7 @@ def _directional(bars: Bars, window: int) -> tuple[np.ndarray, np.ndarray]:
     minus_dm = np.where((down > up) & (down > 0), down, 0.0)
     plus_dm[..., 0] = minus_dm[..., 0] = np.nan  # no previous bar, like the true range
     alpha = 1.0 / window
-    tr = recursive_mean(true_range(bars), window, alpha)
+    tr = _average_true_range(bars, window)
     plus = _ratio(recursive_mean(plus_dm, window, alpha), tr, 0.0)
     minus = _ratio(recursive_mean(minus_dm, window, alpha), tr, 0.0)
     return plus, minus
@@ -245,20 +309,32 @@ def _bars_since_extreme(x: np.ndarray, window: int, highest: bool) -> np.ndarray
     """Bars since the highest (or lowest) value of the last ``window + 1`` bars.
 
     Ties count the most recent extreme; a NaN counts as the extreme (as ``np.argmax`` has it). One
-    pass per age over whole arrays, newest first, so no ``[T, window]`` view is materialised.
+    pass per age over whole arrays, newest first, so no ``[T, window]`` view is materialised; each
+    pass is plain arithmetic into buffers (masked writes cost ten times as much): as the age only
+    grows, the age of the latest older value that beats the best so far is the running maximum of
+    ``age * beats``.
     """
     out = np.full(x.shape, np.nan)
     size = x.shape[-1]
-    if size > window:
-        best = x[..., window:]
-        ages = np.zeros(best.shape)
-        for age in range(1, window + 1):
-            older = x[..., window - age : size - age]
-            beats = older > best if highest else older < best
+    if size <= window:
+        return out
+    beats_best = np.greater if highest else np.less
+    keep_best = np.maximum if highest else np.minimum  # propagates NaN, like the rule above
+    has_nan = bool(np.isnan(x).any())
+    best = x[..., window:].copy()
+    age_type = np.min_scalar_type(window)
+    ages = np.zeros(best.shape, age_type)
+    beats = np.empty(best.shape, bool)
+    aged = np.empty(best.shape, age_type)
+    for age in range(1, window + 1):
+        older = x[..., window - age : size - age]
+        beats_best(older, best, out=beats)
+        if has_nan:
             beats |= np.isnan(older) & ~np.isnan(best)
-            best = np.where(beats, older, best)
-            ages[beats] = age
-        out[..., window:] = ages
+        keep_best(best, older, out=best)
+        np.multiply(beats, age_type.type(age), out=aged)
+        np.maximum(ages, aged, out=ages)
+    out[..., window:] = ages
     return out
 
 
@@ -284,7 +360,8 @@ def volatility(bars: Bars, window: int) -> np.ndarray:
 
 def volume_z(bars: Bars, window: int) -> np.ndarray:
     """Volume z-score against the trailing window (sample std); 0 when volume did not vary."""
-    return _ratio(bars.volume - rolling_mean(bars.volume, window), rolling_std(bars.volume, window), 0.0)
+    mean, std = rolling_moments(bars.volume, window)
+    return _ratio(bars.volume - mean, std, 0.0)
 
 
 # -- the registry ----------------------------------------------------------------------------------
@@ -412,12 +489,22 @@ def feature_names(specs: Sequence[IndicatorRef]) -> list[str]:
 def compute_features(bars: Bars, specs: Sequence[IndicatorRef]) -> np.ndarray:
     """All indicators of ``specs``: ``[T, F]`` for one symbol's ``[T]`` bars, ``[N, T, F]`` for
     ``[N, T]`` bars; NaN during warm-up."""
+    columns = compute_feature_columns(bars, specs)
+    return np.stack(columns, axis=-1) if columns else np.empty((*bars.close.shape, 0))
+
+
+def compute_feature_columns(bars: Bars, specs: Sequence[IndicatorRef]) -> list[np.ndarray]:
+    """The indicators of ``specs`` one array each, shaped like ``bars.close`` (for callers that lay
+    them out feature by feature: stacking them along a last axis is a costly transpose)."""
     unknown = [s.name for s in specs if s.name not in INDICATORS]
     if unknown:
         raise ValueError(f"unknown indicator(s) {unknown}; known: {sorted(INDICATORS)}")
     refs = [IndicatorRef(*s) for s in specs]
-    columns = [INDICATORS[r.name].kernel(bars, r.window, **r.resolved_params()) for r in refs]
-    return np.stack(columns, axis=-1) if columns else np.empty((*bars.close.shape, 0))
+    call = _CALL.set((bars, {}))
+    try:
+        return [INDICATORS[r.name].kernel(bars, r.window, **r.resolved_params()) for r in refs]
+    finally:
+        _CALL.reset(call)
 
 
 def warmup_bars(specs: Sequence[IndicatorRef]) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from rsc.config.settings import FeatureSettings
-from rsc.core.features import Bars, IndicatorRef, compute_features, feature_names
+from rsc.core.features import Bars, IndicatorRef, compute_feature_columns, feature_names
 from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.data.parallel import ordered_map
 from rsc.data.progress import Track, untracked
@@ -41,6 +41,21 @@ def _blocks(bounds: list[int]) -> list[tuple[int, int, int]]:
     return blocks
 
 
+def _in_symbol_time_order(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``bars`` sorted by symbol, then time, and each symbol's first row. Frames read from a dataset
+    partitioned by symbol come in that order: a pass over integer codes confirms it, sparing the sort."""
+    codes, symbols = pd.factorize(bars[SYMBOL], use_na_sentinel=False)
+    stamps = bars[TIMESTAMP].to_numpy()
+    same = codes[1:] == codes[:-1]
+    grouped = symbols.is_monotonic_increasing and (codes[1:] >= codes[:-1]).all()
+    if not (grouped and (~same | (stamps[1:] >= stamps[:-1])).all()):
+        bars = bars.sort_values([SYMBOL, TIMESTAMP], kind="stable")
+        codes, _ = pd.factorize(bars[SYMBOL], use_na_sentinel=False)
+        same = codes[1:] == codes[:-1]
+    starts = np.flatnonzero(np.r_[True, ~same]) if len(codes) else np.array([], int)
+    return bars.reset_index(drop=True), starts
+
+
 def add_features(bars: pd.DataFrame, settings: FeatureSettings, track: Track = untracked) -> pd.DataFrame:
     """Bars plus one column per indicator; warm-up rows (any NaN feature) are dropped.
 
@@ -48,20 +63,23 @@ def add_features(bars: pd.DataFrame, settings: FeatureSettings, track: Track = u
     """
     refs = indicator_refs(settings)
     names = feature_names(refs)
-    ordered = bars.sort_values([SYMBOL, TIMESTAMP], kind="stable", ignore_index=True)
+    ordered, starts = _in_symbol_time_order(bars)
     columns = [ordered[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS]
-    symbols = ordered[SYMBOL].to_numpy()
-    starts = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1]]) if len(symbols) else np.array([], int)
-    blocks = _blocks([*starts.tolist(), len(symbols)])
-    values = np.empty((len(ordered), len(names)))
+    blocks = _blocks([*starts.tolist(), len(ordered)])
+    # Feature by feature, each contiguous: the layout of a pandas float block (and of Arrow columns),
+    # so the frame takes it without a transpose; compress keeps it (values[:, keep] would not).
+    values = np.empty((len(names), len(ordered)))
+    keep = np.empty(len(ordered), bool)
 
     def compute(block: tuple[int, int, int]) -> None:
         first, rows, count = block
-        one = Bars(*(x[first : first + rows].reshape(count, rows // count) for x in columns))
-        values[first : first + rows] = compute_features(one, refs).reshape(rows, len(names))
+        span = slice(first, first + rows)
+        one = Bars(*(x[span].reshape(count, rows // count) for x in columns))
+        for out, column in zip(values[:, span], compute_feature_columns(one, refs), strict=True):
+            out[:] = column.reshape(rows)
+        keep[span] = ~np.isnan(values[:, span]).any(axis=0)
 
     for _ in track(ordered_map(compute, blocks), "features", len(blocks)):
         pass
-    keep = ~np.isnan(values).any(axis=1)
-    out = ordered.loc[keep].reset_index(drop=True)
-    return pd.concat([out, pd.DataFrame(values[keep], columns=names)], axis=1)
+    features = pd.DataFrame(values.compress(keep, axis=1).T, columns=names, copy=False)
+    return pd.concat([ordered.loc[keep].reset_index(drop=True), features], axis=1)

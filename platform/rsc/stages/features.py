@@ -61,6 +61,8 @@ def run(cfg: Settings, bars_uri: str, track: Track = untracked) -> FeaturesResul
             yield add_features(storage.read_dataset(bars_uri, symbols), cfg.features, track)
 
     features_uri = RunLayout(cfg.run_root).features
-    written = storage.write_dataset_batches(features_uri, frames(), inputs={"bars": manifest["sha256"]})
+    written = storage.write_dataset_batches(
+        features_uri, frames(), inputs={"bars": manifest["sha256"]}, compression="snappy"
+    )
     log.info("features: %d rows x %d features %s", written["rows"], len(columns), columns)
     return FeaturesResult(features_uri, columns, written["rows"], written["sha256"])
