@@ -359,3 +359,38 @@ def test_the_reader_parses_iso_dates_and_utc_stamps_and_leaves_the_rest_to_the_l
     if kind != "str":
         as_pandas = pd.to_datetime(pd.read_csv(io.StringIO(text))["timestamp"], format="ISO8601")
         assert (frame["timestamp"].to_numpy() == as_pandas.to_numpy()).all()
+
+
+def test_clean_files_come_checked_as_arrays_with_the_bars_of_the_frame_route(tmp_path):
+    """A clean file (dates or UTC stamps, numbers without gaps) comes as checked arrays, holding exactly
+    the bars the frame route (loader, then every check) gives; a file with something to report or one
+    that needs the loader's help comes as a frame, so its findings are worded as ever."""
+    from rsc.data.columns import FileFormat
+    from rsc.data.raw import CleanBars, RawBars
+
+    daily = synthetic_bars(60, seed=1).drop(columns="symbol")
+    daily["Adj Close"] = daily["close"] * 0.9
+    daily.to_csv(tmp_path / "DAILY.csv", index=False)
+    minutes = synthetic_bars(60, seed=2).drop(columns="symbol")
+    minutes["timestamp"] = pd.date_range("2020-03-02 14:30", periods=60, freq="min").strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    minutes["Adj Close"] = minutes["close"]
+    minutes.to_csv(tmp_path / "MINUTES.csv", index=False)
+    gap = daily.copy()
+    gap.loc[5, "close"] = np.nan
+    gap.to_csv(tmp_path / "GAP.csv", index=False)
+    daily.assign(timestamp=daily["timestamp"].dt.strftime("%d/%m/%Y")).to_csv(
+        tmp_path / "DAYFIRST.csv", index=False
+    )
+
+    for price in ("close", "adj_close"):
+        source = FileSource(f"file://{tmp_path}", Storage(), fmt=FileFormat(price=price, date_format=None))
+        fetched = {bars.symbol: bars for bars in (read() for read in source.readers(["*"], clean=True))}
+        assert {s for s, b in fetched.items() if isinstance(b, CleanBars)} == {"DAILY", "MINUTES"}
+        assert all(isinstance(fetched[s], RawBars) for s in ("GAP", "DAYFIRST"))
+        for symbol in ("DAILY", "MINUTES"):
+            raw = next(read() for read in source.readers([symbol]))
+            expected = validate_bars(raw.frame, raw.origin, symbol, ValidationSettings(quality="off"))
+            pd.testing.assert_frame_equal(fetched[symbol].frame().reset_index(drop=True), expected)
+    assert source.readings[f"file://{tmp_path}/DAILY.csv"].notes  # the adjustment is stated

@@ -216,3 +216,15 @@ def test_a_failed_ingest_removes_the_files_it_wrote(tmp_path):
     assert sorted(parts.rglob("*.parquet")) == before
     versions = DatasetVersions.of(Storage(), cfg.storage.root, cfg.dataset_name)
     assert versions.latest()["sha256"] == first.sha256
+
+
+def test_the_clean_lane_and_the_frame_route_store_the_same_version(tmp_path):
+    """Files the reader types (ISO dates) skip the frame route; the version they make is the one the
+    same bars make when every stamp goes through the loader's own parse."""
+    bars = _bars(300)
+    clean = ingest.run(_settings(tmp_path / "a", _write_csvs(tmp_path / "dates", bars)))
+    as_text = {
+        s: b.assign(timestamp=b["timestamp"].dt.strftime("%Y-%m-%d 00:00:00")) for s, b in bars.items()
+    }
+    framed = ingest.run(_settings(tmp_path / "b", _write_csvs(tmp_path / "text", as_text)))
+    assert clean.sha256 == framed.sha256 and clean.rows == framed.rows == 600

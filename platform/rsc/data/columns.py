@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP, VOLUME
+from rsc.core.schema import BAR_COLUMNS, CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP, VOLUME
 from rsc.data.raw import SourceError
+from rsc.data.validate import passes_every_check
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ _UNNAMED_INDEX = re.compile(r"^(unnamed: ?0|index|)$", re.IGNORECASE)  # pandas'
 _SLASHED_DATE = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})[/.-](\d{2,4})(?:[ T].*)?$")
 _ZONE_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"  # a stamp that carries its own zone
 DAY_FIRST, MONTH_FIRST = "%d/%m/%Y", "%m/%d/%Y"
+_ADJUSTED = "adjusted prices: open, high, low and close scaled by adj_close / close"
 EPOCH_UNITS = (("s", 1e8, 1e10), ("ms", 1e11, 1e13), ("us", 1e14, 1e16), ("ns", 1e17, 1e19))
 
 
@@ -64,13 +69,14 @@ def _key(name: object) -> str:
     return re.sub(r"[\s._\-/()]", "", str(name)).lower()
 
 
-def match_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> dict[str, str]:
-    """canonical -> file column; explicit ``data.columns`` first, then names and synonyms."""
+def match_columns(columns: Sequence[Any], origin: str, fmt: FileFormat) -> dict[str, Any]:
+    """canonical -> file column (of the file's ``columns``); explicit ``data.columns`` first, then
+    names and synonyms."""
     known = set(SYNONYMS)
     unknown = sorted(set(fmt.columns) - known)
     if unknown:
         raise SourceError(f"data.columns names unknown bar column(s) {unknown}; known: {sorted(known)}")
-    given = list(frame.columns)
+    given = list(columns)
     missing = {canon: col for canon, col in fmt.columns.items() if col not in given}
     if missing:
         raise SourceError(
@@ -205,7 +211,7 @@ def _adjust(frame: pd.DataFrame, origin: str, reading: Reading) -> pd.DataFrame:
     out = frame.copy()
     for column in (OPEN, HIGH, LOW, CLOSE):
         out[column] = out[column].astype(float) * factor
-    reading.notes.append("adjusted prices: open, high, low and close scaled by adj_close / close")
+    reading.notes.append(_ADJUSTED)
     return out
 
 
@@ -215,7 +221,7 @@ def to_bar_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> tuple[p
     reading = Reading()
     if fmt.layout == "wide":
         return _from_wide(frame, origin, fmt, reading), reading
-    found = match_columns(frame, origin, fmt)
+    found = match_columns(frame.columns, origin, fmt)
     reading.columns = {canon: str(col) for canon, col in found.items()}
     wanted = [c for c in SYNONYMS if c in found]
     out = frame if list(frame.columns) == wanted else frame[[found[c] for c in wanted]]
@@ -235,9 +241,51 @@ def to_bar_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> tuple[p
     return out.drop(columns=[ADJ_CLOSE]) if ADJ_CLOSE in out.columns else out, reading
 
 
+def clean_columns(
+    table: pa.Table, origin: str, fmt: FileFormat
+) -> tuple[np.ndarray, dict[str, np.ndarray], Reading] | None:
+    """A file's bars as typed arrays (stamps, OHLCV) when the file needs no help and every check
+    passes, else None: then :func:`to_bar_columns` and :mod:`rsc.data.validate` read it and name
+    whatever is wrong.
+
+    No help: the long layout, the bar columns found by name (adjusted prices when asked for), stamps
+    the reader typed (dates, or UTC instants; see :func:`rsc.data.sources.read_csv`), numbers without
+    gaps. Most exports are such files; this way they skip building a frame.
+    """
+    if fmt.layout != "long" or fmt.date_format or not table.num_rows:
+        return None
+    found = match_columns(table.column_names, origin, fmt)
+    wanted = [*BAR_COLUMNS, *([ADJ_CLOSE] if fmt.price == "adj_close" else [])]
+    if SYMBOL in found or any(name not in found for name in wanted):
+        return None
+    stamps = table.column(found[TIMESTAMP])
+    if pa.types.is_date(stamps.type):
+        stamps = stamps.cast(pa.timestamp("ns"))
+    zone = getattr(stamps.type, "tz", "?")
+    if not pa.types.is_timestamp(stamps.type) or zone not in (None, "UTC") or stamps.null_count:
+        return None  # a local zone keeps its calendar date: the loader's own parse
+    prices = {}
+    for name in wanted[1:]:
+        column = table.column(found[name])
+        numbers = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+        if not numbers or column.null_count:
+            return None
+        prices[name] = column.to_numpy().astype(np.float64, copy=False)
+    reading = Reading(columns={canon: str(col) for canon, col in found.items()}, timestamps="ISO 8601 text")
+    if fmt.price == "adj_close":
+        factor = prices.pop(ADJ_CLOSE) / prices[CLOSE]
+        for name in (OPEN, HIGH, LOW, CLOSE):
+            prices[name] = prices[name] * factor
+        reading.notes.append(_ADJUSTED)
+    times = stamps.cast(pa.timestamp("ns", zone)).to_numpy()
+    if not passes_every_check(times, prices, instants=zone is not None):
+        return None
+    return times, prices, reading
+
+
 def _from_wide(frame: pd.DataFrame, origin: str, fmt: FileFormat, reading: Reading) -> pd.DataFrame:
     """One close column per symbol -> long bars (open, high and low set to the close, volume 0)."""
-    found = match_columns(frame[[frame.columns[0]]], origin, FileFormat(columns={}))
+    found = match_columns(frame.columns[:1], origin, FileFormat(columns={}))
     stamp = fmt.columns.get(TIMESTAMP) or found.get(TIMESTAMP)
     if stamp is None or stamp not in frame.columns:
         raise SourceError(f"{origin}: data.layout=wide needs a timestamp column first (or data.columns)")

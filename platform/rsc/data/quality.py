@@ -23,10 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
 from rsc.config.settings import ValidationSettings
-from rsc.core.schema import CLOSE, OPEN, TIMESTAMP, VOLUME
 
 # Ratios an unadjusted split (or reverse split) leaves between two closes.
 _SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 1.5, 10.0)
@@ -35,19 +33,25 @@ _DAY_NS = 86_400 * 10**9
 Note = Callable[[str, str, np.ndarray], None]  # (check, message, bad rows) -> record a warning
 
 
-def check_quality(bars: pd.DataFrame, settings: ValidationSettings, note: Note) -> None:
-    """Run every quality check over one symbol's validated bars (sorted, typed), calling ``note``."""
-    if settings.quality == "off" or len(bars) < 2:
+def check_quality(
+    stamps: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    settings: ValidationSettings,
+    note: Note,
+) -> None:
+    """Run every quality check over one symbol's validated bars (``datetime64[ns]`` stamps sorted,
+    float prices), calling ``note``."""
+    if settings.quality == "off" or len(stamps) < 2:
         return
-    stamps = bars[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
-    open_, close, volume = bars[OPEN].to_numpy(), bars[CLOSE].to_numpy(), bars[VOLUME].to_numpy()
     # Close-only bars (a file without opens or volume) have neither stale opens nor idle runs to find:
     # ingest reports them as close-only once, and refuses settings they cannot honour.
     if not (open_ == close).all():
         stale_opens(stamps, open_, close, settings.stale_open_share, note)
     if volume.any():
         zero_volume_runs(volume, settings.zero_volume_run, note)
-    price_jumps(bars[CLOSE].to_numpy(), settings.jump_sigma, note)
+    price_jumps(close, settings.jump_sigma, note)
     missing_sessions(stamps, settings.max_missing_sessions, note)
 
 

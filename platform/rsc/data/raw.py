@@ -7,9 +7,13 @@ factory (``rsc.data.sources``) both import it, and neither imports the other's c
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import date
 from typing import NamedTuple, Protocol
 
+import numpy as np
 import pandas as pd
+
+from rsc.core.schema import TIMESTAMP
 
 ALL = "*"  # data.symbols: ["*"] = every symbol the source holds
 
@@ -25,6 +29,35 @@ class RawBars(NamedTuple):
     origin: str
     frame: pd.DataFrame
     sha256: str  # of the bytes the provider delivered (lineage of the bars dataset)
+
+
+class CleanBars(NamedTuple):
+    """One symbol's bars that passed every check as read (a clean file: no frame built for them).
+
+    What :func:`rsc.data.validate.check_bars` would return, as arrays: the ingest stores them as they
+    are. Row ``i`` is the file's data row ``first_row + i``.
+    """
+
+    symbol: str
+    origin: str
+    stamps: np.ndarray  # datetime64[ns], strictly ascending: dates, or UTC instants
+    prices: dict[str, np.ndarray]  # the OHLCV columns, float64
+    sha256: str
+    first_row: int = 0
+
+    def between(self, start: date, end: date) -> CleanBars:
+        """The bars with ``start <= timestamp <= end`` (dates inclusive; one slice, the stamps are sorted)."""
+        after = np.datetime64(end, "ns") + np.timedelta64(1, "D")
+        first, stop = np.searchsorted(self.stamps, [np.datetime64(start, "ns"), after])
+        if first == 0 and stop == len(self.stamps):
+            return self
+        prices = {name: values[first:stop] for name, values in self.prices.items()}
+        return self._replace(stamps=self.stamps[first:stop], prices=prices, first_row=self.first_row + first)
+
+    def frame(self) -> pd.DataFrame:
+        """The bars as a frame indexed by the file's row numbers."""
+        rows = pd.RangeIndex(self.first_row, self.first_row + len(self.stamps))
+        return pd.DataFrame({TIMESTAMP: self.stamps, **self.prices}, index=rows)
 
 
 class BarSource(Protocol):

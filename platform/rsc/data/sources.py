@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from functools import partial
 from importlib import resources
@@ -22,11 +23,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
 from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
-from rsc.data.columns import FileFormat, Reading, to_bar_columns
-from rsc.data.raw import ALL, BarSource, RawBars, SourceError
+from rsc.data.columns import FileFormat, Reading, clean_columns, to_bar_columns
+from rsc.data.raw import ALL, BarSource, CleanBars, RawBars, SourceError
 from rsc.data.yahoo import YahooSource
 from rsc.storage import Storage
 from rsc.storage.store import sha256_bytes
@@ -41,6 +43,7 @@ BUNDLED_CLOSE_SYMBOLS: tuple[str, ...] = (
     "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM",
 )  # fmt: skip
 FILE_FORMATS = (".csv", ".parquet")
+Fetched = RawBars | CleanBars  # what a read call delivers
 _UTC_SUFFIX = r"(?:Z|[+-]00:?00)$"  # a stamp written in UTC
 
 
@@ -91,17 +94,19 @@ class FileSource:
     def fetch(self, symbols: Sequence[str]) -> Iterator[RawBars]:
         return (read() for read in self.readers(symbols))
 
-    def readers(self, symbols: Sequence[str]) -> Iterator[Callable[[], RawBars]]:
+    def readers(self, symbols: Sequence[str], clean: bool = False) -> Iterator[Callable[[], Fetched]]:
         """One call per symbol that delivers its bars: a file per symbol is read by the call itself, so
-        that a pool of workers reads files in parallel (see :func:`fetch_calls`)."""
+        that a pool of workers reads files in parallel (see :func:`fetch_calls`). With ``clean``, a
+        clean file's bars come as :class:`CleanBars`, checked already."""
         everything = list(symbols) == [ALL]
+        read = self._clean_or_raw if clean else self._raw
         if "{symbol}" in self.path:
             if everything:
                 raise SourceError(
                     f"{self.path}: data.symbols=['*'] needs a folder or one file, not a template"
                 )
             for symbol in symbols:
-                yield partial(self._raw, symbol, self.path.replace("{symbol}", symbol))
+                yield partial(read, symbol, self.path.replace("{symbol}", symbol))
         elif self.storage.isdir(self.path):
             files = {
                 unquote(PurePosixPath(uri).stem): uri
@@ -113,16 +118,27 @@ class FileSource:
                     raise SourceError(
                         f"{self.path}: no file for symbol {symbol!r} (have {sorted(files)[:10]})"
                     )
-                yield partial(self._raw, symbol, files[symbol])
+                yield partial(read, symbol, files[symbol])
         else:
             for raw in self._one_file(symbols, everything):
                 yield partial(_delivered, raw)
 
     def _raw(self, symbol: str, uri: str) -> RawBars:
-        return RawBars(symbol, uri, *self._read(uri))
+        data = self._bytes(uri)
+        return RawBars(symbol, uri, self._frame(uri, data, self._table(uri, data)), sha256_bytes(data))
+
+    def _clean_or_raw(self, symbol: str, uri: str) -> Fetched:
+        """A clean file's bars as arrays, checked (no frame built); any other file's as a frame."""
+        data = self._bytes(uri)
+        table = self._table(uri, data)
+        if table is not None and (clean := clean_columns(table, uri, self.fmt)) is not None:
+            stamps, prices, self.readings[uri] = clean
+            return CleanBars(symbol, uri, stamps, prices, sha256_bytes(data))
+        return RawBars(symbol, uri, self._frame(uri, data, table), sha256_bytes(data))
 
     def _one_file(self, symbols: Sequence[str], everything: bool) -> Iterator[RawBars]:
-        frame, digest = self._read(self.path)
+        data = self._bytes(self.path)
+        frame, digest = self._frame(self.path, data, self._table(self.path, data)), sha256_bytes(data)
         if SYMBOL not in frame.columns:
             if everything:
                 symbols = [unquote(PurePosixPath(self.path).stem)]
@@ -138,49 +154,68 @@ class FileSource:
                 raise SourceError(f"{self.path}: no rows for symbol {symbol!r} (have {sorted(groups)[:10]})")
             yield RawBars(symbol, self.path, groups[symbol].drop(columns=[SYMBOL]), digest)
 
-    def _read(self, uri: str) -> tuple[pd.DataFrame, str]:
+    def _bytes(self, uri: str) -> bytes:
         try:
-            data = self.storage.read_bytes(uri)
+            return self.storage.read_bytes(uri)
         except FileNotFoundError as error:
             raise SourceError(f"{uri}: file not found") from error
-        parquet = uri.endswith(".parquet") or (not uri.endswith(".csv") and self.default_format == "parquet")
-        try:
-            frame = (
-                pd.read_parquet(io.BytesIO(data))
-                if parquet
-                else read_csv(data, parse_times=self.fmt.date_format is None)
-            )
-        except (
-            pd.errors.ParserError,
-            pd.errors.EmptyDataError,
-            UnicodeDecodeError,
-            ValueError,
-            OSError,
-        ) as error:
-            kind = "Parquet" if parquet else "CSV"
-            raise SourceError(f"{uri}: not a readable {kind} file: {error}") from error
+
+    def _parquet(self, uri: str) -> bool:
+        return uri.endswith(".parquet") or (not uri.endswith(".csv") and self.default_format == "parquet")
+
+    def _table(self, uri: str, data: bytes) -> pa.Table | None:
+        """The file as an Arrow table; None for a CSV file that only pandas reads as pandas does."""
+        parquet = self._parquet(uri)
+        with _readable(uri, parquet):
+            if parquet:
+                return pq.read_table(io.BytesIO(data))
+            return read_csv_table(data, parse_times=self.fmt.date_format is None)
+
+    def _frame(self, uri: str, data: bytes, table: pa.Table | None) -> pd.DataFrame:
+        """The file's bars in the bar schema's columns (:func:`to_bar_columns`), as pandas reads the file."""
+        with _readable(uri, self._parquet(uri)):
+            frame = table.to_pandas() if table is not None else pd.read_csv(io.BytesIO(data))
         frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
-        return frame, sha256_bytes(data)
+        return frame
+
+
+_READ_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError)
+
+
+@contextmanager
+def _readable(uri: str, parquet: bool) -> Iterator[None]:
+    """A reader's error as a :class:`SourceError` naming the file."""
+    try:
+        yield
+    except _READ_ERRORS as error:
+        kind = "Parquet" if parquet else "CSV"
+        raise SourceError(f"{uri}: not a readable {kind} file: {error}") from error
 
 
 def read_csv(data: bytes, parse_times: bool = True) -> pd.DataFrame:
-    """A CSV file as ``pandas.read_csv`` gives it, read by pyarrow's multi-threaded reader.
+    """A CSV file as ``pandas.read_csv`` gives it (see :func:`read_csv_table`)."""
+    table = read_csv_table(data, parse_times)
+    return table.to_pandas() if table is not None else pd.read_csv(io.BytesIO(data))
+
+
+def read_csv_table(data: bytes, parse_times: bool = True) -> pa.Table | None:
+    """A CSV file read by pyarrow's multi-threaded reader, typed as ``pandas.read_csv`` types it.
 
     Numbers and booleans are typed as pandas types them. With ``parse_times``, ISO 8601 dates and
     stamps written in UTC (``Z``, ``+00:00``) are parsed by pyarrow as the file is read (in C++, the
     instants the loader's own parse gives). Any other date or time column stays text, as pandas leaves
     it, for the loader (local zones keep their calendar date, naive intraday stamps need
     ``data.timezone``, day-first dates the settings). A file pyarrow reads differently (duplicate or
-    empty column names, a column typed by its first block only, a ragged row, no rows) is read by
-    pandas, so its result and its errors are pandas' own.
+    empty column names, a column typed by its first block only, a ragged row, no rows) gives None:
+    pandas reads it, so that its result and its errors are pandas' own.
     """
     try:
         table = pcsv.read_csv(io.BytesIO(data), convert_options=_KEEP_STAMPS_TEXT)
     except pa.ArrowInvalid:
-        return pd.read_csv(io.BytesIO(data))
+        return None
     names = table.column_names
     if not table.num_rows or len(set(names)) < len(names) or "" in names:
-        return pd.read_csv(io.BytesIO(data))
+        return None
     for i, kind in enumerate(table.schema.types):
         given = column = table.column(i)
         if pa.types.is_null(kind):  # an empty column: pandas reads NaN
@@ -193,7 +228,7 @@ def read_csv(data: bytes, parse_times: bool = True) -> pd.DataFrame:
             column = _utc_stamps(column)
         if column is not given:
             table = table.set_column(i, names[i], column)
-    return table.to_pandas()
+    return table
 
 
 # Stamps with a time of day are not typed by the reader (a strptime format nothing matches); dates are.
@@ -217,11 +252,12 @@ def _delivered(raw: RawBars) -> RawBars:
     return raw
 
 
-def fetch_calls(source: BarSource, symbols: Sequence[str]) -> Iterator[Callable[[], RawBars]]:
+def fetch_calls(source: BarSource, symbols: Sequence[str]) -> Iterator[Callable[[], Fetched]]:
     """``source.fetch(symbols)`` as one call per symbol, for a pool of workers to run: the calls of
-    files read one symbol's file each; other sources deliver in order, as they fetch."""
+    files read one symbol's file each (a clean file's bars come checked, as :class:`CleanBars`);
+    other sources deliver in order, as they fetch."""
     if isinstance(source, FileSource):
-        return source.readers(symbols)
+        return source.readers(symbols, clean=True)
     return (partial(_delivered, raw) for raw in source.fetch(symbols))
 
 

@@ -18,7 +18,7 @@ Bars that pass go through the data-quality checks of :mod:`rsc.data.quality` (wa
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -186,7 +186,13 @@ class _Checker:
 
     def check_quality(self) -> None:
         warn = self.policy.quality == "warn"
-        check_quality(self.work, self.policy, lambda c, m, bad: self.note(c, m, bad, warning=warn))
+        work = self.work
+        check_quality(
+            work[TIMESTAMP].to_numpy("datetime64[ns]"),
+            *(work[name].to_numpy(np.float64) for name in (OPEN, CLOSE, VOLUME)),
+            self.policy,
+            lambda c, m, bad: self.note(c, m, bad, warning=warn),
+        )
 
     # -- timestamps ---------------------------------------------------------------------------------
     def timestamps(self) -> bool:
@@ -375,9 +381,8 @@ _DAY_NS = 86_400 * 10**9
 def _clean(frame: pd.DataFrame) -> pd.DataFrame | None:
     """The typed bars when every check would pass with nothing to report, else None.
 
-    The common case, decided with a few vectorised passes over whole columns: typed stamps (dates,
-    or UTC instants) strictly ascending, numeric OHLCV, finite positive prices that form a bar, volume
-    >= 0. Anything else goes through :class:`_Checker`, which finds and words each problem.
+    The common case, decided by :func:`passes_every_check`: typed stamps (dates, or UTC instants) and
+    numeric OHLCV. Anything else goes through :class:`_Checker`, which finds and words each problem.
     """
     if frame.empty or any(c not in frame.columns for c in BAR_COLUMNS):
         return None
@@ -390,21 +395,33 @@ def _clean(frame: pd.DataFrame) -> pd.DataFrame | None:
         raw = raw.dt.tz_localize(None)
     elif raw.dtype.kind != "M":
         return None
-    stamps = raw.to_numpy("datetime64[ns]")
-    ns = stamps.view(np.int64)
-    if np.isnat(stamps).any() or not (ns[1:] > ns[:-1]).all():
-        return None
-    if not aware and not (ns % _DAY_NS == 0).all():
-        return None  # naive intraday stamps: an instant only a zone can place
-    columns: dict[str, np.ndarray] = {TIMESTAMP: stamps}
+    columns: dict[str, np.ndarray] = {TIMESTAMP: raw.to_numpy("datetime64[ns]")}
     for name in OHLCV_COLUMNS:
         kind = given[name].dtype
         if not isinstance(kind, np.dtype) or kind.kind not in "fiu":  # text, bool or nullable: checked
             return None
         columns[name] = given[name].to_numpy(np.float64)
-    o, h, low, c, v = (columns[name] for name in (OPEN, HIGH, LOW, CLOSE, VOLUME))
+    if not passes_every_check(columns[TIMESTAMP], columns, instants=aware):
+        return None
+    return pd.DataFrame({n: columns[n] if n in columns else frame[n].to_numpy() for n in frame.columns})
+
+
+def passes_every_check(stamps: np.ndarray, prices: Mapping[str, np.ndarray], instants: bool) -> bool:
+    """True when typed bars have nothing to report: stamps strictly ascending (no NaT), finite
+    positive prices that form a bar, volume >= 0; naive stamps (``instants`` False) must be dates,
+    since a naive time of day is an instant only a zone can place.
+
+    A few vectorised passes over whole columns, for the common case; bars that fail go through the
+    check-by-check pass, which names each problem.
+    """
+    ns = stamps.view(np.int64)
+    if np.isnat(stamps).any() or not (ns[1:] > ns[:-1]).all():
+        return False
+    if not instants and not (ns % _DAY_NS == 0).all():
+        return False
+    o, h, low, c, v = (prices[name] for name in (OPEN, HIGH, LOW, CLOSE, VOLUME))
     with np.errstate(invalid="ignore"):
-        fine = (
+        return bool(
             np.isfinite(v).all()
             and (v >= 0).all()
             and (np.minimum(np.minimum(o, c), low) > 0).all()  # False for a NaN or inf price too
@@ -412,9 +429,6 @@ def _clean(frame: pd.DataFrame) -> pd.DataFrame | None:
             and (low <= np.minimum(o, c)).all()
             and np.isfinite(h).all()
         )
-    if not fine:
-        return None
-    return pd.DataFrame({n: columns[n] if n in columns else frame[n].to_numpy() for n in frame.columns})
 
 
 def check_quality_of(
@@ -422,19 +436,33 @@ def check_quality_of(
 ) -> ValidationReport:
     """Only the data-quality checks, over bars :func:`check_bars` accepted (e.g. clipped to dates); an
     integer index is taken as the source's row numbers."""
-    report = ValidationReport(source, symbol, rows_in=len(bars), rows_out=len(bars))
     index = bars.index
     rows = index.to_numpy() if pd.api.types.is_integer_dtype(index) else np.arange(len(bars))
+    prices = {name: bars[name].to_numpy(np.float64) for name in (OPEN, CLOSE, VOLUME)}
+    return quality_report(bars[TIMESTAMP].to_numpy("datetime64[ns]"), prices, source, symbol, policy, rows)
+
+
+def quality_report(
+    stamps: np.ndarray,
+    prices: Mapping[str, np.ndarray],
+    source: str,
+    symbol: str,
+    policy: ValidationSettings,
+    rows: np.ndarray,
+) -> ValidationReport:
+    """The data-quality checks over one symbol's accepted bars as arrays (``rows``: each bar's row in
+    the source, named in findings)."""
+    report = ValidationReport(source, symbol, rows_in=len(stamps), rows_out=len(stamps))
     warning = policy.quality == "warn"
 
     def note(check: str, message: str, bad: np.ndarray) -> None:
         first = int(np.flatnonzero(bad)[0])
-        stamp = _as_written(bars[TIMESTAMP].iloc[first])
+        stamp = _as_written(pd.Timestamp(stamps[first]))
         report.findings.append(
             Finding(check, source, symbol, message, int(bad.sum()), int(rows[first]), stamp, warning=warning)
         )
 
-    check_quality(bars, policy, note)
+    check_quality(stamps, prices[OPEN], prices[CLOSE], prices[VOLUME], policy, note)
     return report
 
 
@@ -455,6 +483,17 @@ def accept(bars: pd.DataFrame | None, report: ValidationReport) -> pd.DataFrame:
     Raises:
         DataValidationError: naming the first problem (and how many more there are).
     """
+    settle(report)
+    assert bars is not None
+    return bars
+
+
+def settle(report: ValidationReport) -> None:
+    """Refuse a report with failures; log its repairs and warnings.
+
+    Raises:
+        DataValidationError: naming the first problem (and how many more there are).
+    """
     if report.failures:
         others = len(report.failures) - 1
         more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
@@ -463,5 +502,3 @@ def accept(bars: pd.DataFrame | None, report: ValidationReport) -> pd.DataFrame:
         log.warning("repaired %d row(s): %s", finding.rows, finding)
     for finding in report.warnings:
         log.warning("data quality: %s", finding)
-    assert bars is not None
-    return bars

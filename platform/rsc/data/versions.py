@@ -26,7 +26,7 @@ import io
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -61,13 +61,14 @@ def content_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _canonical(column: pd.Series) -> tuple[str, bytes]:
+def _canonical(column: pd.Series | np.ndarray) -> tuple[str, bytes]:
     """A column's kind and bytes in the canonical table (text values joined by NUL)."""
     kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else None
     if kind in ("f", "i", "u"):  # numpy's own numbers, the usual case, without the checks below
-        return "number", column.to_numpy(np.float64).tobytes()
+        return "number", np.asarray(column, np.float64).tobytes()
     if kind == "M":
-        return "time[None]", column.to_numpy("datetime64[ns]").view(np.int64).tobytes()
+        return "time[None]", np.asarray(column, "datetime64[ns]").view(np.int64).tobytes()
+    column = pd.Series(column) if isinstance(column, np.ndarray) else column
     if pd.api.types.is_datetime64_any_dtype(column):
         zone = column.dt.tz
         stamps = column.dt.tz_convert("UTC").dt.tz_localize(None) if zone is not None else column
@@ -80,13 +81,20 @@ def _canonical(column: pd.Series) -> tuple[str, bytes]:
     return "text", "\0".join(column.astype(str).tolist()).encode()
 
 
-def canonical_columns(symbol: str, rows: pd.DataFrame) -> dict[str, tuple[str, bytes]]:
+Columns = pd.DataFrame | Mapping[str, np.ndarray]  # one symbol's bars: a frame, or name -> array
+
+
+def canonical_columns(symbol: str, rows: Columns) -> dict[str, tuple[str, bytes]]:
     """One symbol's rows as columns of the canonical table (:func:`_canonical`); rows without a
     ``symbol`` column get one holding ``symbol``."""
-    columns = {name: _canonical(rows[name]) for name in rows.columns}
+    columns = {str(name): _canonical(rows[name]) for name in rows}
     if SYMBOL not in columns:
-        columns[SYMBOL] = ("text", "\0".join([symbol] * len(rows)).encode())
+        columns[SYMBOL] = ("text", "\0".join([symbol] * _length(rows)).encode())
     return columns
+
+
+def _length(rows: Columns) -> int:
+    return len(rows[TIMESTAMP]) if TIMESTAMP in rows else len(rows[next(iter(rows))])
 
 
 @dataclass
@@ -327,12 +335,12 @@ class Part:
     canonical: dict[str, tuple[str, bytes]]  # the rows in the canonical table, until the writer hashed them
 
 
-def bars_table(symbol: str, bars: pd.DataFrame) -> pa.Table:
+def bars_table(symbol: str, bars: Columns) -> pa.Table:
     """One symbol's bars as stored: ``timestamp`` (ns), ``symbol``, then the other columns as they are.
 
     Built column by column from the arrays (no pandas metadata: the columns' own types say it all).
     """
-    names = list(bars.columns)
+    names = [str(name) for name in bars]
     if SYMBOL in names:
         if not (bars[SYMBOL] == symbol).all():
             raise ValueError(f"rows of other symbols among the bars of {symbol!r}")
@@ -341,13 +349,13 @@ def bars_table(symbol: str, bars: pd.DataFrame) -> pa.Table:
     arrays = []
     for name in names:
         if name == SYMBOL:
-            arrays.append(pa.repeat(pa.scalar(symbol, pa.large_string()), len(bars)))
+            arrays.append(pa.repeat(pa.scalar(symbol, pa.large_string()), _length(bars)))
         elif name == TIMESTAMP:
-            arrays.append(pa.array(bars[TIMESTAMP].to_numpy("datetime64[ns]")))
+            arrays.append(pa.array(np.asarray(bars[TIMESTAMP], "datetime64[ns]")))
         else:
             column = bars[name]
             numbers = isinstance(column.dtype, np.dtype) and column.dtype.kind in "fiub"
-            arrays.append(pa.array(column.to_numpy() if numbers else column))
+            arrays.append(pa.array(np.asarray(column) if numbers else column))
     return pa.Table.from_arrays(arrays, names=names)
 
 
@@ -369,8 +377,9 @@ class VersionWriter:
         self._folders: list[Path] = []  # local folders made for the files written, to remove with them
         self._lock = threading.Lock()
 
-    def store(self, symbol: str, bars: pd.DataFrame) -> Part:
-        """Write one symbol's bars (sorted by time; a ``symbol`` column is optional) as its part file."""
+    def store(self, symbol: str, bars: Columns) -> Part:
+        """Write one symbol's bars (a frame or name -> array, sorted by time; a ``symbol`` column is
+        optional) as its part file."""
         table = bars_table(symbol, bars)
         data = parquet_bytes(table)
         digest = sha256_bytes(data)
@@ -382,7 +391,7 @@ class VersionWriter:
             with self._lock:
                 self._written.append(uri)
                 self._folders.extend(folders)
-        stamps = bars[TIMESTAMP].to_numpy("datetime64[ns]")
+        stamps = np.asarray(bars[TIMESTAMP], "datetime64[ns]")
         span = (pd.Timestamp(stamps.min()), pd.Timestamp(stamps.max())) if len(stamps) else None
         schema = {field.name: str(field.type) for field in table.schema}
         canonical = canonical_columns(symbol, bars)

@@ -23,14 +23,14 @@ import pandas as pd
 
 from rsc.config import Settings
 from rsc.core.features import INDICATORS
-from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP
+from rsc.core.schema import CLOSE, HIGH, LOW, OHLCV_COLUMNS, OPEN, SYMBOL, TIMESTAMP
 from rsc.data.append import AppendReport, merge_bars
 from rsc.data.parallel import ordered_map
 from rsc.data.progress import Track, untracked
-from rsc.data.raw import RawBars
-from rsc.data.sources import clip_dates, fetch_calls, make_source
-from rsc.data.validate import accept, check_bars, check_quality_of
-from rsc.data.versions import DatasetVersions, Part, VersionWriter, find_version
+from rsc.data.raw import CleanBars
+from rsc.data.sources import Fetched, clip_dates, fetch_calls, make_source
+from rsc.data.validate import accept, check_bars, quality_report, settle
+from rsc.data.versions import Columns, DatasetVersions, Part, VersionWriter, find_version
 from rsc.registry.lineage import bar_frequency
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout
@@ -65,10 +65,10 @@ def check_frequency(found: dict[str, str], declared: str) -> None:
         )
 
 
-def close_only(bars: pd.DataFrame) -> bool:
+def close_only(bars: Columns) -> bool:
     """Bars that carry a close and nothing else (a wide file, a close series): open = high = low = close."""
-    close = bars[CLOSE].to_numpy()
-    return bool(all(np.array_equal(bars[column].to_numpy(), close) for column in (OPEN, HIGH, LOW)))
+    close = np.asarray(bars[CLOSE])
+    return bool(all(np.array_equal(np.asarray(bars[column]), close) for column in (OPEN, HIGH, LOW)))
 
 
 def close_only_conflicts(cfg: Settings) -> list[str]:
@@ -111,29 +111,38 @@ class _Ingested:
 
 
 def _ingest_symbol(
-    raw: RawBars, cfg: Settings, writer: VersionWriter, stored: dict[str, Any] | None
+    fetched: Fetched, cfg: Settings, writer: VersionWriter, stored: dict[str, Any] | None
 ) -> _Ingested:
-    """Validate one symbol's raw bars, put them on top of its stored bars and store its file."""
-    data = cfg.data
-    bars = accept(*check_bars(raw.frame, raw.origin, raw.symbol, data.validation, quality=False))
-    bars = clip_dates(bars, data.start, data.end)
-    if bars.empty:
-        return _Ingested(raw.symbol, raw.sha256)
+    """Validate one symbol's bars, put them on top of its stored bars and store its file."""
+    data, symbol = cfg.data, fetched.symbol
+    if isinstance(fetched, CleanBars):  # checked as read (rsc.data.columns.clean_columns)
+        clean = fetched.between(data.start, data.end)
+        bars: Columns = {TIMESTAMP: clean.stamps, **clean.prices}
+        first_row = clean.first_row  # the file's rows, named in findings
+    else:
+        bars = accept(*check_bars(fetched.frame, fetched.origin, symbol, data.validation, quality=False))
+        bars = clip_dates(bars, data.start, data.end)
+        first_row = 0
+    stamps = np.asarray(bars[TIMESTAMP], "datetime64[ns]")
+    if not len(stamps):
+        return _Ingested(symbol, fetched.sha256)
     # Quality is judged on the bars the run uses, not on years outside data.start..data.end.
-    accept(bars, report := check_quality_of(bars, raw.origin, raw.symbol, data.validation))
+    prices = {name: np.asarray(bars[name], np.float64) for name in OHLCV_COLUMNS}
+    rows = np.arange(first_row, first_row + len(stamps))
+    settle(report := quality_report(stamps, prices, fetched.origin, symbol, data.validation, rows))
     warnings = [{"symbol": w.symbol, "check": w.check, "finding": str(w)} for w in report.warnings]
-    frequency = bar_frequency(bars[TIMESTAMP].to_numpy()) if len(bars) > 1 else None
-    closes = close_only(bars)
-    appended = None if stored is None else AppendReport(appended={raw.symbol: len(bars)})
-    if stored is not None and raw.symbol in stored["partitions"]:
+    frequency = bar_frequency(stamps) if len(stamps) > 1 else None
+    closes = close_only(prices)
+    appended = None if stored is None else AppendReport(appended={symbol: len(stamps)})
+    if stored is not None and symbol in stored["partitions"]:
         # New bars on top of the stored ones; different values at one time stop here. Adjusted prices
         # are restated by every split and dividend: the new history replaces the stored.
-        previous = writer.versions.read(stored, [raw.symbol])
-        fetched = bars.assign(**{SYMBOL: raw.symbol})
-        bars, appended = merge_bars(previous, fetched, data.restate or cfg.adjusted_prices)
-        bars = clip_dates(bars, data.start, data.end)
-    part = writer.store(raw.symbol, bars)
-    return _Ingested(raw.symbol, raw.sha256, part, frequency, closes, warnings, appended)
+        previous = writer.versions.read(stored, [symbol])
+        fetched_bars = pd.DataFrame({TIMESTAMP: stamps, SYMBOL: symbol, **prices})
+        merged, appended = merge_bars(previous, fetched_bars, data.restate or cfg.adjusted_prices)
+        bars = clip_dates(merged, data.start, data.end)
+    part = writer.store(symbol, bars)
+    return _Ingested(symbol, fetched.sha256, part, frequency, closes, warnings, appended)
 
 
 def _merged(reports: list[AppendReport]) -> AppendReport:
