@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from rsc.core.features import (
     rolling_moments,
     warmup_bars,
 )
-from rsc.data.features import add_features, indicator_refs
+from rsc.data.features import add_features, add_features_table, indicator_refs
 from tests.helpers import synthetic_bars
 
 
@@ -448,3 +449,21 @@ def test_add_features_of_symbols_of_several_lengths_matches_each_symbol_alone(mo
         np.testing.assert_array_equal(
             out.loc[out["symbol"] == symbol, feature_names(refs)].to_numpy(), expected
         )
+
+
+def test_add_features_of_a_table_is_add_features_of_its_frame(monkeypatch):
+    """The stage's Arrow path gives the frame path's rows and values: in order, shuffled, with bars out of
+    time order, of several lengths over several blocks, and empty."""
+    monkeypatch.setattr("rsc.data.features.BLOCK_BARS", 500)
+    settings = FeatureSettings(
+        indicators=[IndicatorSpec(name="rsi", window=14), IndicatorSpec(name="adx", window=3)]
+    )
+    lengths = (200, 200, 120, 200, 40)
+    ordered = pd.concat(
+        [synthetic_bars(n, seed=i, symbol=f"S{i}") for i, n in enumerate(lengths)], ignore_index=True
+    )
+    late = ordered.copy()
+    late.loc[[70, 71], "timestamp"] = late.loc[[71, 70], "timestamp"].to_numpy()
+    for bars in (ordered, ordered.sample(frac=1, random_state=0), late, ordered.iloc[:0]):
+        table = add_features_table(pa.Table.from_pandas(bars, preserve_index=False), settings)
+        pd.testing.assert_frame_equal(table.to_pandas(), add_features(bars, settings))

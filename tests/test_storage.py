@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from rsc.config.settings import StorageSettings
@@ -221,3 +222,26 @@ def test_a_dataset_written_in_batches_of_symbols_is_the_dataset_of_the_whole_fra
     batched = storage.write_dataset_batches(join(root, "batched"), batches, inputs={"raw": "abc"})
     assert batched == whole
     pd.testing.assert_frame_equal(storage.read_dataset(join(root, "batched")), frame)
+
+
+def test_a_dataset_written_from_tables_is_the_dataset_of_the_frame(store):
+    """Tables (with or without pandas metadata, grouped by symbol or not) give the frame's files and
+    manifest, byte for byte; a dataset reads back as a table with the rows of the frame."""
+    storage, root = store
+    frame = many_symbols()
+    whole = storage.write_dataset(join(root, "frame"), frame, inputs={"raw": "abc"})
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    batches = [
+        table.slice(80).replace_schema_metadata(None),  # BRK/B, as Arrow-built tables come
+        table.slice(0, 80).sort_by("timestamp"),  # MSFT and ^GSPC interleaved, each in time order
+    ]
+    uri = join(root, "tables")
+    assert storage.write_dataset_batches(uri, batches, inputs={"raw": "abc"}) == whole
+    assert storage.read_bytes(join(uri, "manifest.json")) == storage.read_bytes(
+        join(root, "frame", "manifest.json")
+    )
+    pd.testing.assert_frame_equal(storage.read_dataset(uri), storage.read_dataset(join(root, "frame")))
+    one = storage.read_dataset_table(uri, symbols=["^GSPC"])
+    assert one.schema.field("symbol").type == pa.large_string()
+    pd.testing.assert_frame_equal(one.to_pandas(), frame[frame.symbol == "^GSPC"].reset_index(drop=True))
+    assert storage.read_dataset_table(uri).to_pandas().equals(storage.read_dataset(uri))

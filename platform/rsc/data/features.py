@@ -1,4 +1,6 @@
-"""Feature datasets: the ``rsc.core.features`` kernels applied per symbol to a bars frame.
+"""Feature datasets: the ``rsc.core.features`` kernels applied per symbol to bars, as a pandas frame
+(:func:`add_features`) or a pyarrow table (:func:`add_features_table`, the stage's: no pandas round
+trip of the symbol column); both take the same arrays through the same code.
 
 Symbols of equal length go through the kernels together, as ``[N, T]`` blocks of a few tens of
 thousands of bars (small enough that the kernels' temporaries stay in cache), on every core; each
@@ -11,12 +13,14 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from rsc.config.settings import FeatureSettings
 from rsc.core.features import Bars, IndicatorRef, compute_feature_columns, feature_names
 from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.data.parallel import ordered_map
 from rsc.data.progress import Track, untracked
+from rsc.storage.store import symbol_codes
 
 BLOCK_BARS = 1 << 15  # bars per block of equal-length symbols (at least one symbol per block)
 
@@ -41,19 +45,61 @@ def _blocks(bounds: list[int]) -> list[tuple[int, int, int]]:
     return blocks
 
 
+def _ordered(codes: np.ndarray, ascending: bool, stamps: np.ndarray) -> bool:
+    """Whether rows are grouped by symbol in symbol order and in time order within each symbol
+    (``codes`` number the symbols in order of appearance; ``ascending``: that order is sorted)."""
+    same = codes[1:] == codes[:-1]
+    grouped = ascending and (codes[1:] >= codes[:-1]).all()
+    return bool(grouped and (~same | (stamps[1:] >= stamps[:-1])).all())
+
+
+def _starts(codes: np.ndarray) -> np.ndarray:
+    """Each symbol's first row, of rows grouped by symbol."""
+    return np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.array([], int)
+
+
 def _in_symbol_time_order(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """``bars`` sorted by symbol, then time, and each symbol's first row. Frames read from a dataset
     partitioned by symbol come in that order: a pass over integer codes confirms it, sparing the sort."""
     codes, symbols = pd.factorize(bars[SYMBOL], use_na_sentinel=False)
-    stamps = bars[TIMESTAMP].to_numpy()
-    same = codes[1:] == codes[:-1]
-    grouped = symbols.is_monotonic_increasing and (codes[1:] >= codes[:-1]).all()
-    if not (grouped and (~same | (stamps[1:] >= stamps[:-1])).all()):
+    if not _ordered(codes, symbols.is_monotonic_increasing, bars[TIMESTAMP].to_numpy()):
         bars = bars.sort_values([SYMBOL, TIMESTAMP], kind="stable")
         codes, _ = pd.factorize(bars[SYMBOL], use_na_sentinel=False)
-        same = codes[1:] == codes[:-1]
-    starts = np.flatnonzero(np.r_[True, ~same]) if len(codes) else np.array([], int)
-    return bars.reset_index(drop=True), starts
+    return bars.reset_index(drop=True), _starts(codes)
+
+
+def _table_in_symbol_time_order(bars: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """:func:`_in_symbol_time_order` of a table (codes from Arrow's dictionary encoding, no Python
+    strings)."""
+    codes, ascending = symbol_codes(bars.column(SYMBOL))
+    if not _ordered(codes, ascending, bars.column(TIMESTAMP).to_numpy()):
+        bars = bars.sort_by([(SYMBOL, "ascending"), (TIMESTAMP, "ascending")])
+        codes, _ = symbol_codes(bars.column(SYMBOL))
+    return bars, _starts(codes)
+
+
+def _feature_rows(
+    refs: list[IndicatorRef], ohlcv: list[np.ndarray], starts: np.ndarray, track: Track
+) -> tuple[np.ndarray, np.ndarray]:
+    """The features at the rows past every warm-up, ``[feature, row]`` with each feature contiguous
+    (the layout of a pandas float block and of Arrow columns: no transpose to take them), and the mask
+    of those rows among the bars ``ohlcv`` (grouped by symbol, each symbol from its ``starts``)."""
+    rows = len(ohlcv[0])
+    blocks = _blocks([*starts.tolist(), rows])
+    values = np.empty((len(feature_names(refs)), rows))
+    keep = np.empty(rows, bool)
+
+    def compute(block: tuple[int, int, int]) -> None:
+        first, size, count = block
+        span = slice(first, first + size)
+        one = Bars(*(x[span].reshape(count, size // count) for x in ohlcv))
+        for out, column in zip(values[:, span], compute_feature_columns(one, refs), strict=True):
+            out[:] = column.reshape(size)
+        keep[span] = ~np.isnan(values[:, span]).any(axis=0)
+
+    for _ in track(ordered_map(compute, blocks), "features", len(blocks)):
+        pass
+    return values.compress(keep, axis=1), keep  # compress keeps each feature contiguous
 
 
 def add_features(bars: pd.DataFrame, settings: FeatureSettings, track: Track = untracked) -> pd.DataFrame:
@@ -62,24 +108,20 @@ def add_features(bars: pd.DataFrame, settings: FeatureSettings, track: Track = u
     Each symbol's indicators see only that symbol's bars, in time order.
     """
     refs = indicator_refs(settings)
-    names = feature_names(refs)
     ordered, starts = _in_symbol_time_order(bars)
-    columns = [ordered[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS]
-    blocks = _blocks([*starts.tolist(), len(ordered)])
-    # Feature by feature, each contiguous: the layout of a pandas float block (and of Arrow columns),
-    # so the frame takes it without a transpose; compress keeps it (values[:, keep] would not).
-    values = np.empty((len(names), len(ordered)))
-    keep = np.empty(len(ordered), bool)
-
-    def compute(block: tuple[int, int, int]) -> None:
-        first, rows, count = block
-        span = slice(first, first + rows)
-        one = Bars(*(x[span].reshape(count, rows // count) for x in columns))
-        for out, column in zip(values[:, span], compute_feature_columns(one, refs), strict=True):
-            out[:] = column.reshape(rows)
-        keep[span] = ~np.isnan(values[:, span]).any(axis=0)
-
-    for _ in track(ordered_map(compute, blocks), "features", len(blocks)):
-        pass
-    features = pd.DataFrame(values.compress(keep, axis=1).T, columns=names, copy=False)
+    ohlcv = [ordered[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS]
+    values, keep = _feature_rows(refs, ohlcv, starts, track)
+    features = pd.DataFrame(values.T, columns=feature_names(refs), copy=False)
     return pd.concat([ordered.loc[keep].reset_index(drop=True), features], axis=1)
+
+
+def add_features_table(bars: pa.Table, settings: FeatureSettings, track: Track = untracked) -> pa.Table:
+    """:func:`add_features` of a pyarrow table, as a table: the stage's bars go from Parquet to the
+    kernels and back without pandas (the features are Arrow columns over the computed arrays)."""
+    refs = indicator_refs(settings)
+    ordered, starts = _table_in_symbol_time_order(bars)
+    ohlcv = [ordered.column(c).cast(pa.float64()).to_numpy() for c in OHLCV_COLUMNS]
+    values, keep = _feature_rows(refs, ohlcv, starts, track)
+    kept = ordered.filter(pa.array(keep))
+    names = [*kept.column_names, *feature_names(refs)]
+    return pa.Table.from_arrays([*kept.columns, *(pa.array(row) for row in values)], names=names)

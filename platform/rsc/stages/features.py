@@ -2,6 +2,8 @@
 
 The bars are read, computed and written in batches of whole symbols (about :data:`BATCH_BARS` bars
 each), so memory stays bounded however long the history; the dataset is the same as from one batch.
+Batches stay pyarrow tables from the files read to the files written: a pandas frame would convert a
+text column of a million symbols twice.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
 
 from rsc.config import Settings
 from rsc.core.features import feature_names
 from rsc.core.schema import SYMBOL
-from rsc.data.features import add_features, indicator_refs
+from rsc.data.features import add_features_table, indicator_refs
 from rsc.data.progress import Track, untracked
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout
@@ -56,13 +58,13 @@ def run(cfg: Settings, bars_uri: str, track: Track = untracked) -> FeaturesResul
     manifest = storage.read_manifest(bars_uri)
     batches = symbol_batches(manifest)
 
-    def frames() -> Iterator[pd.DataFrame]:
+    def tables() -> Iterator[pa.Table]:
         for symbols in batches or [None]:
-            yield add_features(storage.read_dataset(bars_uri, symbols), cfg.features, track)
+            yield add_features_table(storage.read_dataset_table(bars_uri, symbols), cfg.features, track)
 
     features_uri = RunLayout(cfg.run_root).features
     written = storage.write_dataset_batches(
-        features_uri, frames(), inputs={"bars": manifest["sha256"]}, compression="snappy"
+        features_uri, tables(), inputs={"bars": manifest["sha256"]}, compression="snappy"
     )
     log.info("features: %d rows x %d features %s", written["rows"], len(columns), columns)
     return FeaturesResult(features_uri, columns, written["rows"], written["sha256"])

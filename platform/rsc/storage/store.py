@@ -12,6 +12,9 @@ time, so the same frame gives a byte-identical manifest on file:// and s3://, ru
 A dataset partitioned by symbol can be written and read in batches of symbols
 (:meth:`Storage.write_dataset_batches`, :meth:`Storage.read_dataset` with ``symbols``), so a stage
 holds one batch at a time; the files and the manifest are the same as for the whole frame at once.
+Datasets are written from, and read as, pandas frames or pyarrow tables (:meth:`Storage.read_dataset_table`):
+a stage that works on Arrow spares the pandas round trips of its text columns, and a table is stored
+as the same bytes as the frame it reads back as.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs
 import pyarrow.parquet as pq
 
@@ -41,7 +45,8 @@ from rsc.core.schema import SYMBOL, TIMESTAMP
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2
-WRITERS = os.cpu_count() or 1  # partition files read or written at once (pyarrow releases the GIL)
+READERS = os.cpu_count() or 1  # partition files read at once (pyarrow releases the GIL)
+WRITERS = 2 * READERS  # files written at once: while some wait on fsync, the others keep every core encoding
 
 
 def join(uri: str, *parts: str) -> str:
@@ -176,7 +181,7 @@ class Storage:
     def write_dataset(
         self,
         uri: str,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | pa.Table,
         inputs: dict[str, str] | None = None,
         notes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
@@ -194,29 +199,30 @@ class Storage:
     def write_dataset_batches(
         self,
         uri: str,
-        batches: Iterable[pd.DataFrame],
+        batches: Iterable[pd.DataFrame | pa.Table],
         inputs: dict[str, str] | None = None,
         notes: dict[str, Any] | None = None,
         compression: str = "zstd",
     ) -> dict[str, Any]:
         """:meth:`write_dataset` of the frames of ``batches`` taken together, one batch in memory at a
         time: each symbol's rows in one batch, batches in symbol order (then the files and manifest are
-        those of the whole frame). ``compression``: Parquet's codec (``snappy`` writes float columns,
-        which zstd shrinks by a few percent only, about three times faster)."""
+        those of the whole frame). A batch is a frame or a pyarrow table (then it is not converted; its
+        files are those of the frame it reads back as). ``compression``: Parquet's codec (``snappy``
+        writes float columns, which zstd shrinks by a few percent only, about three times faster)."""
         partitions: dict[str, dict[str, Any]] = {}
         rows, schema, partition_by, spans = 0, None, None, []
         with ThreadPoolExecutor(WRITERS, thread_name_prefix="rsc-write") as pool:
-            for frame in batches:
-                table = pa.Table.from_pandas(_by_symbol(frame), preserve_index=False)
+            for batch in batches:
+                table = _as_stored(batch)
                 schema = schema or table.schema
-                partition_by = SYMBOL if SYMBOL in frame.columns else None
+                partition_by = SYMBOL if SYMBOL in table.column_names else None
                 parts = _partitions(table)
                 for key, entry in pool.map(lambda item: self._write_part(uri, *item, compression), parts):
                     if key in partitions:
                         raise ValueError(f"{uri}: partition {key!r} is in two batches")
                     partitions[key] = entry
-                rows += len(frame)
-                if (span := _time_range(frame)) is not None:
+                rows += table.num_rows
+                if (span := _time_range(table)) is not None:
                     spans.append(span)
         listing = "".join(f"{key}\t{p['sha256']}\n" for key, p in partitions.items())
         manifest = {
@@ -263,6 +269,10 @@ class Storage:
 
     def read_dataset(self, uri: str, symbols: list[str] | None = None) -> pd.DataFrame:
         """Read the files the manifest lists (all, or those of ``symbols``), never other files."""
+        return self.read_dataset_table(uri, symbols).to_pandas()
+
+    def read_dataset_table(self, uri: str, symbols: list[str] | None = None) -> pa.Table:
+        """:meth:`read_dataset` as one pyarrow table, for work done on Arrow (no pandas round trip)."""
         manifest = self.read_manifest(uri)
         files = manifest["files"]
         if symbols is not None:
@@ -272,15 +282,23 @@ class Storage:
                 raise KeyError(f"{uri}: no symbol(s) {missing} in the dataset; it has {sorted(partitions)}")
             files = [partitions[s]["file"] for s in symbols]
         base = manifest.get("base", uri)  # a reference to a stored version reads the version's files
-        return self.read_parquet([join(base, name) for name in files])
+        return self.read_parquet_table([join(base, name) for name in files])
 
     def read_parquet(self, uris: list[str]) -> pd.DataFrame:
         """The Parquet files ``uris`` as one frame, in order (read on every core)."""
-        with ThreadPoolExecutor(WRITERS, thread_name_prefix="rsc-read") as pool:
+        return self.read_parquet_table(uris).to_pandas()
+
+    def read_parquet_table(self, uris: list[str]) -> pa.Table:
+        """:meth:`read_parquet` as one pyarrow table. Each file is read by ``ParquetFile``: ``read_table``'s
+        dataset machinery costs more than the reading itself for a file of one symbol's bars."""
+        with ThreadPoolExecutor(READERS, thread_name_prefix="rsc-read") as pool:
             tables = list(
-                pool.map(lambda uri: pq.read_table(io.BytesIO(self.read_bytes(uri)), use_threads=False), uris)
+                pool.map(
+                    lambda uri: pq.ParquetFile(pa.BufferReader(self.read_bytes(uri))).read(use_threads=False),
+                    uris,
+                )
             )
-        return pa.concat_tables(tables).to_pandas()
+        return pa.concat_tables(tables)
 
     def _remove_orphans(self, uri: str, keep: set[str]) -> None:
         """Delete what the manifest does not list (older versions, a crashed write's leftovers)."""
@@ -316,30 +334,43 @@ class Storage:
         return Path(uri.removeprefix("file://")) if not uri.startswith("s3://") else None
 
 
-def _by_symbol(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows grouped by symbol (stable: each symbol's rows keep their order)."""
-    if SYMBOL not in frame.columns:
-        return frame
-    codes, symbols = pd.factorize(frame[SYMBOL], use_na_sentinel=False)  # in order of appearance
-    if symbols.is_monotonic_increasing and (codes[1:] >= codes[:-1]).all():
-        return frame  # already grouped, in symbol order (cheaper to see on codes than on text)
-    return frame.sort_values(SYMBOL, kind="stable")
+def _as_stored(batch: pd.DataFrame | pa.Table) -> pa.Table:
+    """``batch`` as a table with the pandas metadata of its frame: a table is stored as the same bytes as
+    the frame it reads back as (whatever metadata it was read with)."""
+    if isinstance(batch, pd.DataFrame):
+        return pa.Table.from_pandas(batch, preserve_index=False)
+    schema = batch.schema.remove_metadata()
+    frame = schema.empty_table().to_pandas()
+    return batch.replace_schema_metadata(pa.Schema.from_pandas(frame, preserve_index=False).metadata)
+
+
+def symbol_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
+    """Per row, the number of its symbol in order of appearance, and whether that order is the
+    symbols' sorted order (then rows whose numbers never decrease are grouped in symbol order)."""
+    encoded = column.combine_chunks().dictionary_encode(null_encoding="encode")
+    keys = encoded.dictionary
+    ascending = pc.all(pc.less(keys[:-1], keys[1:]), skip_nulls=False).as_py() is True
+    return encoded.indices.to_numpy(), ascending
 
 
 def _partitions(table: pa.Table) -> list[tuple[str | None, pa.Table]]:
-    """One zero-copy slice per symbol of a table grouped by symbol (the whole table without one)."""
+    """One zero-copy slice per symbol, in symbol order (the whole table without a symbol column); rows
+    not grouped by symbol are first sorted by it (stable: each symbol's rows keep their order)."""
     if SYMBOL not in table.column_names or table.num_rows == 0:
         return [(None, table)]
-    codes = table.column(SYMBOL).combine_chunks().dictionary_encode()
-    index = codes.indices.to_numpy(zero_copy_only=False)
+    index, ascending = symbol_codes(table.column(SYMBOL))
+    if not (ascending and (index[1:] >= index[:-1]).all()):
+        table = table.sort_by(SYMBOL)
+        index, _ = symbol_codes(table.column(SYMBOL))
     starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
-    keys = codes.dictionary.to_pylist()
-    bounds = [*starts.tolist(), len(index)]
-    return [(str(keys[index[a]]), table.slice(a, b - a)) for a, b in itertools.pairwise(bounds)]
+    keys = table.column(SYMBOL).take(starts).to_pylist()
+    spans = itertools.pairwise([*starts.tolist(), len(index)])
+    return [(str(key), table.slice(a, b - a)) for key, (a, b) in zip(keys, spans, strict=True)]
 
 
-def _time_range(frame: pd.DataFrame) -> tuple[Any, Any] | None:
+def _time_range(table: pa.Table) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """The first and last timestamp (None without timestamps)."""
-    if TIMESTAMP not in frame.columns or frame.empty:
+    if TIMESTAMP not in table.column_names or table.num_rows == 0:
         return None
-    return frame[TIMESTAMP].min(), frame[TIMESTAMP].max()
+    span = pc.min_max(table.column(TIMESTAMP))
+    return pd.Timestamp(span["min"].as_py()), pd.Timestamp(span["max"].as_py())
