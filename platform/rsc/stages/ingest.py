@@ -14,6 +14,7 @@ version as it is and reads no source.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from rsc.config import Settings
 from rsc.core.features import INDICATORS
 from rsc.core.schema import CLOSE, HIGH, LOW, OHLCV_COLUMNS, OPEN, SYMBOL, TIMESTAMP
 from rsc.data.append import AppendReport, merge_bars
-from rsc.data.parallel import ordered_map
+from rsc.data.parallel import WORKERS, ordered_map
 from rsc.data.progress import Track, untracked
 from rsc.data.raw import CleanBars
 from rsc.data.sources import Fetched, clip_dates, fetch_calls, make_source
@@ -165,9 +166,14 @@ def run(cfg: Settings, track: Track = untracked) -> IngestResult:
     writer = VersionWriter(versions)
     inputs: dict[str, str] = {}
     warnings, empty, found, closes_only, reports = [], [], {}, [], []
+
+    def ingest_one(fetch: Callable[[], Fetched]) -> _Ingested:
+        return _ingest_symbol(fetch(), cfg, writer, stored)
+
     try:
         calls = fetch_calls(make_source(data, storage), data.symbols)
-        results = ordered_map(lambda fetch: _ingest_symbol(fetch(), cfg, writer, stored), calls)
+        # Twice as many workers as cores: file reads and fsyncs wait on the disk while others compute.
+        results = ordered_map(ingest_one, calls, workers=2 * WORKERS)
         with closing(results):
             for one in track(results, "ingest + validate", symbols):
                 if one.part is None:
