@@ -5,7 +5,9 @@ generator's memory stays flat), then times the real stages: ``ingest`` (read, va
 bars dataset partitioned by symbol) and ``features`` (the configured indicators per symbol, written
 as a dataset). Two baselines, measured in the same run, read the same CSV files and do nothing else:
 ``pandas.read_csv`` and pyarrow's multi-threaded ``pyarrow.csv.read_csv``; the ratios say what
-validation, features and atomic Parquet writes cost on top of reading the input.
+validation, features and atomic Parquet writes cost on top of reading the input. Each round measures
+the baselines and the stages back to back (``--rounds``, 3 for the daily case): this machine's speed
+drifts between rounds, so each round's ratios are its own and the table shows their median.
 
 The daily case is business-day bars, ``--years`` x 252 per symbol. ``--minute`` is the minute-bar
 case: ``--rows`` bars in all (50 million by default), split evenly over ``--symbols``, one bar a
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.csv as pcsv
 
-from rsc.config import load_settings
+from rsc.config import Settings, load_settings
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, TIMESTAMP, VOLUME
 from rsc.stages import features, ingest
 
@@ -90,7 +94,9 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=10, help="daily case: years of bars per symbol")
     parser.add_argument("--minute", action="store_true", help="the minute-bar case")
     parser.add_argument("--rows", type=int, default=50_000_000, help="minute case: bars in all")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default: 3 daily, 1 minute)")
     args = parser.parse_args()
+    args.rounds = args.rounds or (1 if args.minute else 3)
     bars = args.rows // args.symbols if args.minute else args.years * 252
     size = "minute" if args.minute else "daily"
     # Minute bars trade around the clock: no weekday calendar, so sessions are days with bars.
@@ -103,58 +109,76 @@ def main() -> None:
         indicators = (
             "[" + ", ".join(f"{{name: {n}, window: {w}, params: {p or {}}}}" for n, w, p in INDICATORS) + "]"
         )
-        cfg = load_settings(
-            [ROOT / "configs" / "base.yaml"],
-            [
-                f"storage.root=file://{store}",
-                "data.source=csv",
-                f"data.path=file://{inputs}",
-                "data.symbols=['*']",
-                "data.start=2010-01-01",
-                "data.end=2030-12-31",
-                "split.train_end=2015-12-31",
-                "split.validation_end=2017-12-31",
-                f"features.indicators={indicators}",
-                *window,
-            ],
-        )
+        overrides = [
+            "data.source=csv",
+            f"data.path=file://{inputs}",
+            "data.symbols=['*']",
+            "data.start=2010-01-01",
+            "data.end=2030-12-31",
+            "split.train_end=2015-12-31",
+            "split.validation_end=2017-12-31",
+            f"features.indicators={indicators}",
+            *window,
+        ]
         rows = args.symbols * bars
         files = sorted(inputs.glob("*.csv"))
-
-        started = time.perf_counter()
-        assert sum(len(pd.read_csv(path)) for path in files) == rows  # one file held at a time
-        baseline = time.perf_counter() - started
-        started = time.perf_counter()
-        assert sum(pcsv.read_csv(path).num_rows for path in files) == rows
-        arrow = time.perf_counter() - started
-        rss_before = peak_rss_mib()
-
-        started = time.perf_counter()
-        bars_result = ingest.run(cfg)
-        ingest_s = time.perf_counter() - started
-        started = time.perf_counter()
-        features_result = features.run(cfg, bars_result.bars_uri)
-        features_s = time.perf_counter() - started
-        total = ingest_s + features_s
+        rounds = []
+        for i in range(args.rounds):
+            root = store / f"round-{i}"
+            cfg = load_settings([ROOT / "configs" / "base.yaml"], [f"storage.root=file://{root}", *overrides])
+            rounds.append(one_round(cfg, files, rows))
+            shutil.rmtree(root)
+        rss_before = min(r.pop("rss_before") for r in rounds)
 
     print(
         f"data pipeline: {args.symbols} symbols x {bars:,} {size} bars = {rows:,} rows, "
-        f"{len(INDICATORS)} features"
+        f"{len(INDICATORS)} features, {len(rounds)} round(s); seconds are each round's, "
+        "ratios the median of the rounds' own ratios"
     )
-    print(f"  {'step':<42} {'seconds':>8} {'rows/s':>12} {'/ pandas':>9} {'/ pyarrow':>9}")
-    for step, seconds in (
-        ("baseline: pandas.read_csv", baseline),
-        ("baseline: pyarrow.csv.read_csv", arrow),
-        ("ingest (read + validate + write)", ingest_s),
-        ("features (read + indicators + write)", features_s),
-        ("total (ingest + validate + features)", total),
+    print(f"  {'step':<42} {'seconds':>20} {'rows/s':>12} {'/ pandas':>9} {'/ pyarrow':>9}")
+    for step, key in (
+        ("baseline: pandas.read_csv", "pandas"),
+        ("baseline: pyarrow.csv.read_csv", "pyarrow"),
+        ("ingest (read + validate + write)", "ingest"),
+        ("features (read + indicators + write)", "features"),
+        ("total (ingest + validate + features)", "total"),
     ):
+        seconds = [r[key] for r in rounds]
+        per_pandas = statistics.median(r[key] / r["pandas"] for r in rounds)
+        per_arrow = statistics.median(r[key] / r["pyarrow"] for r in rounds)
+        shown = " ".join(f"{x:.2f}" for x in seconds)
         print(
-            f"  {step:<42} {seconds:8.2f} {rows / seconds:12,.0f} "
-            f"{seconds / baseline:8.2f}x {seconds / arrow:8.2f}x"
+            f"  {step:<42} {shown:>20} {rows / statistics.median(seconds):12,.0f} "
+            f"{per_pandas:8.2f}x {per_arrow:8.2f}x"
         )
     print(f"  peak RSS  {peak_rss_mib():,.0f} MiB (before the stages: {rss_before:,.0f} MiB)")
-    print(f"  output    {bars_result.rows:,} bar rows, {features_result.rows:,} feature rows")
+
+
+def one_round(cfg: Settings, files: list[Path], rows: int) -> dict[str, float]:
+    """Both baselines, then both stages into a fresh store, a fraction of a second apart (this machine's
+    speed drifts between rounds, so each round's ratios are its own)."""
+    started = time.perf_counter()
+    assert sum(len(pd.read_csv(path)) for path in files) == rows  # one file held at a time
+    baseline = time.perf_counter() - started
+    started = time.perf_counter()
+    assert sum(pcsv.read_csv(path).num_rows for path in files) == rows
+    arrow = time.perf_counter() - started
+    rss_before = peak_rss_mib()
+    started = time.perf_counter()
+    bars_result = ingest.run(cfg)
+    ingest_s = time.perf_counter() - started
+    started = time.perf_counter()
+    features_result = features.run(cfg, bars_result.bars_uri)
+    features_s = time.perf_counter() - started
+    assert bars_result.rows == rows and features_result.rows > 0
+    return {
+        "pandas": baseline,
+        "pyarrow": arrow,
+        "ingest": ingest_s,
+        "features": features_s,
+        "total": ingest_s + features_s,
+        "rss_before": rss_before,
+    }
 
 
 if __name__ == "__main__":
