@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from rsc.config.settings import DataSettings, ValidationSettings, YahooSettings
-from rsc.data.sources import BundledSource, FileSource, SourceError, make_source, read_csv
+from rsc.data.sources import BundledSource, FileSource, SourceError, make_source, read_csv_table
 from rsc.data.validate import DataValidationError, validate_bars
 from rsc.data.yahoo import RateLimiter, YahooSource
 from rsc.storage import Storage
@@ -321,6 +321,12 @@ def test_data_price_is_one_setting_for_every_source():
     )
     assert file_format(DataSettings(source="csv", path="x.csv")).price == "close"
     assert file_format(DataSettings(source="csv", path="x.csv", price="adj_close")).price == "adj_close"
+
+
+def read_csv(data: bytes, parse_times: bool = True) -> pd.DataFrame:
+    """What a file source makes of a CSV file before its columns are mapped."""
+    table = read_csv_table(data, parse_times)
+    return table.to_pandas() if table is not None else pd.read_csv(io.BytesIO(data))
 
 
 @pytest.mark.parametrize(

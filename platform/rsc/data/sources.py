@@ -192,12 +192,6 @@ def _readable(uri: str, parquet: bool) -> Iterator[None]:
         raise SourceError(f"{uri}: not a readable {kind} file: {error}") from error
 
 
-def read_csv(data: bytes, parse_times: bool = True) -> pd.DataFrame:
-    """A CSV file as ``pandas.read_csv`` gives it (see :func:`read_csv_table`)."""
-    table = read_csv_table(data, parse_times)
-    return table.to_pandas() if table is not None else pd.read_csv(io.BytesIO(data))
-
-
 def read_csv_table(data: bytes, parse_times: bool = True) -> pa.Table | None:
     """A CSV file read by pyarrow's multi-threaded reader, typed as ``pandas.read_csv`` types it.
 
