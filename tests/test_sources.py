@@ -400,3 +400,16 @@ def test_clean_files_come_checked_as_arrays_with_the_bars_of_the_frame_route(tmp
             expected = validate_bars(raw.frame, raw.origin, symbol, ValidationSettings(quality="off"))
             pd.testing.assert_frame_equal(fetched[symbol].frame().reset_index(drop=True), expected)
     assert source.readings[f"file://{tmp_path}/DAILY.csv"].notes  # the adjustment is stated
+
+
+def test_a_parquet_file_whose_index_holds_the_stamps_is_read_as_pandas_reads_it(tmp_path):
+    """pandas reads a stored index back as the index, not as a column: such a file takes the frame
+    route (where the loader sees what pandas sees), not the clean lane."""
+    from rsc.data.raw import RawBars
+
+    bars = synthetic_bars(30).drop(columns="symbol")
+    bars.set_index("timestamp").to_parquet(tmp_path / "IDX.parquet")
+    bars.to_parquet(tmp_path / "COL.parquet", index=False)
+    source = FileSource(f"file://{tmp_path}", Storage(), default_format="parquet")
+    fetched = {b.symbol: b for b in (read() for read in source.readers(["*"], clean=True))}
+    assert isinstance(fetched["IDX"], RawBars) and not isinstance(fetched["COL"], RawBars)

@@ -249,11 +249,14 @@ def clean_columns(
     whatever is wrong.
 
     No help: the long layout, the bar columns found by name (adjusted prices when asked for), stamps
-    the reader typed (dates, or UTC instants; see :func:`rsc.data.sources.read_csv`), numbers without
-    gaps. Most exports are such files; this way they skip building a frame.
+    the reader typed (dates, or UTC instants; see :func:`rsc.data.sources.read_csv_table`), numbers
+    without gaps. Most exports are such files; this way they skip building a frame.
     """
     if fmt.layout != "long" or fmt.date_format or not table.num_rows:
         return None
+    indexes = (table.schema.pandas_metadata or {}).get("index_columns", [])
+    if any(isinstance(index, str) for index in indexes):
+        return None  # a frame's index stored as a column: pandas reads it back as the index
     found = match_columns(table.column_names, origin, fmt)
     wanted = [*BAR_COLUMNS, *([ADJ_CLOSE] if fmt.price == "adj_close" else [])]
     if SYMBOL in found or any(name not in found for name in wanted):

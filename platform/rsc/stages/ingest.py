@@ -7,8 +7,11 @@ symbol's file, so memory holds a few symbols, not the dataset. The new version b
 when its manifest is written, after every symbol passed; bad input removes the files this ingest
 wrote, so it leaves the dataset exactly as it was. New bars go on top of the dataset's latest version
 (:mod:`rsc.data.append`): only the symbols that changed get new files, and stored bars are never
-silently rewritten. With ``data.version`` the run uses that stored
-version as it is and reads no source.
+silently rewritten. With ``data.version`` the run uses that stored version as it is and reads no
+source.
+
+A clean file (:class:`rsc.data.raw.CleanBars`) arrives checked, as arrays, and is stored from them; any
+other arrives as a frame and goes through every check (:func:`rsc.data.validate.check_bars`).
 """
 
 from __future__ import annotations
