@@ -4,6 +4,9 @@ A source yields :class:`RawBars` (symbol, origin, frame as the provider gave it)
 after, so every provider's data goes through the same checks. Frames keep the provider's row numbers
 as their index, so that findings name the row of the file. Providers: the bundled real samples, CSV
 and Parquet files (local or s3://) and Yahoo Finance (:mod:`rsc.data.yahoo`).
+
+For ingest, a file that needs no help and passes every check comes as :class:`CleanBars` instead
+(checked arrays, no frame: :func:`fetch_calls`); it holds the bars the frame route would give.
 """
 
 from __future__ import annotations
