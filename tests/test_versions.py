@@ -19,7 +19,14 @@ import pytest
 from rsc.core.schema import SYMBOL
 from rsc.data import versions as versions_module
 from rsc.data.append import RestateError
-from rsc.data.versions import CanonicalHash, DatasetVersions, VersionError, VersionWriter, content_hash
+from rsc.data.versions import (
+    CanonicalHash,
+    DatasetVersions,
+    VersionError,
+    VersionWriter,
+    canonical_columns,
+    content_hash,
+)
 from rsc.launch.datasets import collect_garbage, list_versions
 from rsc.stages import ingest
 from rsc.storage import Storage, join
@@ -199,7 +206,7 @@ def test_the_canonical_hash_spills_to_disk_and_stays_the_same(monkeypatch):
     bars = [synthetic_bars(300, seed=i, symbol=s) for i, s in enumerate(("BB", "AA"))]
     spooled = CanonicalHash()
     for rows in bars:
-        spooled.add(rows[SYMBOL].iloc[0], rows)
+        spooled.add(rows[SYMBOL].iloc[0], canonical_columns(rows[SYMBOL].iloc[0], rows), len(rows))
     assert spooled.hexdigest() == content_hash(pd.concat(bars, ignore_index=True))
     spooled.close()
 

@@ -1,6 +1,6 @@
-"""Feature datasets: the ``rsc.core.features`` kernels applied per symbol to bars, as a pandas frame
-(:func:`add_features`) or a pyarrow table (:func:`add_features_table`, the stage's: no pandas round
-trip of the symbol column); both take the same arrays through the same code.
+"""Feature datasets: the ``rsc.core.features`` kernels applied per symbol to bars, as a pyarrow table
+(:func:`add_features_table`, the stage's: no pandas round trip of the symbol column) or a pandas
+frame (:func:`add_features`, the same through a table).
 
 Symbols of equal length go through the kernels together, as ``[N, T]`` blocks of a few tens of
 thousands of bars (small enough that the kernels' temporaries stay in cache), on every core; each
@@ -58,19 +58,10 @@ def _starts(codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.array([], int)
 
 
-def _in_symbol_time_order(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """``bars`` sorted by symbol, then time, and each symbol's first row. Frames read from a dataset
-    partitioned by symbol come in that order: a pass over integer codes confirms it, sparing the sort."""
-    codes, symbols = pd.factorize(bars[SYMBOL], use_na_sentinel=False)
-    if not _ordered(codes, symbols.is_monotonic_increasing, bars[TIMESTAMP].to_numpy()):
-        bars = bars.sort_values([SYMBOL, TIMESTAMP], kind="stable")
-        codes, _ = pd.factorize(bars[SYMBOL], use_na_sentinel=False)
-    return bars.reset_index(drop=True), _starts(codes)
-
-
-def _table_in_symbol_time_order(bars: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    """:func:`_in_symbol_time_order` of a table (codes from Arrow's dictionary encoding, no Python
-    strings)."""
+def _in_symbol_time_order(bars: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """``bars`` sorted by symbol, then time, and each symbol's first row. Bars read from a dataset
+    partitioned by symbol come in that order: a pass over integer codes (Arrow's dictionary encoding,
+    no Python strings) confirms it, sparing the sort."""
     codes, ascending = symbol_codes(bars.column(SYMBOL))
     if not _ordered(codes, ascending, bars.column(TIMESTAMP).to_numpy()):
         bars = bars.sort_by([(SYMBOL, "ascending"), (TIMESTAMP, "ascending")])
@@ -107,19 +98,15 @@ def add_features(bars: pd.DataFrame, settings: FeatureSettings, track: Track = u
 
     Each symbol's indicators see only that symbol's bars, in time order.
     """
-    refs = indicator_refs(settings)
-    ordered, starts = _in_symbol_time_order(bars)
-    ohlcv = [ordered[c].to_numpy(dtype=np.float64) for c in OHLCV_COLUMNS]
-    values, keep = _feature_rows(refs, ohlcv, starts, track)
-    features = pd.DataFrame(values.T, columns=feature_names(refs), copy=False)
-    return pd.concat([ordered.loc[keep].reset_index(drop=True), features], axis=1)
+    table = pa.Table.from_pandas(bars, preserve_index=False)
+    return add_features_table(table, settings, track).to_pandas()
 
 
 def add_features_table(bars: pa.Table, settings: FeatureSettings, track: Track = untracked) -> pa.Table:
     """:func:`add_features` of a pyarrow table, as a table: the stage's bars go from Parquet to the
     kernels and back without pandas (the features are Arrow columns over the computed arrays)."""
     refs = indicator_refs(settings)
-    ordered, starts = _table_in_symbol_time_order(bars)
+    ordered, starts = _in_symbol_time_order(bars)
     ohlcv = [ordered.column(c).cast(pa.float64()).to_numpy() for c in OHLCV_COLUMNS]
     values, keep = _feature_rows(refs, ohlcv, starts, track)
     kept = ordered.filter(pa.array(keep))

@@ -119,10 +119,7 @@ class CanonicalHash:
         self.columns: dict[str, _Spool] = {}
         self.rows = 0
 
-    def add(self, symbol: str, rows: pd.DataFrame) -> None:
-        self.add_columns(symbol, canonical_columns(symbol, rows), len(rows))
-
-    def add_columns(self, symbol: str, columns: dict[str, tuple[str, bytes]], rows: int) -> None:
+    def add(self, symbol: str, columns: dict[str, tuple[str, bytes]], rows: int) -> None:
         """One symbol's columns, as :func:`canonical_columns` gives them."""
         if not rows:
             return
@@ -400,7 +397,7 @@ class VersionWriter:
     def add(self, part: Part) -> None:
         if part.symbol in self.partitions:
             raise ValueError(f"symbol {part.symbol!r} is in the version twice")
-        self.hash.add_columns(part.symbol, part.canonical, part.rows)
+        self.hash.add(part.symbol, part.canonical, part.rows)
         self.partitions[part.symbol] = replace(part, canonical={})
 
     def commit(self, inputs: dict[str, str] | None = None, make_latest: bool = True) -> dict[str, Any]:
