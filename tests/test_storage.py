@@ -6,10 +6,12 @@ from urllib.parse import quote
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from rsc.config.settings import StorageSettings
 from rsc.storage import Storage, join
+from rsc.storage.store import PLAIN
 from tests.helpers import synthetic_bars
 
 
@@ -245,3 +247,19 @@ def test_a_dataset_written_from_tables_is_the_dataset_of_the_frame(store):
     assert one.schema.field("symbol").type == pa.large_string()
     pd.testing.assert_frame_equal(one.to_pandas(), frame[frame.symbol == "^GSPC"].reset_index(drop=True))
     assert storage.read_dataset_table(uri).to_pandas().equals(storage.read_dataset(uri))
+
+
+def test_plain_datasets_store_floats_uncompressed_with_statistics_on_the_key_columns_only(tmp_path):
+    """Features are written PLAIN (floats do not compress): the values read back the same as from the
+    compact default, and a reader can still filter on timestamp and symbol by their statistics."""
+    storage, frame = Storage(), many_symbols()
+    plain = storage.write_dataset_batches(f"file://{tmp_path}/plain", [frame], fmt=PLAIN)
+    storage.write_dataset(f"file://{tmp_path}/compact", frame)
+    pd.testing.assert_frame_equal(
+        storage.read_dataset(f"file://{tmp_path}/plain"), storage.read_dataset(f"file://{tmp_path}/compact")
+    )
+    chunk = pq.ParquetFile(tmp_path / "plain" / plain["files"][0]).metadata.row_group(0)
+    columns = {chunk.column(i).path_in_schema: chunk.column(i) for i in range(chunk.num_columns)}
+    assert {c.compression for c in columns.values()} == {"UNCOMPRESSED"}
+    assert columns["close"].statistics is None
+    assert columns["timestamp"].statistics.has_min_max and columns["symbol"].statistics.has_min_max

@@ -22,6 +22,7 @@ from rsc.data.features import add_features_table, indicator_refs
 from rsc.data.progress import Track, untracked
 from rsc.storage import Storage
 from rsc.storage.layout import RunLayout
+from rsc.storage.store import PLAIN
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def run(cfg: Settings, bars_uri: str, track: Track = untracked) -> FeaturesResul
 
     features_uri = RunLayout(cfg.run_root).features
     written = storage.write_dataset_batches(
-        features_uri, tables(), inputs={"bars": manifest["sha256"]}, compression="snappy"
+        features_uri, tables(), inputs={"bars": manifest["sha256"]}, fmt=PLAIN
     )
     log.info("features: %d rows x %d features %s", written["rows"], len(columns), columns)
     return FeaturesResult(features_uri, columns, written["rows"], written["sha256"])
