@@ -5,9 +5,12 @@ generator's memory stays flat), then times the real stages: ``ingest`` (read, va
 bars dataset partitioned by symbol) and ``features`` (the configured indicators per symbol, written
 as a dataset). Two baselines, measured in the same run, read the same CSV files and do nothing else:
 ``pandas.read_csv`` and pyarrow's multi-threaded ``pyarrow.csv.read_csv``; the ratios say what
-validation, features and atomic Parquet writes cost on top of reading the input. Each round measures
-the baselines and the stages back to back (``--rounds``, 3 for the daily case): this machine's speed
-drifts between rounds, so each round's ratios are its own and the table shows their median.
+validation, features and atomic Parquet writes cost on top of reading the input. The floor reads each
+file with pyarrow and stores it as ingest stores a symbol (the same Parquet encoding and atomic,
+fsync'd write, on as many threads) without any check: the least a stage that keeps the bars takes
+here. ``cores`` is the process CPU time over the wall time. Each round measures the baselines, the
+floor and the stages back to back (``--rounds``, 3 for the daily case): this machine's speed drifts
+between rounds, so each round's ratios are its own and the table shows their median.
 
 The daily case is business-day bars, ``--years`` x 252 per symbol. ``--minute`` is the minute-bar
 case: ``--rows`` bars in all (50 million by default), split evenly over ``--symbols``, one bar a
@@ -28,6 +31,8 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +41,10 @@ import pyarrow.csv as pcsv
 
 from rsc.config import Settings, load_settings
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, TIMESTAMP, VOLUME
+from rsc.data.parallel import WORKERS
 from rsc.stages import features, ingest
+from rsc.storage import Storage
+from rsc.storage.store import parquet_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 # The seed system's indicator set plus the skeleton's: 17 features per bar.
@@ -84,6 +92,23 @@ def generate(folder: Path, symbols: int, bars: int, seed: int = 0, minute: bool 
         ).to_csv(folder / f"S{i:04d}.csv", index=False)
 
 
+def store_floor(files: list[Path], folder: Path) -> None:
+    """Each file read by pyarrow and stored as ingest stores a symbol's bars, on as many threads as
+    ingest uses; nothing checked."""
+    storage = Storage()
+
+    def one(path: Path) -> None:
+        storage.write_bytes(f"file://{folder}/{path.stem}.parquet", parquet_bytes(pcsv.read_csv(path)))
+
+    with ThreadPoolExecutor(2 * WORKERS) as pool:
+        list(pool.map(one, files))
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
@@ -126,7 +151,7 @@ def main() -> None:
         for i in range(args.rounds):
             root = store / f"round-{i}"
             cfg = load_settings([ROOT / "configs" / "base.yaml"], [f"storage.root=file://{root}", *overrides])
-            rounds.append(one_round(cfg, files, rows))
+            rounds.append(one_round(cfg, files, rows, store / f"floor-{i}"))
             shutil.rmtree(root)
         rss_before = min(r.pop("rss_before") for r in rounds)
 
@@ -135,10 +160,11 @@ def main() -> None:
         f"{len(INDICATORS)} features, {len(rounds)} round(s); seconds are each round's, "
         "ratios the median of the rounds' own ratios"
     )
-    print(f"  {'step':<42} {'seconds':>20} {'rows/s':>12} {'/ pandas':>9} {'/ pyarrow':>9}")
+    print(f"  {'step':<42} {'seconds':>20} {'rows/s':>12} {'/ pandas':>9} {'/ pyarrow':>9} {'cores':>6}")
     for step, key in (
         ("baseline: pandas.read_csv", "pandas"),
         ("baseline: pyarrow.csv.read_csv", "pyarrow"),
+        ("floor: pyarrow read + Parquet write", "floor"),
         ("ingest (read + validate + write)", "ingest"),
         ("features (read + indicators + write)", "features"),
         ("total (ingest + validate + features)", "total"),
@@ -146,39 +172,39 @@ def main() -> None:
         seconds = [r[key] for r in rounds]
         per_pandas = statistics.median(r[key] / r["pandas"] for r in rounds)
         per_arrow = statistics.median(r[key] / r["pyarrow"] for r in rounds)
+        cores = statistics.median(r[f"{key} cpu"] / r[key] for r in rounds)
         shown = " ".join(f"{x:.2f}" for x in seconds)
         print(
             f"  {step:<42} {shown:>20} {rows / statistics.median(seconds):12,.0f} "
-            f"{per_pandas:8.2f}x {per_arrow:8.2f}x"
+            f"{per_pandas:8.2f}x {per_arrow:8.2f}x {cores:6.2f}"
         )
     print(f"  peak RSS  {peak_rss_mib():,.0f} MiB (before the stages: {rss_before:,.0f} MiB)")
 
 
-def one_round(cfg: Settings, files: list[Path], rows: int) -> dict[str, float]:
-    """Both baselines, then both stages into a fresh store, a fraction of a second apart (this machine's
-    speed drifts between rounds, so each round's ratios are its own)."""
-    started = time.perf_counter()
-    assert sum(len(pd.read_csv(path)) for path in files) == rows  # one file held at a time
-    baseline = time.perf_counter() - started
-    started = time.perf_counter()
-    assert sum(pcsv.read_csv(path).num_rows for path in files) == rows
-    arrow = time.perf_counter() - started
-    rss_before = peak_rss_mib()
-    started = time.perf_counter()
-    bars_result = ingest.run(cfg)
-    ingest_s = time.perf_counter() - started
-    started = time.perf_counter()
-    features_result = features.run(cfg, bars_result.bars_uri)
-    features_s = time.perf_counter() - started
-    assert bars_result.rows == rows and features_result.rows > 0
-    return {
-        "pandas": baseline,
-        "pyarrow": arrow,
-        "ingest": ingest_s,
-        "features": features_s,
-        "total": ingest_s + features_s,
-        "rss_before": rss_before,
-    }
+def one_round(cfg: Settings, files: list[Path], rows: int, scratch: Path) -> dict[str, float]:
+    """The baselines and the floor, then both stages into a fresh store, a fraction of a second apart
+    (this machine's speed drifts between rounds, so each round's ratios are its own): each step's wall
+    seconds under its name, its CPU seconds under ``<name> cpu``."""
+    timed: dict[str, float] = {}
+
+    def measure(name: str, step: Callable[[], object]) -> object:
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        result = step()
+        timed[name], timed[f"{name} cpu"] = time.perf_counter() - wall, cpu_seconds() - cpu
+        return result
+
+    # One file held at a time.
+    assert measure("pandas", lambda: sum(len(pd.read_csv(path)) for path in files)) == rows
+    assert measure("pyarrow", lambda: sum(pcsv.read_csv(path).num_rows for path in files)) == rows
+    measure("floor", lambda: store_floor(files, scratch))
+    shutil.rmtree(scratch)
+    timed["rss_before"] = peak_rss_mib()
+    bars = measure("ingest", lambda: ingest.run(cfg))
+    written = measure("features", lambda: features.run(cfg, bars.bars_uri))
+    assert bars.rows == rows and written.rows > 0
+    for kind in ("", " cpu"):
+        timed[f"total{kind}"] = timed[f"ingest{kind}"] + timed[f"features{kind}"]
+    return timed
 
 
 if __name__ == "__main__":
