@@ -10,6 +10,7 @@ import pytest
 
 from rsc.cli.main import main
 from rsc.config.settings import ValidationSettings
+from rsc.data.quality import _years
 from rsc.data.validate import DataValidationError, check_bars, validate_bars
 from rsc.stages import ingest
 from rsc.storage import Storage
@@ -130,3 +131,11 @@ def test_ingest_records_the_warnings_of_the_bars_it_keeps(tmp_path):
     cfg = smoke_settings(tmp_path / "b", *args, *dates, "data.start=2014-01-01", "data.end=2016-12-31")
     ingest.run(cfg)
     assert Storage().read_json(RunLayout(cfg.run_root).quality)["warnings"] == []
+
+
+def test_years_of_sorted_stamps_are_their_calendar_years():
+    stamps = np.array(
+        ["1969-12-31T23:59:59", "1970-01-01", "1999-12-31T23:59:59.999", "2000-01-01", "2003-07-01T12:00"],
+        "datetime64[ns]",
+    )
+    np.testing.assert_array_equal(_years(stamps), [1969, 1970, 1999, 2000, 2003])

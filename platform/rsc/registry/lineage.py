@@ -51,7 +51,8 @@ def bar_frequency(timestamps: np.ndarray) -> str:
         stamps = np.unique(stamps)
     if len(stamps) < 2:
         raise ValueError("the bar frequency needs at least two distinct timestamps")
-    spacing = np.median(np.diff(stamps)).astype("timedelta64[s]")
+    # The median of int64 seconds: numpy's median of timedelta64 values takes several times as long.
+    spacing = np.timedelta64(int(np.median(np.diff(stamps.view(np.int64)))), "s")
     if spacing < _DAY:
         minutes = max(1, round(spacing / _MINUTE))
         return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
