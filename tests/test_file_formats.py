@@ -84,7 +84,7 @@ def hourly_fx(n: int = 200) -> pd.DataFrame:
 def test_naive_hourly_fx_bars_take_their_zone_from_the_settings(tmp_path):
     path = tmp_path / "EURUSD.csv"
     hourly_fx().to_csv(path, index=False)
-    with pytest.raises(Exception, match="intraday timestamp without a time zone"):
+    with pytest.raises(Exception, match=r"intraday timestamp without a time zone.*data\.timezone=UTC"):
         ingested(tmp_path / "a", path, "data.frequency=1h", symbols="[EURUSD]")
     loaded = ingested(
         tmp_path / "b", path, "data.frequency=1h", "data.timezone=America/New_York", symbols="[EURUSD]"

@@ -231,7 +231,8 @@ class _Checker:
             self.note(
                 "timezone",
                 "intraday timestamp without a time zone; daily bars may be naive dates, "
-                "intraday bars must carry a zone (e.g. +00:00)",
+                "intraday bars must carry a zone (e.g. +00:00) or take one from the settings "
+                "(data.timezone=UTC, or the zone the file was written in)",
                 ~midnight,
             )
             return False
