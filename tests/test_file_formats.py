@@ -9,6 +9,7 @@ import pytest
 
 from rsc.cli.main import main
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP, VOLUME
+from rsc.data.dialect import CsvDialect, sniff
 from rsc.data.raw import SourceError
 from rsc.stages import evaluate, ingest
 from rsc.storage import Storage
@@ -275,3 +276,58 @@ def test_monthly_bars_run_with_the_settings_the_short_data_error_names(tmp_path,
     results = _run_to_evaluation(smoke_settings(tmp_path / "store", *base, *named))
     assert results["conventions"]["periods_per_year"] == pytest.approx(12, rel=0.05)
     assert results["policy"]["bars"] >= 20
+
+
+@pytest.mark.parametrize(
+    ("separator", "decimal", "described"),
+    [
+        (";", ",", "semicolon-separated, decimal comma"),
+        ("\t", ".", "tab-separated"),
+        ("|", ",", "pipe-separated, decimal comma"),
+    ],
+)
+def test_a_locale_export_loads_as_the_same_bars(tmp_path, capsys, separator, decimal, described):
+    """A spreadsheet export with another delimiter or a decimal comma is the same version of the
+    dataset as the comma-separated file of the same bars; ``rsc data inspect`` names the dialect."""
+    bars = synthetic_bars(40).drop(columns=SYMBOL)
+    usual, local = tmp_path / "usual" / "SYN.csv", tmp_path / "local" / "SYN.csv"
+    usual.parent.mkdir(), local.parent.mkdir()
+    bars.to_csv(usual, index=False)
+    bars.to_csv(local, index=False, sep=separator, decimal=decimal)
+    versions = []
+    for path in (usual, local):
+        cfg = smoke_settings(
+            tmp_path / path.parent.name, "data.source=csv", f"data.path=file://{path}", "data.symbols=[SYN]",
+            *DATES,
+        )  # fmt: skip
+        versions.append(ingest.run(cfg).sha256)
+    assert versions[0] == versions[1]
+    assert main(["data", "inspect", str(local)]) == 0
+    assert f"CSV dialect: {described} (detected)" in capsys.readouterr().out
+
+
+def test_digit_groups_with_a_decimal_comma_load(tmp_path):
+    """``1.234,5``: a dot between digit groups, read by pandas (pyarrow reads no digit groups)."""
+    path = tmp_path / "SYN.csv"
+    rows = ["Date;Open;High;Low;Close;Volume"] + [
+        f"{day:02d}.01.2015;1.2{day:02d},5;1.3{day:02d},25;1.1{day:02d};1.2{day:02d},75;1.000.{day:03d}"
+        for day in range(2, 30)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    loaded = ingested(tmp_path, path)  # day-first: days above 12 decide it
+    assert loaded[OPEN].iloc[0] == 1202.5 and loaded[CLOSE].iloc[0] == 1202.75
+    assert loaded[VOLUME].iloc[0] == 1_000_002 and len(loaded) == 28
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"Date,Open\n1;2,5\n", CsvDialect()),  # a comma in the header: the usual file
+        (b"Date;Open\n2015-01-02;12\n", CsvDialect(";")),  # no decimal comma in the rows
+        (b"\xef\xbb\xbfDate\tOpen\n2015-01-02\t1,5\n", CsvDialect("\t", ",")),
+        (b"Date;Open\n2015-01-02;1.234,5\n", CsvDialect(";", ",", ".")),
+        (b"Date Open\n", CsvDialect()),  # one column: pandas and the column map say what is wrong
+    ],
+)
+def test_the_dialect_is_read_from_the_first_lines(text, expected):
+    assert sniff(text) == expected

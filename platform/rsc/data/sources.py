@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.data.columns import FileFormat, Reading, clean_columns, to_bar_columns
+from rsc.data.dialect import COMMA, CsvDialect, pandas_csv, sniff
 from rsc.data.raw import ALL, BarSource, CleanBars, RawBars, SourceError
 from rsc.data.yahoo import YahooSource
 from rsc.storage import Storage
@@ -136,6 +137,7 @@ class FileSource:
         table = self._table(uri, data)
         if table is not None and (clean := clean_columns(table, uri, self.fmt)) is not None:
             stamps, prices, self.readings[uri] = clean
+            self._note_dialect(uri, data)
             return CleanBars(symbol, uri, stamps, prices, sha256_bytes(data))
         return RawBars(symbol, uri, self._frame(uri, data, table), sha256_bytes(data))
 
@@ -166,20 +168,28 @@ class FileSource:
     def _parquet(self, uri: str) -> bool:
         return uri.endswith(".parquet") or (not uri.endswith(".csv") and self.default_format == "parquet")
 
+    def _dialect(self, uri: str, data: bytes) -> CsvDialect:
+        return COMMA if self._parquet(uri) else sniff(data)
+
     def _table(self, uri: str, data: bytes) -> pa.Table | None:
         """The file as an Arrow table; None for a CSV file that only pandas reads as pandas does."""
         parquet = self._parquet(uri)
         with _readable(uri, parquet):
             if parquet:
                 return pq.read_table(io.BytesIO(data))
-            return read_csv_table(data, parse_times=self.fmt.date_format is None)
+            return read_csv_table(data, self.fmt.date_format is None, self._dialect(uri, data))
 
     def _frame(self, uri: str, data: bytes, table: pa.Table | None) -> pd.DataFrame:
         """The file's bars in the bar schema's columns (:func:`to_bar_columns`), as pandas reads the file."""
         with _readable(uri, self._parquet(uri)):
-            frame = table.to_pandas() if table is not None else pd.read_csv(io.BytesIO(data))
+            frame = table.to_pandas() if table is not None else pandas_csv(data, self._dialect(uri, data))
         frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
+        self._note_dialect(uri, data)
         return frame
+
+    def _note_dialect(self, uri: str, data: bytes) -> None:
+        if (words := self._dialect(uri, data).describe()) is not None:
+            self.readings[uri].notes.insert(0, f"CSV dialect: {words} (detected)")
 
 
 _READ_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError)
@@ -195,7 +205,7 @@ def _readable(uri: str, parquet: bool) -> Iterator[None]:
         raise SourceError(f"{uri}: not a readable {kind} file: {error}") from error
 
 
-def read_csv_table(data: bytes, parse_times: bool = True) -> pa.Table | None:
+def read_csv_table(data: bytes, parse_times: bool = True, dialect: CsvDialect = COMMA) -> pa.Table | None:
     """A CSV file read by pyarrow's multi-threaded reader, typed as ``pandas.read_csv`` types it.
 
     Numbers and booleans are typed as pandas types them. With ``parse_times``, ISO 8601 dates and
@@ -206,8 +216,15 @@ def read_csv_table(data: bytes, parse_times: bool = True) -> pa.Table | None:
     empty column names, a column typed by its first block only, a ragged row, no rows) gives None:
     pandas reads it, so that its result and its errors are pandas' own.
     """
+    if dialect.thousands:  # pyarrow reads no digit groups
+        return None
+    # Stamps with a time of day are not typed by the reader (a strptime format nothing matches); dates are.
+    convert = pcsv.ConvertOptions(
+        timestamp_parsers=["\x00"], strings_can_be_null=True, decimal_point=dialect.decimal
+    )
+    parse = pcsv.ParseOptions(delimiter=dialect.delimiter)
     try:
-        table = pcsv.read_csv(io.BytesIO(data), convert_options=_KEEP_STAMPS_TEXT)
+        table = pcsv.read_csv(io.BytesIO(data), parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid:
         return None
     names = table.column_names
@@ -226,10 +243,6 @@ def read_csv_table(data: bytes, parse_times: bool = True) -> pa.Table | None:
         if column is not given:
             table = table.set_column(i, names[i], column)
     return table
-
-
-# Stamps with a time of day are not typed by the reader (a strptime format nothing matches); dates are.
-_KEEP_STAMPS_TEXT = pcsv.ConvertOptions(timestamp_parsers=["\x00"], strings_can_be_null=True)
 
 
 def _utc_stamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
