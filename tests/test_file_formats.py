@@ -3,6 +3,8 @@ stamps, epochs, wide closes; whatever could be read two ways is an error naming 
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,6 +199,8 @@ def test_close_only_bars_trade_only_where_they_can_be_traded_honestly(tmp_path):
         (["13.01.2015", "14.01.2015", "15.01.2015"], (), "2015-01-13"),  # dotted, day-first
         (["01-13-2015", "01-14-2015", "01-15-2015"], (), "2015-01-13"),  # dashed, month-first
         ([20150113, 20150114, 20150115], ("data.date_format='%Y%m%d'",), "2015-01-13"),  # digits
+        (["2015.01.05", "2015.01.06", "2015.01.07"], (), "2015-01-05"),  # year-first (MetaTrader)
+        (["2015.01.05", "2015.01.06", "2015.01.07"], (), "2015-01-05"),  # year-first, slashed
     ],
 )
 def test_dates_in_other_separators_and_as_digits(tmp_path, dates, settings, first):
@@ -331,3 +335,32 @@ def test_digit_groups_with_a_decimal_comma_load(tmp_path):
 )
 def test_the_dialect_is_read_from_the_first_lines(text, expected):
     assert sniff(text) == expected
+
+
+def date_and_time(separator: str = ",", names: tuple[str, str] = ("Date", "Time")) -> str:
+    """Hourly FX bars with the date (``2016.01.04``) and the time of day in columns of their own."""
+    bars = hourly_fx()
+    stamps = pd.to_datetime(bars.pop("Gmt time"))
+    bars.insert(0, names[1], stamps.dt.strftime("%H:%M"))
+    bars.insert(0, names[0], stamps.dt.strftime("%Y.%m.%d"))
+    return bars.to_csv(index=False, sep=separator)
+
+
+@pytest.mark.parametrize(
+    ("separator", "names"), [(",", ("Date", "Time")), ("\t", ("<DATE>", "<TIME>"))], ids=["fx", "metatrader"]
+)
+def test_a_date_column_and_a_time_column_make_the_timestamp(tmp_path, separator, names):
+    path = tmp_path / "EURUSD.csv"
+    path.write_text(date_and_time(separator, names))
+    loaded = ingested(tmp_path, path, "data.frequency=1h", "data.timezone=Europe/London", symbols="[EURUSD]")
+    assert loaded[TIMESTAMP].iloc[0] == pd.Timestamp("2016-01-04 00:00")  # London is UTC in winter
+    assert loaded[TIMESTAMP].iloc[1] == pd.Timestamp("2016-01-04 01:00") and len(loaded) == 200
+
+
+def test_a_time_column_that_is_no_time_of_day_is_an_ambiguity(tmp_path):
+    path = tmp_path / "EURUSD.csv"
+    frame = pd.read_csv(io.StringIO(date_and_time()))
+    frame["Time"] = "2016-01-04 " + frame["Time"]
+    frame.to_csv(path, index=False)
+    with pytest.raises(SourceError, match=r"columns \['Date', 'Time'\] could each be the 'timestamp'"):
+        ingested(tmp_path, path, "data.frequency=1h", "data.timezone=UTC", symbols="[EURUSD]")

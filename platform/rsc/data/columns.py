@@ -26,7 +26,7 @@ from rsc.data.validate import passes_every_check
 log = logging.getLogger(__name__)
 
 ADJ_CLOSE = "adj_close"
-# Canonical column -> the names it goes by (compared lower-case, without spaces, dots, _ or -).
+# Canonical column -> the names it goes by (compared lower-case, without spaces, dots, _, -, / or <>).
 SYNONYMS: dict[str, tuple[str, ...]] = {
     TIMESTAMP: ("timestamp", "date", "datetime", "time", "gmttime", "localtime", "dateutc", "ts"),
     OPEN: ("open", "o", "openprice"),
@@ -39,6 +39,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 _UNNAMED_INDEX = re.compile(r"^(unnamed: ?0|index|)$", re.IGNORECASE)  # pandas' to_csv index column
 _SLASHED_DATE = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})[/.-](\d{2,4})(?:[ T].*)?$")
+_YEAR_FIRST_DATE = re.compile(r"^\s*\d{4}([/.])\d{1,2}\1\d{1,2}(?:[ T].*)?$")  # 2020.01.02: MetaTrader
+_CLOCK = re.compile(r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*$")  # a time of day
 _ZONE_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"  # a stamp that carries its own zone
 DAY_FIRST, MONTH_FIRST = "%d/%m/%Y", "%m/%d/%Y"
 _ADJUSTED = "adjusted prices: open, high, low and close scaled by adj_close / close"
@@ -66,7 +68,7 @@ class Reading:
 
 
 def _key(name: object) -> str:
-    return re.sub(r"[\s._\-/()]", "", str(name)).lower()
+    return re.sub(r"[\s._\-/()<>]", "", str(name)).lower()
 
 
 def match_columns(columns: Sequence[Any], origin: str, fmt: FileFormat) -> dict[str, Any]:
@@ -105,8 +107,14 @@ def match_columns(columns: Sequence[Any], origin: str, fmt: FileFormat) -> dict[
 
 
 def _slashed_order(text: pd.Series, origin: str) -> str | None:
-    """``%d/%m/%Y`` or ``%m/%d/%Y`` for slashed dates, decided by a field above 12; None if not slashed."""
-    if not len(text) or not _SLASHED_DATE.match(str(text.iloc[0])):
+    """``%d/%m/%Y`` or ``%m/%d/%Y`` for slashed dates, decided by a field above 12; ``%Y.%m.%d`` for
+    year-first ones with dots or slashes; None if not slashed."""
+    if not len(text):
+        return None
+    if year_first := _YEAR_FIRST_DATE.match(str(text.iloc[0])):
+        separator = year_first.group(1)
+        return f"%Y{separator}%m{separator}%d" + _clock_format(text)
+    if not _SLASHED_DATE.match(str(text.iloc[0])):
         return None  # the first stamp decides it without a regex over every row
     parts = text.str.extract(_SLASHED_DATE)
     if parts.empty or parts[0].isna().any() or parts[1].nunique() != 1:
@@ -128,10 +136,40 @@ def _slashed_order(text: pd.Series, origin: str) -> str | None:
         )
     year = "%Y" if parts[3].str.len().eq(4).all() else "%y"
     order = (DAY_FIRST if day_first else MONTH_FIRST).replace("%Y", year).replace("/", separator)
+    return order + _clock_format(text)
+
+
+def _clock_format(text: pd.Series) -> str:
+    """The time-of-day part of a format for stamps written ``<date>[ T]HH:MM[:SS]`` ('' for dates)."""
     clock = text.str.extract(r"^\S+[ T](\d{1,2}:\d{2}(:\d{2})?)")
-    if clock[0].notna().all():
-        order += " %H:%M:%S" if clock[1].notna().all() else " %H:%M"
-    return order
+    if not clock[0].notna().all():
+        return ""
+    return " %H:%M:%S" if clock[1].notna().all() else " %H:%M"
+
+
+def date_and_time_columns(columns: Sequence[Any], fmt: FileFormat) -> tuple[Any, Any] | None:
+    """A ``Date`` and a ``Time`` column that together make the timestamp (as FX and MetaTrader exports
+    write bars), unless ``data.columns`` names the timestamp."""
+    if TIMESTAMP in fmt.columns:
+        return None
+    dates = [c for c in columns if _key(c) == "date"]
+    times = [c for c in columns if _key(c) == "time"]
+    return (dates[0], times[0]) if len(dates) == len(times) == 1 else None
+
+
+def _joined_date_and_time(frame: pd.DataFrame, fmt: FileFormat, reading: Reading) -> pd.DataFrame:
+    """The frame with its date column holding date and time of day, its time column gone (when every
+    time is a time of day; otherwise the column match names both columns and the setting to pick one)."""
+    pair = date_and_time_columns(list(frame.columns), fmt)
+    if pair is None:
+        return frame
+    date, time = pair
+    times = frame[time].astype("string").str.strip()
+    if not times.str.match(_CLOCK).fillna(False).all():
+        return frame
+    joined = frame[date].astype("string").str.strip() + " " + times
+    reading.notes.append(f"date and time of day joined: {date} + {time}")
+    return frame.assign(**{str(date): joined}).drop(columns=[time])
 
 
 def _epoch(values: pd.Series, origin: str) -> tuple[pd.Series, str]:
@@ -221,6 +259,7 @@ def to_bar_columns(frame: pd.DataFrame, origin: str, fmt: FileFormat) -> tuple[p
     reading = Reading()
     if fmt.layout == "wide":
         return _from_wide(frame, origin, fmt, reading), reading
+    frame = _joined_date_and_time(frame, fmt, reading)
     found = match_columns(frame.columns, origin, fmt)
     reading.columns = {canon: str(col) for canon, col in found.items()}
     wanted = [c for c in SYNONYMS if c in found]
@@ -257,6 +296,8 @@ def clean_columns(
     indexes = (table.schema.pandas_metadata or {}).get("index_columns", [])
     if any(isinstance(index, str) for index in indexes):
         return None  # a frame's index stored as a column: pandas reads it back as the index
+    if date_and_time_columns(table.column_names, fmt) is not None:
+        return None  # the loader joins them
     found = match_columns(table.column_names, origin, fmt)
     wanted = [*BAR_COLUMNS, *([ADJ_CLOSE] if fmt.price == "adj_close" else [])]
     if SYMBOL in found or any(name not in found for name in wanted):
