@@ -364,3 +364,37 @@ def test_a_time_column_that_is_no_time_of_day_is_an_ambiguity(tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(SourceError, match=r"columns \['Date', 'Time'\] could each be the 'timestamp'"):
         ingested(tmp_path, path, "data.frequency=1h", "data.timezone=UTC", symbols="[EURUSD]")
+
+
+def test_a_newest_first_export_with_digit_groups_is_the_same_version(tmp_path):
+    """``Date,Price,Open,High,Low,Vol.,Change %`` newest first, with quoted ``"1,234.56"`` numbers (as
+    several sites export history): the same version of the dataset as the plain file of the bars."""
+    bars = yahoo_download(40).drop(columns="Adj Close")
+    for column in ("Open", "High", "Low", "Close"):
+        bars[column] = (bars[column] * 40).round(2)
+    bars["Volume"] = bars["Volume"].round()
+    plain, export = tmp_path / "plain" / "SYN.csv", tmp_path / "export" / "SYN.csv"
+    plain.parent.mkdir(), export.parent.mkdir()
+    bars.to_csv(plain, index=False)
+    grouped = {c: [f"{v:,.2f}" for v in bars[c]] for c in ("Open", "High", "Low", "Close")}
+    site = pd.DataFrame(
+        {
+            "Date": bars["Date"],
+            "Price": grouped["Close"],
+            "Open": grouped["Open"],
+            "High": grouped["High"],
+            "Low": grouped["Low"],
+            "Vol.": [f"{v:,.0f}" for v in bars["Volume"]],
+            "Change %": "0.10%",
+        }
+    )
+    site.iloc[::-1].to_csv(export, index=False)
+    assert '"1,' in export.read_text()  # digit groups, quoted
+    versions = []
+    for path in (plain, export):
+        cfg = smoke_settings(
+            tmp_path / path.parent.name, "data.source=csv", f"data.path=file://{path}", "data.symbols=[SYN]",
+            *DATES,
+        )  # fmt: skip
+        versions.append(ingest.run(cfg).sha256)
+    assert versions[0] == versions[1]

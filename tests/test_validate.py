@@ -260,3 +260,21 @@ def test_a_quality_finding_names_the_source_row_in_the_vectorised_lane():
     _, report = check_bars(frame, "bars.csv", "SYN")
     jump = next(f for f in report.warnings if f.check == "jumps")
     assert jump.row == 210 and jump.timestamp == str(frame.loc[210, "timestamp"].date())
+
+
+def test_bars_newest_first_are_read_oldest_first_and_rows_keep_their_numbers(caplog):
+    """A history exported newest first (one order, backwards) is the same bars; rows out of order
+    otherwise still fail, naming the setting that sorts them."""
+    frame = bad(lambda f: None)
+    backwards = frame.iloc[::-1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        validate_bars(backwards, "bars.csv", "SYN"), validate_bars(frame, "bars.csv", "SYN")
+    )
+    assert "rows newest first: read oldest first" in caplog.text
+    backwards.loc[3, "volume"] = -1.0  # the file's row 3 is the bars' 17th
+    with pytest.raises(DataValidationError, match=r"row 3 \(2015-01-\d+\): negative volume"):
+        validate_bars(backwards, "bars.csv", "SYN")
+    with pytest.raises(
+        DataValidationError, match=r"not sorted ascending; data.validation.order=repair sorts"
+    ):
+        validate_bars(frame.iloc[[0, 2, 1, *range(3, len(frame))]], "bars.csv", "SYN")

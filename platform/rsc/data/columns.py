@@ -32,7 +32,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     OPEN: ("open", "o", "openprice"),
     HIGH: ("high", "h", "highprice"),
     LOW: ("low", "l", "lowprice"),
-    CLOSE: ("close", "c", "last", "closeprice"),
+    CLOSE: ("close", "c", "last", "closeprice", "price"),
     ADJ_CLOSE: ("adjclose", "adjustedclose", "closeadjusted"),
     VOLUME: ("volume", "vol", "v", "tickvolume"),
     SYMBOL: ("symbol", "ticker", "instrument"),

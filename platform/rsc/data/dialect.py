@@ -1,13 +1,16 @@
-"""CSV dialects: a file's delimiter and decimal mark, read from its first lines.
+"""CSV dialects: a file's delimiter and decimal mark, read from its first lines, and numbers written
+with digit groups.
 
 Spreadsheets set to many European locales export ``Date;Open;High;...`` with decimal commas
 (``100,25``, or ``1.234,5`` with a dot between digit groups); other tools write tab-separated files.
 A header that holds a comma is the usual comma-separated file, decided by its first line alone.
 Otherwise the first of ``;``, tab and ``|`` in the header is the delimiter, and a number written with a
-decimal comma in the first rows makes the comma the decimal mark of the whole file. In such a file a
-dot only ever groups digits, and dates written ``02.01.2015`` must stay text: pandas' own
-``thousands`` option would read them as the number 2012015, so numbers are converted column by column,
-a column only when every value in it is a number.
+decimal comma in the first rows makes the comma the decimal mark of the whole file.
+
+Numbers with digit groups (``"1,234.56"`` quoted in a comma-separated file, ``1.234,5`` beside a
+decimal comma) are read column by column (:func:`grouped_numbers`): a column only when every value in
+it is such a number. pandas' own ``thousands`` option would read dates written ``02.01.2015`` as the
+number 2012015.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import pandas as pd
 _DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 _DECIMAL_COMMA = re.compile(r"^[-+]?(\d+|\d{1,3}(\.\d{3})+),\d+$")
 _GROUPED = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+,\d+$")  # 1.234,5: a dot between digit groups
-_COMMA_NUMBER = r"^[-+]?(\d+|\d{1,3}(\.\d{3})+)(,\d+)?$"  # 12 1.234 1.234,5 12,5
 _SNIFFED_ROWS = 20
 
 
@@ -63,14 +65,25 @@ def sniff(data: bytes) -> CsvDialect:
 
 
 def pandas_csv(data: bytes, dialect: CsvDialect = COMMA) -> pd.DataFrame:
-    """``pandas.read_csv`` of CSV text in ``dialect``."""
-    if dialect.decimal == ".":
-        return pd.read_csv(io.BytesIO(data), sep=dialect.delimiter)
-    frame = pd.read_csv(io.BytesIO(data), sep=dialect.delimiter, dtype=str)
+    """``pandas.read_csv`` of CSV text in ``dialect``, numbers with digit groups or a decimal comma read
+    as numbers (with a decimal comma every column is read as text first: pandas knows only the dot)."""
+    text = None if dialect.decimal == "." else str
+    return grouped_numbers(pd.read_csv(io.BytesIO(data), sep=dialect.delimiter, dtype=text), dialect)
+
+
+def grouped_numbers(frame: pd.DataFrame, dialect: CsvDialect) -> pd.DataFrame:
+    """``frame`` with each text column whose every value is a number in ``dialect`` (digit groups
+    allowed: ``1,234.5``, or ``1.234,5`` with a decimal comma) as numbers."""
+    group = "." if dialect.decimal == "," else ","
+    g, d = re.escape(group), re.escape(dialect.decimal)
+    number = rf"^[-+]?(\d+|\d{{1,3}}({g}\d{{3}})+)({d}\d+)?$"
     for name in frame.columns:
-        text = frame[name].str.strip()
+        column = frame[name]
+        if column.dtype != object and not isinstance(column.dtype, pd.StringDtype):
+            continue
+        text = column.astype("string").str.strip()
         given = text.notna() & text.ne("")
-        if given.any() and text[given].str.match(_COMMA_NUMBER).all():
-            numbers = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-            frame[name] = pd.to_numeric(numbers.where(given))
+        if given.any() and text[given].str.match(number).all():
+            digits = text.str.replace(group, "", regex=False).str.replace(dialect.decimal, ".", regex=False)
+            frame[name] = pd.to_numeric(digits.where(given))
     return frame

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.data.columns import FileFormat, Reading, clean_columns, to_bar_columns
-from rsc.data.dialect import COMMA, CsvDialect, pandas_csv, sniff
+from rsc.data.dialect import COMMA, CsvDialect, grouped_numbers, pandas_csv, sniff
 from rsc.data.raw import ALL, BarSource, CleanBars, RawBars, SourceError
 from rsc.data.yahoo import YahooSource
 from rsc.storage import Storage
@@ -182,7 +182,12 @@ class FileSource:
     def _frame(self, uri: str, data: bytes, table: pa.Table | None) -> pd.DataFrame:
         """The file's bars in the bar schema's columns (:func:`to_bar_columns`), as pandas reads the file."""
         with _readable(uri, self._parquet(uri)):
-            frame = table.to_pandas() if table is not None else pandas_csv(data, self._dialect(uri, data))
+            if table is None:
+                frame = pandas_csv(data, self._dialect(uri, data))
+            elif self._parquet(uri):
+                frame = table.to_pandas()
+            else:  # numbers written with digit groups are text to both readers
+                frame = grouped_numbers(table.to_pandas(), self._dialect(uri, data))
         frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
         self._note_dialect(uri, data)
         return frame

@@ -241,6 +241,11 @@ class _Checker:
 
     def order_and_duplicates(self) -> None:
         stamps = self.work[TIMESTAMP].to_numpy()
+        if len(stamps) > 1 and (stamps[1:] < stamps[:-1]).all():
+            # Newest first, as many sites export history: one order, read backwards; nothing guessed.
+            self.note("order", "rows newest first: read oldest first", np.ones(len(stamps), bool), True)
+            self.work, self.pos = self.work.iloc[::-1].reset_index(drop=True), self.pos[::-1]
+            return
         earlier = np.zeros(len(stamps), dtype=bool)
         earlier[1:] = stamps[1:] < np.maximum.accumulate(stamps)[:-1]
 
@@ -251,7 +256,11 @@ class _Checker:
 
         if earlier.any():
             self.rows_check(
-                "order", earlier, "timestamp earlier than a previous row (not sorted ascending)", sort
+                "order",
+                earlier,
+                "timestamp earlier than a previous row (not sorted ascending; "
+                "data.validation.order=repair sorts the rows)",
+                sort,
             )
         repeated = self.work[TIMESTAMP].duplicated(keep="first").to_numpy()
         self.rows_check("duplicates", repeated, "duplicate timestamp")
