@@ -3,7 +3,12 @@ stamps, epochs, wide closes; whatever could be read two ways is an error naming 
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
+import zipfile
+from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -398,3 +403,56 @@ def test_a_newest_first_export_with_digit_groups_is_the_same_version(tmp_path):
         )  # fmt: skip
         versions.append(ingest.run(cfg).sha256)
     assert versions[0] == versions[1]
+
+
+def compress(suffix: str, data: bytes, member: str = "SYN.csv") -> bytes:
+    if suffix == ".gz":
+        return gzip.compress(data)
+    if suffix == ".bz2":
+        return bz2.compress(data)
+    if suffix == ".xz":
+        return lzma.compress(data)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(member, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["SYN.csv.gz", "SYN.csv.bz2", "SYN.csv.xz", "SYN.csv.zip", "SYN.zip"])
+def test_compressed_files_in_a_folder_are_the_csv_files_they_hold(tmp_path, name):
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    plain.mkdir(), packed.mkdir()
+    yahoo_download(30).to_csv(plain / "SYN.csv", index=False)
+    (packed / name).write_bytes(compress(PurePosixPath(name).suffix, (plain / "SYN.csv").read_bytes()))
+    results = []
+    for folder in (plain, packed):
+        cfg = smoke_settings(
+            tmp_path / f"store-{folder.name}", "data.source=csv", f"data.path=file://{folder}",
+            "data.symbols=['*']", *DATES,
+        )  # fmt: skip
+        results.append(ingest.run(cfg))
+    assert results[0].sha256 == results[1].sha256 and results[1].symbols == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("SYN.csv.gz", b"not gzip", r"SYN\.csv\.gz: not a readable \.gz file"),
+        ("SYN.zip", None, r"SYN\.zip: a zip archive of bars holds one CSV file, not \['a\.csv', 'b\.csv'\]"),
+        ("notes.txt", b"x", r"no bar files in the folder .*; it holds \['notes\.txt'\]"),
+    ],
+)
+def test_unreadable_archives_and_empty_folders_are_errors_naming_them(tmp_path, name, data, message):
+    if data is None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("a.csv", "x")
+            archive.writestr("b.csv", "y")
+        data = buffer.getvalue()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / name).write_bytes(data)
+    cfg = smoke_settings(
+        tmp_path / "store", "data.source=csv", f"data.path=file://{tmp_path / 'in'}", "data.symbols=['*']"
+    )
+    with pytest.raises(SourceError, match=message):
+        ingest.run(cfg)

@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from datetime import date
 from functools import partial
 from importlib import resources
-from pathlib import PurePosixPath
-from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -32,6 +30,7 @@ from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.data.columns import FileFormat, Reading, clean_columns, to_bar_columns
 from rsc.data.dialect import COMMA, CsvDialect, grouped_numbers, pandas_csv, sniff
+from rsc.data.files import bare_name, decompressed, is_bar_file, symbol_of
 from rsc.data.raw import ALL, BarSource, CleanBars, RawBars, SourceError
 from rsc.data.yahoo import YahooSource
 from rsc.storage import Storage
@@ -46,7 +45,6 @@ BUNDLED_CLOSE_SYMBOLS: tuple[str, ...] = (
     "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO",
     "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM",
 )  # fmt: skip
-FILE_FORMATS = (".csv", ".parquet")
 Fetched = RawBars | CleanBars  # what a read call delivers
 _UTC_SUFFIX = r"(?:Z|[+-]00:?00)$"  # a stamp written in UTC
 
@@ -112,11 +110,14 @@ class FileSource:
             for symbol in symbols:
                 yield partial(read, symbol, self.path.replace("{symbol}", symbol))
         elif self.storage.isdir(self.path):
-            files = {
-                unquote(PurePosixPath(uri).stem): uri
-                for uri in self.storage.list_files(self.path)
-                if uri.endswith(FILE_FORMATS)
-            }
+            listed = self.storage.list_files(self.path)
+            files = {symbol_of(uri): uri for uri in listed if is_bar_file(uri)}
+            if not files:
+                held = [uri.rsplit("/", 1)[-1] for uri in listed][:10]
+                raise SourceError(
+                    f"{self.path}: no bar files in the folder (.csv or .parquet, or .csv compressed as "
+                    f".gz, .bz2, .xz or .zip); it holds {held or 'nothing'}"
+                )
             for symbol in sorted(files) if everything else symbols:
                 if symbol not in files:
                     raise SourceError(
@@ -146,7 +147,7 @@ class FileSource:
         frame, digest = self._frame(self.path, data, self._table(self.path, data)), sha256_bytes(data)
         if SYMBOL not in frame.columns:
             if everything:
-                symbols = [unquote(PurePosixPath(self.path).stem)]
+                symbols = [symbol_of(self.path)]
             if len(symbols) != 1:
                 raise SourceError(
                     f"{self.path}: no {SYMBOL!r} column, so it holds one symbol, not {list(symbols)}"
@@ -160,13 +161,15 @@ class FileSource:
             yield RawBars(symbol, self.path, groups[symbol].drop(columns=[SYMBOL]), digest)
 
     def _bytes(self, uri: str) -> bytes:
+        """The file's bytes (decompressed, for a compressed file: :mod:`rsc.data.files`)."""
         try:
-            return self.storage.read_bytes(uri)
+            return decompressed(uri, self.storage.read_bytes(uri))
         except FileNotFoundError as error:
             raise SourceError(f"{uri}: file not found") from error
 
     def _parquet(self, uri: str) -> bool:
-        return uri.endswith(".parquet") or (not uri.endswith(".csv") and self.default_format == "parquet")
+        name = bare_name(uri)
+        return name.endswith(".parquet") or (not name.endswith(".csv") and self.default_format == "parquet")
 
     def _dialect(self, uri: str, data: bytes) -> CsvDialect:
         return COMMA if self._parquet(uri) else sniff(data)
