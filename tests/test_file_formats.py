@@ -456,3 +456,21 @@ def test_unreadable_archives_and_empty_folders_are_errors_naming_them(tmp_path, 
     )
     with pytest.raises(SourceError, match=message):
         ingest.run(cfg)
+
+
+@pytest.mark.parametrize("index_name", ["Date", None], ids=["named", "unnamed"])
+def test_a_parquet_file_of_a_frame_indexed_by_date_loads(tmp_path, index_name):
+    """``frame.to_parquet(path)`` of bars indexed by their dates (as market-data libraries hand them
+    out) stores the dates as the frame's index: they are the timestamp."""
+    bars = synthetic_bars(30).drop(columns=SYMBOL).set_index(TIMESTAMP).rename_axis(index_name)
+    (tmp_path / "pq").mkdir(), (tmp_path / "csv").mkdir()
+    bars.to_parquet(tmp_path / "pq" / "SYN.parquet")
+    bars.rename_axis(TIMESTAMP).reset_index().to_csv(tmp_path / "csv" / "SYN.csv", index=False)
+    versions = []
+    for kind in ("pq", "csv"):
+        cfg = smoke_settings(
+            tmp_path / f"store-{kind}", f"data.source={'parquet' if kind == 'pq' else 'csv'}",
+            f"data.path=file://{tmp_path / kind}", "data.symbols=['*']", *DATES,
+        )  # fmt: skip
+        versions.append(ingest.run(cfg).sha256)
+    assert versions[0] == versions[1]

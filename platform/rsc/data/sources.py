@@ -187,8 +187,10 @@ class FileSource:
         with _readable(uri, self._parquet(uri)):
             if table is None:
                 frame = pandas_csv(data, self._dialect(uri, data))
-            elif self._parquet(uri):
+            elif self._parquet(uri):  # a frame's stored index (its dates, say) is a column like the others
                 frame = table.to_pandas()
+                if not isinstance(frame.index, pd.RangeIndex):
+                    frame = frame.reset_index()
             else:  # numbers written with digit groups are text to both readers
                 frame = grouped_numbers(table.to_pandas(), self._dialect(uri, data))
         frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
