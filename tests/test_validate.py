@@ -275,6 +275,6 @@ def test_bars_newest_first_are_read_oldest_first_and_rows_keep_their_numbers(cap
     with pytest.raises(DataValidationError, match=r"row 3 \(2015-01-\d+\): negative volume"):
         validate_bars(backwards, "bars.csv", "SYN")
     with pytest.raises(
-        DataValidationError, match=r"not sorted ascending; data.validation.order=repair sorts"
+        DataValidationError, match=r"not sorted ascending\); data.validation.order=repair would sort"
     ):
         validate_bars(frame.iloc[[0, 2, 1, *range(3, len(frame))]], "bars.csv", "SYN")

@@ -258,8 +258,7 @@ class _Checker:
             self.rows_check(
                 "order",
                 earlier,
-                "timestamp earlier than a previous row (not sorted ascending; "
-                "data.validation.order=repair sorts the rows)",
+                "timestamp earlier than a previous row (not sorted ascending)",
                 sort,
             )
         repeated = self.work[TIMESTAMP].duplicated(keep="first").to_numpy()
@@ -498,6 +497,15 @@ def accept(bars: pd.DataFrame | None, report: ValidationReport) -> pd.DataFrame:
     return bars
 
 
+def _repair_hint(check: str) -> str:
+    """What the setting that repairs ``check`` would do, from its description ('' for no such setting)."""
+    setting = ValidationSettings.model_fields.get(check)
+    described = setting.description if setting is not None else None
+    if not described or "repair: " not in described:
+        return ""
+    return f"; data.validation.{check}=repair would {described.split('repair: ', 1)[1].rstrip('.')}"
+
+
 def settle(report: ValidationReport) -> None:
     """Refuse a report with failures; log its repairs and warnings.
 
@@ -505,9 +513,9 @@ def settle(report: ValidationReport) -> None:
         DataValidationError: naming the first problem (and how many more there are).
     """
     if report.failures:
-        others = len(report.failures) - 1
+        first, others = report.failures[0], len(report.failures) - 1
         more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
-        raise DataValidationError(f"{report.failures[0]}{more}")
+        raise DataValidationError(f"{first}{more}{_repair_hint(first.check)}")
     for finding in report.repairs:
         log.warning("repaired %d row(s): %s", finding.rows, finding)
     for finding in report.warnings:
