@@ -474,3 +474,47 @@ def test_a_parquet_file_of_a_frame_indexed_by_date_loads(tmp_path, index_name):
         )  # fmt: skip
         versions.append(ingest.run(cfg).sha256)
     assert versions[0] == versions[1]
+
+
+def yfinance_csv(tickers: dict[str, pd.DataFrame]) -> str:
+    """What ``yfinance.download(tickers).to_csv()`` writes: a row of prices, one of tickers, one naming
+    the index."""
+    parts = []
+    for ticker, bars in tickers.items():
+        wide = bars.set_index(TIMESTAMP).rename_axis("Date")[[CLOSE, HIGH, LOW, OPEN, VOLUME]]
+        wide.columns = pd.MultiIndex.from_product([["Close", "High", "Low", "Open", "Volume"], [ticker]])
+        parts.append(wide)
+    frame = pd.concat(parts, axis=1)
+    frame.columns.names = ["Price", "Ticker"]
+    return frame.to_csv()
+
+
+def test_a_yfinance_download_of_one_ticker_is_its_bars(tmp_path, capsys):
+    bars = synthetic_bars(30).drop(columns=SYMBOL)
+    (tmp_path / "yf").mkdir(), (tmp_path / "plain").mkdir()
+    (tmp_path / "yf" / "SYN.csv").write_text(yfinance_csv({"SYN": bars}))
+    assert (tmp_path / "yf" / "SYN.csv").read_text().splitlines()[1].startswith("Ticker,SYN")
+    bars.to_csv(tmp_path / "plain" / "SYN.csv", index=False)
+    versions = []
+    for kind in ("yf", "plain"):
+        cfg = smoke_settings(
+            tmp_path / f"store-{kind}", "data.source=csv", f"data.path=file://{tmp_path / kind}",
+            "data.symbols=['*']", *DATES,
+        )  # fmt: skip
+        versions.append(ingest.run(cfg).sha256)
+    assert versions[0] == versions[1]
+    assert main(["data", "inspect", str(tmp_path / "yf" / "SYN.csv")]) == 0
+    assert "header rows of prices and tickers (yfinance): ['SYN']" in capsys.readouterr().out
+
+
+def test_a_yfinance_download_of_many_tickers_is_one_file_of_many_symbols(tmp_path):
+    long, short = synthetic_bars(30).drop(columns=SYMBOL), synthetic_bars(20, seed=4).drop(columns=SYMBOL)
+    short[TIMESTAMP] = long[TIMESTAMP].iloc[10:].to_numpy()  # a shorter history: empty cells before
+    path = tmp_path / "download.csv"
+    path.write_text(yfinance_csv({"AAA": long, "BBB": short}))
+    loaded = ingested(tmp_path, path, symbols="['*']")
+    assert loaded.groupby(SYMBOL).size().to_dict() == {"AAA": 30, "BBB": 20}
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "AAA.csv").write_text(path.read_text())
+    with pytest.raises(SourceError, match=r"the file of symbol 'AAA' holds the bars of \['AAA', 'BBB'\]"):
+        ingested(tmp_path / "f", tmp_path / "folder", symbols="['*']")

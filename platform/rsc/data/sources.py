@@ -32,6 +32,7 @@ from rsc.data.columns import FileFormat, Reading, clean_columns, to_bar_columns
 from rsc.data.dialect import COMMA, CsvDialect, grouped_numbers, pandas_csv, sniff
 from rsc.data.files import bare_name, decompressed, is_bar_file, symbol_of
 from rsc.data.raw import ALL, BarSource, CleanBars, RawBars, SourceError
+from rsc.data.ticker_csv import has_ticker_header, read_ticker_csv
 from rsc.data.yahoo import YahooSource
 from rsc.storage import Storage
 from rsc.storage.store import sha256_bytes
@@ -130,7 +131,22 @@ class FileSource:
 
     def _raw(self, symbol: str, uri: str) -> RawBars:
         data = self._bytes(uri)
-        return RawBars(symbol, uri, self._frame(uri, data, self._table(uri, data)), sha256_bytes(data))
+        return RawBars(
+            symbol, uri, self._symbol_frame(symbol, uri, data, self._table(uri, data)), sha256_bytes(data)
+        )
+
+    def _symbol_frame(self, symbol: str, uri: str, data: bytes, table: pa.Table | None) -> pd.DataFrame:
+        """:meth:`_frame` of the file of one symbol (named by the file, in a folder or a template)."""
+        frame = self._frame(uri, data, table)
+        if SYMBOL not in frame.columns:
+            return frame
+        held = sorted(frame[SYMBOL].dropna().astype(str).unique())
+        if held != [symbol]:
+            raise SourceError(
+                f"{uri}: the file of symbol {symbol!r} holds the bars of {held[:10]}: give this file "
+                "alone as data.path (a file of many symbols), or one file per symbol"
+            )
+        return frame.drop(columns=[SYMBOL])
 
     def _clean_or_raw(self, symbol: str, uri: str) -> Fetched:
         """A clean file's bars as arrays, checked (no frame built); any other file's as a frame."""
@@ -140,7 +156,7 @@ class FileSource:
             stamps, prices, self.readings[uri] = clean
             self._note_dialect(uri, data)
             return CleanBars(symbol, uri, stamps, prices, sha256_bytes(data))
-        return RawBars(symbol, uri, self._frame(uri, data, table), sha256_bytes(data))
+        return RawBars(symbol, uri, self._symbol_frame(symbol, uri, data, table), sha256_bytes(data))
 
     def _one_file(self, symbols: Sequence[str], everything: bool) -> Iterator[RawBars]:
         data = self._bytes(self.path)
@@ -180,12 +196,17 @@ class FileSource:
         with _readable(uri, parquet):
             if parquet:
                 return pq.read_table(io.BytesIO(data))
+            if has_ticker_header(data):
+                return None  # pandas reads the header rows (rsc.data.ticker_csv)
             return read_csv_table(data, self.fmt.date_format is None, self._dialect(uri, data))
 
     def _frame(self, uri: str, data: bytes, table: pa.Table | None) -> pd.DataFrame:
         """The file's bars in the bar schema's columns (:func:`to_bar_columns`), as pandas reads the file."""
         with _readable(uri, self._parquet(uri)):
-            if table is None:
+            tickers = None
+            if table is None and has_ticker_header(data):
+                frame, tickers = read_ticker_csv(data)
+            elif table is None:
                 frame = pandas_csv(data, self._dialect(uri, data))
             elif self._parquet(uri):  # a frame's stored index (its dates, say) is a column like the others
                 frame = table.to_pandas()
@@ -195,6 +216,8 @@ class FileSource:
                 frame = grouped_numbers(table.to_pandas(), self._dialect(uri, data))
         frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
         self._note_dialect(uri, data)
+        if tickers is not None:
+            self.readings[uri].notes.insert(0, f"header rows of prices and tickers (yfinance): {tickers}")
         return frame
 
     def _note_dialect(self, uri: str, data: bytes) -> None:
