@@ -18,6 +18,7 @@ from rsc.cli.main import main
 from rsc.core.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TIMESTAMP, VOLUME
 from rsc.data.dialect import CsvDialect, sniff
 from rsc.data.raw import SourceError
+from rsc.data.ticker_csv import has_ticker_header
 from rsc.stages import evaluate, ingest
 from rsc.storage import Storage
 from tests.conftest import smoke_settings
@@ -518,3 +519,16 @@ def test_a_yfinance_download_of_many_tickers_is_one_file_of_many_symbols(tmp_pat
     (tmp_path / "folder" / "AAA.csv").write_text(path.read_text())
     with pytest.raises(SourceError, match=r"the file of symbol 'AAA' holds the bars of \['AAA', 'BBB'\]"):
         ingested(tmp_path / "f", tmp_path / "folder", symbols="['*']")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"Price,Close,Open\r\nTicker,A,A\r\nDate,,\r\n2015-01-02,1,2\r\n", True),  # Windows line ends
+        (b"Price,Close\nTicker,A\nDate,3\n2015-01-02,1\n", False),  # a third row with values is data
+        (b"Date,Close\n2015-01-02,1\n", False),
+        (b"Price,Close\nTicker,A\n", False),  # no row naming the index
+    ],
+)
+def test_the_ticker_header_is_told_from_its_first_three_lines(text, expected):
+    assert has_ticker_header(text) is expected

@@ -20,16 +20,15 @@ from rsc.core.schema import SYMBOL
 
 def has_ticker_header(data: bytes) -> bool:
     """Whether the second line starts ``Ticker,`` and the third names the index alone (``Date,,,``)."""
-    lines = data[:65536].splitlines()
-    if len(lines) < 4:
+    first = data.find(b"\n")
+    if first < 0 or data[first + 1 : first + 8].lower() != b"ticker,":  # the usual file: one look
         return False
-    tickers, index = lines[1].split(b","), lines[2].split(b",")
-    return (
-        tickers[0].strip().lower() == b"ticker"
-        and len(index) == len(tickers)
-        and bool(index[0].strip())
-        and not any(field.strip() for field in index[1:])
-    )
+    second = data.find(b"\n", first + 1)
+    third = data.find(b"\n", second + 1)
+    if second < 0 or third < 0:
+        return False
+    tickers, index = data[first + 1 : second].split(b","), data[second + 1 : third].split(b",")
+    return len(index) == len(tickers) and bool(index[0].strip()) and not any(f.strip() for f in index[1:])
 
 
 def read_ticker_csv(data: bytes) -> tuple[pd.DataFrame, list[str]]:
