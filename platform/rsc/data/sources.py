@@ -154,7 +154,7 @@ class FileSource:
         table = self._table(uri, data)
         if table is not None and (clean := clean_columns(table, uri, self.fmt)) is not None:
             stamps, prices, self.readings[uri] = clean
-            self._note_dialect(uri, data)
+            self.readings[uri].notes[:0] = _dialect_notes(self._dialect(uri, data))
             return CleanBars(symbol, uri, stamps, prices, sha256_bytes(data))
         return RawBars(symbol, uri, self._symbol_frame(symbol, uri, data, table), sha256_bytes(data))
 
@@ -203,26 +203,29 @@ class FileSource:
     def _frame(self, uri: str, data: bytes, table: pa.Table | None) -> pd.DataFrame:
         """The file's bars in the bar schema's columns (:func:`to_bar_columns`), as pandas reads the file."""
         with _readable(uri, self._parquet(uri)):
-            tickers = None
-            if table is None and has_ticker_header(data):
-                frame, tickers = read_ticker_csv(data)
-            elif table is None:
-                frame = pandas_csv(data, self._dialect(uri, data))
-            elif self._parquet(uri):  # a frame's stored index (its dates, say) is a column like the others
-                frame = table.to_pandas()
-                if not isinstance(frame.index, pd.RangeIndex):
-                    frame = frame.reset_index()
-            else:  # numbers written with digit groups are text to both readers
-                frame = grouped_numbers(table.to_pandas(), self._dialect(uri, data))
+            frame, notes = self._as_read(uri, data, table)
         frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
-        self._note_dialect(uri, data)
-        if tickers is not None:
-            self.readings[uri].notes.insert(0, f"header rows of prices and tickers (yfinance): {tickers}")
+        self.readings[uri].notes[:0] = notes
         return frame
 
-    def _note_dialect(self, uri: str, data: bytes) -> None:
-        if (words := self._dialect(uri, data).describe()) is not None:
-            self.readings[uri].notes.insert(0, f"CSV dialect: {words} (detected)")
+    def _as_read(self, uri: str, data: bytes, table: pa.Table | None) -> tuple[pd.DataFrame, list[str]]:
+        """The file as a frame, before its columns are mapped, and notes on how it was read."""
+        if self._parquet(uri):  # a frame's stored index (its dates, say) is a column like the others
+            assert table is not None, "a Parquet file is always read as a table"
+            frame = table.to_pandas()
+            return (frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()), []
+        if table is None and has_ticker_header(data):
+            frame, tickers = read_ticker_csv(data)
+            return frame, [f"header rows of prices and tickers (yfinance): {tickers}"]
+        dialect = self._dialect(uri, data)
+        if table is None:
+            return pandas_csv(data, dialect), _dialect_notes(dialect)
+        return grouped_numbers(table.to_pandas(), dialect), _dialect_notes(dialect)  # 1,234.5 is text
+
+
+def _dialect_notes(dialect: CsvDialect) -> list[str]:
+    words = dialect.describe()
+    return [] if words is None else [f"CSV dialect: {words} (detected)"]
 
 
 _READ_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError)
