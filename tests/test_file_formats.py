@@ -8,7 +8,7 @@ import gzip
 import io
 import lzma
 import zipfile
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,14 @@ def ingested(tmp_path, path, *settings: str, symbols: str = "[SYN]") -> pd.DataF
     )  # fmt: skip
     result = ingest.run(cfg)
     return Storage().read_dataset(result.bars_uri)
+
+
+def version_of(store: Path, path: Path, source: str = "csv") -> str:
+    """The dataset version (content hash) an ingest of every symbol under ``path`` stores."""
+    cfg = smoke_settings(
+        store, f"data.source={source}", f"data.path=file://{path}", "data.symbols=['*']", *DATES
+    )
+    return ingest.run(cfg).sha256
 
 
 def yahoo_download(n: int = 60) -> pd.DataFrame:
@@ -304,14 +312,7 @@ def test_a_locale_export_loads_as_the_same_bars(tmp_path, capsys, separator, dec
     usual.parent.mkdir(), local.parent.mkdir()
     bars.to_csv(usual, index=False)
     bars.to_csv(local, index=False, sep=separator, decimal=decimal)
-    versions = []
-    for path in (usual, local):
-        cfg = smoke_settings(
-            tmp_path / path.parent.name, "data.source=csv", f"data.path=file://{path}", "data.symbols=[SYN]",
-            *DATES,
-        )  # fmt: skip
-        versions.append(ingest.run(cfg).sha256)
-    assert versions[0] == versions[1]
+    assert version_of(tmp_path / "a", usual) == version_of(tmp_path / "b", local)
     assert main(["data", "inspect", str(local)]) == 0
     assert f"CSV dialect: {described} (detected)" in capsys.readouterr().out
 
@@ -396,14 +397,7 @@ def test_a_newest_first_export_with_digit_groups_is_the_same_version(tmp_path):
     )
     site.iloc[::-1].to_csv(export, index=False)
     assert '"1,' in export.read_text()  # digit groups, quoted
-    versions = []
-    for path in (plain, export):
-        cfg = smoke_settings(
-            tmp_path / path.parent.name, "data.source=csv", f"data.path=file://{path}", "data.symbols=[SYN]",
-            *DATES,
-        )  # fmt: skip
-        versions.append(ingest.run(cfg).sha256)
-    assert versions[0] == versions[1]
+    assert version_of(tmp_path / "a", plain) == version_of(tmp_path / "b", export)
 
 
 def compress(suffix: str, data: bytes, member: str = "SYN.csv") -> bytes:
@@ -425,14 +419,7 @@ def test_compressed_files_in_a_folder_are_the_csv_files_they_hold(tmp_path, name
     plain.mkdir(), packed.mkdir()
     yahoo_download(30).to_csv(plain / "SYN.csv", index=False)
     (packed / name).write_bytes(compress(PurePosixPath(name).suffix, (plain / "SYN.csv").read_bytes()))
-    results = []
-    for folder in (plain, packed):
-        cfg = smoke_settings(
-            tmp_path / f"store-{folder.name}", "data.source=csv", f"data.path=file://{folder}",
-            "data.symbols=['*']", *DATES,
-        )  # fmt: skip
-        results.append(ingest.run(cfg))
-    assert results[0].sha256 == results[1].sha256 and results[1].symbols == 1
+    assert version_of(tmp_path / "a", plain) == version_of(tmp_path / "b", packed)
 
 
 @pytest.mark.parametrize(
@@ -467,14 +454,8 @@ def test_a_parquet_file_of_a_frame_indexed_by_date_loads(tmp_path, index_name):
     (tmp_path / "pq").mkdir(), (tmp_path / "csv").mkdir()
     bars.to_parquet(tmp_path / "pq" / "SYN.parquet")
     bars.rename_axis(TIMESTAMP).reset_index().to_csv(tmp_path / "csv" / "SYN.csv", index=False)
-    versions = []
-    for kind in ("pq", "csv"):
-        cfg = smoke_settings(
-            tmp_path / f"store-{kind}", f"data.source={'parquet' if kind == 'pq' else 'csv'}",
-            f"data.path=file://{tmp_path / kind}", "data.symbols=['*']", *DATES,
-        )  # fmt: skip
-        versions.append(ingest.run(cfg).sha256)
-    assert versions[0] == versions[1]
+    from_parquet = version_of(tmp_path / "a", tmp_path / "pq", "parquet")
+    assert from_parquet == version_of(tmp_path / "b", tmp_path / "csv")
 
 
 def yfinance_csv(tickers: dict[str, pd.DataFrame]) -> str:
@@ -496,14 +477,7 @@ def test_a_yfinance_download_of_one_ticker_is_its_bars(tmp_path, capsys):
     (tmp_path / "yf" / "SYN.csv").write_text(yfinance_csv({"SYN": bars}))
     assert (tmp_path / "yf" / "SYN.csv").read_text().splitlines()[1].startswith("Ticker,SYN")
     bars.to_csv(tmp_path / "plain" / "SYN.csv", index=False)
-    versions = []
-    for kind in ("yf", "plain"):
-        cfg = smoke_settings(
-            tmp_path / f"store-{kind}", "data.source=csv", f"data.path=file://{tmp_path / kind}",
-            "data.symbols=['*']", *DATES,
-        )  # fmt: skip
-        versions.append(ingest.run(cfg).sha256)
-    assert versions[0] == versions[1]
+    assert version_of(tmp_path / "a", tmp_path / "yf") == version_of(tmp_path / "b", tmp_path / "plain")
     assert main(["data", "inspect", str(tmp_path / "yf" / "SYN.csv")]) == 0
     assert "header rows of prices and tickers (yfinance): ['SYN']" in capsys.readouterr().out
 
