@@ -338,6 +338,8 @@ def test_digit_groups_with_a_decimal_comma_load(tmp_path):
         (b"\xef\xbb\xbfDate\tOpen\n2015-01-02\t1,5\n", CsvDialect("\t", ",")),
         (b"Date;Open\n2015-01-02;1.234,5\n", CsvDialect(";", ",", ".")),
         (b"Date Open\n", CsvDialect()),  # one column: pandas and the column map say what is wrong
+        (b'Date;Open;"Close, EUR"\n2015-01-02;1,5;1,25\n', CsvDialect(";", ",")),  # a quoted comma
+        (b'Date\tOpen\tVolume\n2015-01-02\t101.5\t"987,654"\n', CsvDialect("\t")),  # comma groups digits
     ],
 )
 def test_the_dialect_is_read_from_the_first_lines(text, expected):
@@ -401,6 +403,7 @@ def test_a_newest_first_export_with_digit_groups_is_the_same_version(tmp_path):
 
 
 def compress(suffix: str, data: bytes, member: str = "SYN.csv") -> bytes:
+    """``data`` compressed as ``suffix`` says; a zip as macOS's Finder makes it (with __MACOSX/)."""
     if suffix == ".gz":
         return gzip.compress(data)
     if suffix == ".bz2":
@@ -410,6 +413,7 @@ def compress(suffix: str, data: bytes, member: str = "SYN.csv") -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(member, data)
+        archive.writestr(f"__MACOSX/._{member}", b"Finder's resource fork")
     return buffer.getvalue()
 
 
@@ -428,9 +432,15 @@ def test_compressed_files_in_a_folder_are_the_csv_files_they_hold(tmp_path, name
         ("SYN.csv.gz", b"not gzip", r"SYN\.csv\.gz: not a readable \.gz file"),
         ("SYN.zip", None, r"SYN\.zip: a zip archive of bars holds one CSV file, not \['a\.csv', 'b\.csv'\]"),
         ("notes.txt", b"x", r"no bar files in the folder .*; it holds \['notes\.txt'\]"),
+        ("SYN.csv.gz", b"damaged", r"SYN\.csv\.gz: not a readable \.gz file: Error -3"),
     ],
 )
 def test_unreadable_archives_and_empty_folders_are_errors_naming_them(tmp_path, name, data, message):
+    if data == b"damaged":  # a deflate stream broken inside: zlib's own error
+        broken = bytearray(gzip.compress(yahoo_download(300).to_csv(index=False).encode()))
+        broken[30] ^= 0xFF
+        broken[31] ^= 0xFF
+        data = bytes(broken)
     if data is None:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -506,3 +516,33 @@ def test_a_yfinance_download_of_many_tickers_is_one_file_of_many_symbols(tmp_pat
 )
 def test_the_ticker_header_is_told_from_its_first_three_lines(text, expected):
     assert has_ticker_header(text) is expected
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        ["2016/01/04 09:30:00+00:00", "2016/01/04 09:31:00+00:00"],  # a zone: parsed as ISO-like text
+        ["2016.01.04T09:30:00Z", "2016.01.04T09:31:00Z"],
+        ["2016.01.04 09:30", "2016.01.04 09:31"],  # the detected format
+    ],
+)
+def test_year_first_stamps_load_with_or_without_a_zone(tmp_path, stamps):
+    path = tmp_path / "SYN.csv"
+    frame = synthetic_bars(2).drop(columns=SYMBOL).assign(timestamp=stamps)
+    frame.to_csv(path, index=False)
+    loaded = ingested(tmp_path, path, "data.frequency=1m", "data.timezone=UTC")
+    assert list(loaded[TIMESTAMP]) == [pd.Timestamp("2016-01-04 09:30"), pd.Timestamp("2016-01-04 09:31")]
+
+
+@pytest.mark.parametrize("stored", ["the date column", "a timestamp index"])
+def test_a_parquet_index_beside_a_date_column_is_not_read_twice(tmp_path, stored):
+    bars = synthetic_bars(30).drop(columns=SYMBOL).rename(columns={TIMESTAMP: "date"})
+    indexed = (
+        bars.set_index("date", drop=False)
+        if stored == "the date column"
+        else bars.set_index(bars["date"].rename(TIMESTAMP))
+    )
+    (tmp_path / "pq").mkdir()
+    indexed.to_parquet(tmp_path / "pq" / "SYN.parquet")
+    loaded = ingested(tmp_path, tmp_path / "pq", "data.source=parquet", symbols="['*']")
+    assert len(loaded) == 30 and loaded[TIMESTAMP].iloc[0] == bars["date"].iloc[0]

@@ -278,3 +278,14 @@ def test_bars_newest_first_are_read_oldest_first_and_rows_keep_their_numbers(cap
         DataValidationError, match=r"not sorted ascending\); data.validation.order=repair would sort"
     ):
         validate_bars(frame.iloc[[0, 2, 1, *range(3, len(frame))]], "bars.csv", "SYN")
+
+
+def test_the_repair_hint_is_left_out_where_the_repair_would_leave_no_bar():
+    frame = bad(lambda f: None)
+    frame.loc[3, "timestamp"] = "yesterday"
+    with pytest.raises(DataValidationError, match=r"data.validation.timestamps=repair would drop the row"):
+        validate_bars(frame, "bars.csv", "SYN")
+    frame["timestamp"] = "yesterday"
+    with pytest.raises(DataValidationError) as raised:
+        validate_bars(frame, "bars.csv", "SYN")
+    assert "missing or unparseable timestamp" in str(raised.value) and "repair" not in str(raised.value)

@@ -87,7 +87,9 @@ class ValidationSettings(Section):
     """What each repairable bar check does: ``fail`` (stop, nothing written) or ``repair`` (logged),
     and how the data-quality checks (``rsc.data.quality``) report."""
 
-    timestamps: CheckPolicy = Field("fail", description="Unparseable or missing timestamp; repair: drop.")
+    timestamps: CheckPolicy = Field(
+        "fail", description="Unparseable or missing timestamp; repair: drop the row."
+    )
     order: CheckPolicy = Field("fail", description="Timestamps not ascending; repair: sort.")
     duplicates: CheckPolicy = Field("fail", description="Repeated timestamp; repair: keep the first.")
     numeric: CheckPolicy = Field("fail", description="Non-numeric OHLCV value; repair: drop the row.")

@@ -39,7 +39,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 _UNNAMED_INDEX = re.compile(r"^(unnamed: ?0|index|)$", re.IGNORECASE)  # pandas' to_csv index column
 _SLASHED_DATE = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})[/.-](\d{2,4})(?:[ T].*)?$")
-_YEAR_FIRST_DATE = re.compile(r"^\s*\d{4}([/.])\d{1,2}\1\d{1,2}(?:[ T].*)?$")  # 2020.01.02: MetaTrader
+# 2020.01.02 or 2020/01/02 (MetaTrader), with a plain time of day or none; anything more is parsed as before
+_YEAR_FIRST_DATE = re.compile(r"^\s*\d{4}([/.])\d{1,2}\1\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?\s*$")
 _CLOCK = re.compile(r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*$")  # a time of day
 _ZONE_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"  # a stamp that carries its own zone
 DAY_FIRST, MONTH_FIRST = "%d/%m/%Y", "%m/%d/%Y"
@@ -112,6 +113,11 @@ def _slashed_order(text: pd.Series, origin: str) -> str | None:
     if not len(text):
         return None
     if year_first := _YEAR_FIRST_DATE.match(str(text.iloc[0])):
+        parts = text.str.extract(_YEAR_FIRST_DATE)
+        clock = text.str.extract(r"^\S+[ T](\d{1,2}:\d{2}(:\d{2})?)")
+        uniform = clock[0].notna().all() or clock[0].isna().all()
+        if parts[0].isna().any() or parts[0].nunique() != 1 or not uniform:
+            return None  # not every stamp written alike
         separator = year_first.group(1)
         return f"%Y{separator}%m{separator}%d" + _clock_format(text)
     if not _SLASHED_DATE.match(str(text.iloc[0])):

@@ -23,7 +23,10 @@ import pandas as pd
 
 _DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 _DECIMAL_COMMA = re.compile(r"^[-+]?(\d+|\d{1,3}(\.\d{3})+),\d+$")
+_DECIMAL_POINT = re.compile(r"^[-+]?\d+\.\d+$")  # 101.5 (1.234 could be a dotted digit group)
+_QUOTED = re.compile(rb'"[^"]*"')
 _GROUPED = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+,\d+$")  # 1.234,5: a dot between digit groups
+_GROUPED_BY_DOTS = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+$")  # 1.234 or 1.234.567
 _SNIFFED_ROWS = 20
 
 
@@ -51,15 +54,16 @@ COMMA = CsvDialect()
 def sniff(data: bytes) -> CsvDialect:
     """The dialect of the CSV text ``data`` (see the module docstring)."""
     end = data.find(b"\n")
-    header = data[: end if end >= 0 else len(data)]
+    header = _QUOTED.sub(b"", data[: end if end >= 0 else len(data)])  # "Close, EUR" is one name
     if b"," in header or not any(d.encode() in header for d in _DELIMITERS):
         return COMMA
     text = data[:65536].decode("utf-8", errors="ignore").lstrip("\ufeff")
     rows = [line for line in text.splitlines() if line.strip()][: _SNIFFED_ROWS + 1]
     delimiter = next(d for d in _DELIMITERS if d in rows[0])
     fields = [field.strip().strip('"') for row in rows[1:] for field in row.split(delimiter)]
-    if not any(_DECIMAL_COMMA.match(field) for field in fields):
-        return CsvDialect(delimiter)
+    points = any(_DECIMAL_POINT.match(f) and not _GROUPED_BY_DOTS.match(f) for f in fields)
+    if points or not any(_DECIMAL_COMMA.match(field) for field in fields):
+        return CsvDialect(delimiter)  # a comma beside decimal points groups digits: "987,654"
     grouped = any(_GROUPED.match(field) for field in fields)
     return CsvDialect(delimiter, ",", "." if grouped else None)
 
@@ -83,7 +87,9 @@ def grouped_numbers(frame: pd.DataFrame, dialect: CsvDialect) -> pd.DataFrame:
             continue
         text = column.astype("string").str.strip()
         given = text.notna() & text.ne("")
-        if given.any() and text[given].str.match(number).all():
+        if not given.any() or not re.match(number, text[given].iloc[0]):
+            continue  # one look at the first value spares the scan of a text column (stamps, say)
+        if text[given].str.match(number).all():
             digits = text.str.replace(group, "", regex=False).str.replace(dialect.decimal, ".", regex=False)
             frame[name] = pd.to_numeric(digits.where(given))
     return frame

@@ -13,6 +13,7 @@ import gzip
 import io
 import lzma
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from urllib.parse import unquote
@@ -24,7 +25,9 @@ FORMATS = (".csv", ".parquet")
 
 def _only_member(data: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        members = [m for m in archive.namelist() if not m.endswith("/")]
+        # Folders, and what macOS's Finder adds (__MACOSX/, ._name), are not files of bars.
+        names = [m for m in archive.namelist() if not m.endswith("/") and not m.startswith("__MACOSX/")]
+        members = [m for m in names if not PurePosixPath(m).name.startswith(".")]
         if len(members) != 1:
             raise SourceError(f"a zip archive of bars holds one CSV file, not {members}")
         return archive.read(members[0])
@@ -68,7 +71,7 @@ def decompressed(uri: str, data: bytes) -> bytes:
         return data
     try:
         return COMPRESSIONS[suffix](data)
-    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, NotImplementedError) as error:
         raise SourceError(f"{uri}: not a readable {suffix} file: {error}") from error
     except SourceError as error:
         raise SourceError(f"{uri}: {error}") from error

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from rsc.config.settings import DataSettings
 from rsc.core.schema import BAR_COLUMNS, SYMBOL, TIMESTAMP
-from rsc.data.columns import FileFormat, Reading, clean_columns, to_bar_columns
+from rsc.data.columns import FileFormat, Reading, clean_columns, match_columns, to_bar_columns
 from rsc.data.dialect import COMMA, CsvDialect, grouped_numbers, pandas_csv, sniff
 from rsc.data.files import bare_name, decompressed, is_bar_file, symbol_of
 from rsc.data.raw import ALL, BarSource, CleanBars, RawBars, SourceError
@@ -210,10 +210,14 @@ class FileSource:
 
     def _as_read(self, uri: str, data: bytes, table: pa.Table | None) -> tuple[pd.DataFrame, list[str]]:
         """The file as a frame, before its columns are mapped, and notes on how it was read."""
-        if self._parquet(uri):  # a frame's stored index (its dates, say) is a column like the others
+        if self._parquet(uri):
             assert table is not None, "a Parquet file is always read as a table"
             frame = table.to_pandas()
-            return (frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()), []
+            if isinstance(frame.index, pd.RangeIndex):
+                return frame, []
+            if TIMESTAMP in match_columns(list(frame.columns), uri, self.fmt):
+                return frame.reset_index(drop=True), []  # the columns hold the stamps
+            return frame.reset_index(), []  # a frame stored with its dates as the index
         if table is None and has_ticker_header(data):
             frame, tickers = read_ticker_csv(data)
             return frame, [f"header rows of prices and tickers (yfinance): {tickers}"]

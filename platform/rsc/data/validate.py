@@ -515,7 +515,9 @@ def settle(report: ValidationReport) -> None:
     if report.failures:
         first, others = report.failures[0], len(report.failures) - 1
         more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
-        raise DataValidationError(f"{first}{more}{_repair_hint(first.check)}")
+        # No hint where the repair would leave nothing: every row has the problem.
+        hint = _repair_hint(first.check) if 0 < first.rows < report.rows_in else ""
+        raise DataValidationError(f"{first}{more}{hint}")
     for finding in report.repairs:
         log.warning("repaired %d row(s): %s", finding.rows, finding)
     for finding in report.warnings:
