@@ -5,7 +5,9 @@ Spreadsheets set to many European locales export ``Date;Open;High;...`` with dec
 (``100,25``, or ``1.234,5`` with a dot between digit groups); other tools write tab-separated files.
 A header that holds a comma is the usual comma-separated file, decided by its first line alone.
 Otherwise the first of ``;``, tab and ``|`` in the header is the delimiter, and a number written with a
-decimal comma in the first rows makes the comma the decimal mark of the whole file.
+decimal comma in the first rows makes the comma the decimal mark of the whole file, unless a number
+there has a decimal point (``101.5``): then a comma groups digits (``"987,654"``). Quoted text in the
+header (``"Close, EUR"``) is one column name, whatever it holds.
 
 Numbers with digit groups (``"1,234.56"`` quoted in a comma-separated file, ``1.234,5`` beside a
 decimal comma) are read column by column (:func:`grouped_numbers`): a column only when every value in
