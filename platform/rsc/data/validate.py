@@ -256,10 +256,7 @@ class _Checker:
 
         if earlier.any():
             self.rows_check(
-                "order",
-                earlier,
-                "timestamp earlier than a previous row (not sorted ascending)",
-                sort,
+                "order", earlier, "timestamp earlier than a previous row (not sorted ascending)", sort
             )
         repeated = self.work[TIMESTAMP].duplicated(keep="first").to_numpy()
         self.rows_check("duplicates", repeated, "duplicate timestamp")
