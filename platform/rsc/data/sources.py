@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import date
 from functools import partial
 from importlib import resources
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -130,37 +131,34 @@ class FileSource:
                 yield partial(_delivered, raw)
 
     def _raw(self, symbol: str, uri: str) -> RawBars:
-        data = self._bytes(uri)
-        return RawBars(
-            symbol, uri, self._symbol_frame(symbol, uri, data, self._table(uri, data)), sha256_bytes(data)
-        )
+        read = self._read(uri)
+        return RawBars(symbol, uri, self._symbol_frame(symbol, read), sha256_bytes(read.data))
 
-    def _symbol_frame(self, symbol: str, uri: str, data: bytes, table: pa.Table | None) -> pd.DataFrame:
+    def _symbol_frame(self, symbol: str, read: _File) -> pd.DataFrame:
         """:meth:`_frame` of the file of one symbol (named by the file, in a folder or a template)."""
-        frame = self._frame(uri, data, table)
+        frame = self._frame(read)
         if SYMBOL not in frame.columns:
             return frame
         held = sorted(frame[SYMBOL].dropna().astype(str).unique())
         if held != [symbol]:
             raise SourceError(
-                f"{uri}: the file of symbol {symbol!r} holds the bars of {held[:10]}: give this file "
+                f"{read.uri}: the file of symbol {symbol!r} holds the bars of {held[:10]}: give this file "
                 "alone as data.path (a file of many symbols), or one file per symbol"
             )
         return frame.drop(columns=[SYMBOL])
 
     def _clean_or_raw(self, symbol: str, uri: str) -> Fetched:
         """A clean file's bars as arrays, checked (no frame built); any other file's as a frame."""
-        data = self._bytes(uri)
-        table = self._table(uri, data)
-        if table is not None and (clean := clean_columns(table, uri, self.fmt)) is not None:
+        read = self._read(uri)
+        if read.table is not None and (clean := clean_columns(read.table, uri, self.fmt)) is not None:
             stamps, prices, self.readings[uri] = clean
-            self.readings[uri].notes[:0] = _dialect_notes(self._dialect(uri, data))
-            return CleanBars(symbol, uri, stamps, prices, sha256_bytes(data))
-        return RawBars(symbol, uri, self._symbol_frame(symbol, uri, data, table), sha256_bytes(data))
+            self.readings[uri].notes[:0] = _dialect_notes(read.dialect)
+            return CleanBars(symbol, uri, stamps, prices, sha256_bytes(read.data))
+        return RawBars(symbol, uri, self._symbol_frame(symbol, read), sha256_bytes(read.data))
 
     def _one_file(self, symbols: Sequence[str], everything: bool) -> Iterator[RawBars]:
-        data = self._bytes(self.path)
-        frame, digest = self._frame(self.path, data, self._table(self.path, data)), sha256_bytes(data)
+        read = self._read(self.path)
+        frame, digest = self._frame(read), sha256_bytes(read.data)
         if SYMBOL not in frame.columns:
             if everything:
                 symbols = [symbol_of(self.path)]
@@ -176,55 +174,63 @@ class FileSource:
                 raise SourceError(f"{self.path}: no rows for symbol {symbol!r} (have {sorted(groups)[:10]})")
             yield RawBars(symbol, self.path, groups[symbol].drop(columns=[SYMBOL]), digest)
 
-    def _bytes(self, uri: str) -> bytes:
-        """The file's bytes (decompressed, for a compressed file: :mod:`rsc.data.files`)."""
+    def _read(self, uri: str) -> _File:
+        """The file's bytes (decompressed, for a compressed file: :mod:`rsc.data.files`), its CSV
+        dialect and, where pyarrow reads it as pandas would, its table."""
         try:
-            return decompressed(uri, self.storage.read_bytes(uri))
+            data = decompressed(uri, self.storage.read_bytes(uri))
         except FileNotFoundError as error:
             raise SourceError(f"{uri}: file not found") from error
+        parquet = self._parquet(uri)
+        dialect = COMMA if parquet else sniff(data)
+        with _readable(uri, parquet):
+            if parquet:
+                table = pq.read_table(io.BytesIO(data))
+            elif has_ticker_header(data):
+                table = None  # pandas reads the header rows (rsc.data.ticker_csv)
+            else:
+                table = read_csv_table(data, self.fmt.date_format is None, dialect)
+        return _File(uri, data, parquet, dialect, table)
 
     def _parquet(self, uri: str) -> bool:
         name = bare_name(uri)
         return name.endswith(".parquet") or (not name.endswith(".csv") and self.default_format == "parquet")
 
-    def _dialect(self, uri: str, data: bytes) -> CsvDialect:
-        return COMMA if self._parquet(uri) else sniff(data)
-
-    def _table(self, uri: str, data: bytes) -> pa.Table | None:
-        """The file as an Arrow table; None for a CSV file that only pandas reads as pandas does."""
-        parquet = self._parquet(uri)
-        with _readable(uri, parquet):
-            if parquet:
-                return pq.read_table(io.BytesIO(data))
-            if has_ticker_header(data):
-                return None  # pandas reads the header rows (rsc.data.ticker_csv)
-            return read_csv_table(data, self.fmt.date_format is None, self._dialect(uri, data))
-
-    def _frame(self, uri: str, data: bytes, table: pa.Table | None) -> pd.DataFrame:
+    def _frame(self, read: _File) -> pd.DataFrame:
         """The file's bars in the bar schema's columns (:func:`to_bar_columns`), as pandas reads the file."""
-        with _readable(uri, self._parquet(uri)):
-            frame, notes = self._as_read(uri, data, table)
-        frame, self.readings[uri] = to_bar_columns(frame, uri, self.fmt)
-        self.readings[uri].notes[:0] = notes
+        with _readable(read.uri, read.parquet):
+            frame, notes = self._as_read(read)
+        frame, self.readings[read.uri] = to_bar_columns(frame, read.uri, self.fmt)
+        self.readings[read.uri].notes[:0] = notes
         return frame
 
-    def _as_read(self, uri: str, data: bytes, table: pa.Table | None) -> tuple[pd.DataFrame, list[str]]:
+    def _as_read(self, read: _File) -> tuple[pd.DataFrame, list[str]]:
         """The file as a frame, before its columns are mapped, and notes on how it was read."""
-        if self._parquet(uri):
-            assert table is not None, "a Parquet file is always read as a table"
-            frame = table.to_pandas()
+        if read.parquet:
+            assert read.table is not None, "a Parquet file is always read as a table"
+            frame = read.table.to_pandas()
             if isinstance(frame.index, pd.RangeIndex):
                 return frame, []
-            if TIMESTAMP in match_columns(list(frame.columns), uri, self.fmt):
+            if TIMESTAMP in match_columns(list(frame.columns), read.uri, self.fmt):
                 return frame.reset_index(drop=True), []  # the columns hold the stamps
             return frame.reset_index(), []  # a frame stored with its dates as the index
-        if table is None and has_ticker_header(data):
-            frame, tickers = read_ticker_csv(data)
+        if read.table is not None:  # numbers with digit groups (1,234.5) are text to pyarrow
+            return grouped_numbers(read.table.to_pandas(), read.dialect), _dialect_notes(read.dialect)
+        if has_ticker_header(read.data):
+            frame, tickers = read_ticker_csv(read.data)
             return frame, [f"header rows of prices and tickers (yfinance): {tickers}"]
-        dialect = self._dialect(uri, data)
-        if table is None:
-            return pandas_csv(data, dialect), _dialect_notes(dialect)
-        return grouped_numbers(table.to_pandas(), dialect), _dialect_notes(dialect)  # 1,234.5 is text
+        return pandas_csv(read.data, read.dialect), _dialect_notes(read.dialect)
+
+
+class _File(NamedTuple):
+    """One file as read: its bytes, whether it is Parquet, its CSV dialect (:data:`COMMA` for
+    Parquet) and its Arrow table (None: pandas reads it)."""
+
+    uri: str
+    data: bytes
+    parquet: bool
+    dialect: CsvDialect
+    table: pa.Table | None
 
 
 def _dialect_notes(dialect: CsvDialect) -> list[str]:
