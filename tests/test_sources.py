@@ -401,7 +401,8 @@ def test_clean_files_come_checked_as_arrays_with_the_bars_of_the_frame_route(tmp
         for symbol in ("DAILY", "MINUTES"):
             raw = next(read() for read in source.readers([symbol]))
             expected = validate_bars(raw.frame, raw.origin, symbol, ValidationSettings(quality="off"))
-            pd.testing.assert_frame_equal(fetched[symbol].frame().reset_index(drop=True), expected)
+            clean = fetched[symbol]
+            pd.testing.assert_frame_equal(pd.DataFrame({"timestamp": clean.stamps, **clean.prices}), expected)
     assert source.readings[f"file://{tmp_path}/DAILY.csv"].notes  # the adjustment is stated
 
 

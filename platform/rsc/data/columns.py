@@ -113,13 +113,12 @@ def _slashed_order(text: pd.Series, origin: str) -> str | None:
     if not len(text):
         return None
     if year_first := _YEAR_FIRST_DATE.match(str(text.iloc[0])):
-        parts = text.str.extract(_YEAR_FIRST_DATE)
-        clock = text.str.extract(r"^\S+[ T](\d{1,2}:\d{2}(:\d{2})?)")
+        parts, clock = text.str.extract(_YEAR_FIRST_DATE), _clock(text)
         uniform = clock[0].notna().all() or clock[0].isna().all()
         if parts[0].isna().any() or parts[0].nunique() != 1 or not uniform:
             return None  # not every stamp written alike
         separator = year_first.group(1)
-        return f"%Y{separator}%m{separator}%d" + _clock_format(text)
+        return f"%Y{separator}%m{separator}%d" + _clock_format(clock)
     if not _SLASHED_DATE.match(str(text.iloc[0])):
         return None  # the first stamp decides it without a regex over every row
     parts = text.str.extract(_SLASHED_DATE)
@@ -142,12 +141,16 @@ def _slashed_order(text: pd.Series, origin: str) -> str | None:
         )
     year = "%Y" if parts[3].str.len().eq(4).all() else "%y"
     order = (DAY_FIRST if day_first else MONTH_FIRST).replace("%Y", year).replace("/", separator)
-    return order + _clock_format(text)
+    return order + _clock_format(_clock(text))
 
 
-def _clock_format(text: pd.Series) -> str:
-    """The time-of-day part of a format for stamps written ``<date>[ T]HH:MM[:SS]`` ('' for dates)."""
-    clock = text.str.extract(r"^\S+[ T](\d{1,2}:\d{2}(:\d{2})?)")
+def _clock(text: pd.Series) -> pd.DataFrame:
+    """The time of day of stamps written ``<date>[ T]HH:MM[:SS]``, and its seconds (NaN where absent)."""
+    return text.str.extract(r"^\S+[ T](\d{1,2}:\d{2}(:\d{2})?)")
+
+
+def _clock_format(clock: pd.DataFrame) -> str:
+    """The time-of-day part of a format for stamps whose clock is ``clock`` ('' for dates)."""
     if not clock[0].notna().all():
         return ""
     return " %H:%M:%S" if clock[1].notna().all() else " %H:%M"

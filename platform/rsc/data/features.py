@@ -20,7 +20,7 @@ from rsc.core.features import Bars, IndicatorRef, compute_feature_columns, featu
 from rsc.core.schema import OHLCV_COLUMNS, SYMBOL, TIMESTAMP
 from rsc.data.parallel import ordered_map
 from rsc.data.progress import Track, untracked
-from rsc.storage.store import symbol_codes
+from rsc.storage.store import group_starts, symbol_codes
 
 BLOCK_BARS = 1 << 15  # bars per block of equal-length symbols (at least one symbol per block)
 
@@ -53,11 +53,6 @@ def _ordered(codes: np.ndarray, ascending: bool, stamps: np.ndarray) -> bool:
     return bool(grouped and (~same | (stamps[1:] >= stamps[:-1])).all())
 
 
-def _starts(codes: np.ndarray) -> np.ndarray:
-    """Each symbol's first row, of rows grouped by symbol."""
-    return np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.array([], int)
-
-
 def _in_symbol_time_order(bars: pa.Table) -> tuple[pa.Table, np.ndarray]:
     """``bars`` sorted by symbol, then time, and each symbol's first row. Bars read from a dataset
     partitioned by symbol come in that order: a pass over integer codes (Arrow's dictionary encoding,
@@ -66,7 +61,7 @@ def _in_symbol_time_order(bars: pa.Table) -> tuple[pa.Table, np.ndarray]:
     if not _ordered(codes, ascending, bars.column(TIMESTAMP).to_numpy()):
         bars = bars.sort_by([(SYMBOL, "ascending"), (TIMESTAMP, "ascending")])
         codes, _ = symbol_codes(bars.column(SYMBOL))
-    return bars, _starts(codes)
+    return bars, group_starts(codes)
 
 
 def _feature_rows(

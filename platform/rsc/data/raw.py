@@ -13,8 +13,6 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import pandas as pd
 
-from rsc.core.schema import TIMESTAMP
-
 ALL = "*"  # data.symbols: ["*"] = every symbol the source holds
 
 
@@ -53,11 +51,6 @@ class CleanBars(NamedTuple):
             return self
         prices = {name: values[first:stop] for name, values in self.prices.items()}
         return self._replace(stamps=self.stamps[first:stop], prices=prices, first_row=self.first_row + first)
-
-    def frame(self) -> pd.DataFrame:
-        """The bars as a frame indexed by the file's row numbers."""
-        rows = pd.RangeIndex(self.first_row, self.first_row + len(self.stamps))
-        return pd.DataFrame({TIMESTAMP: self.stamps, **self.prices}, index=rows)
 
 
 class BarSource(Protocol):

@@ -372,6 +372,11 @@ def symbol_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
     return encoded.indices.to_numpy(), ascending
 
 
+def group_starts(codes: np.ndarray) -> np.ndarray:
+    """The first row of each run of equal codes (each symbol's first row, of rows grouped by symbol)."""
+    return np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.array([], int)
+
+
 def _partitions(table: pa.Table) -> list[tuple[str | None, pa.Table]]:
     """One zero-copy slice per symbol, in symbol order (the whole table without a symbol column); rows
     not grouped by symbol are first sorted by it (stable: each symbol's rows keep their order)."""
@@ -381,7 +386,7 @@ def _partitions(table: pa.Table) -> list[tuple[str | None, pa.Table]]:
     if not (ascending and (index[1:] >= index[:-1]).all()):
         table = table.sort_by(SYMBOL)
         index, _ = symbol_codes(table.column(SYMBOL))
-    starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    starts = group_starts(index)
     keys = table.column(SYMBOL).take(starts).to_pylist()
     spans = itertools.pairwise([*starts.tolist(), len(index)])
     return [(str(key), table.slice(a, b - a)) for key, (a, b) in zip(keys, spans, strict=True)]
